@@ -1,0 +1,1 @@
+"""Sub-commands of the ``mapose`` console script (see :mod:`mapose.cli`)."""
