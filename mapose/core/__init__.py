@@ -1,0 +1,1 @@
+"""DeepLabCut-compatible module paths (``deeplabcut.core.*``) as thin aliases."""

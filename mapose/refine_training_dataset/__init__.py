@@ -1,0 +1,1 @@
+"""DeepLabCut-compatible module path ``deeplabcut.refine_training_dataset``."""
