@@ -1,0 +1,148 @@
+"""Prediction heads of DLC's bottom-up models (module names match DLC's state_dict keys).
+
+Shapes for a backbone feature map of size (h, w):
+
+* ``DeconvModule`` with one k3/s2 transposed conv (padding 0): (2h+1, 2w+1).
+* ``DLCRNetHead``: the multi-stage block runs at (2h, 2w), its deconv outputs are
+  (4h+1, 4w+1) -- DLC's grids are one cell larger than 4x, on purpose kept here.
+"""
+from __future__ import annotations
+
+from mapose._optional import require
+
+torch = require("torch", "mapose's pose networks")
+nn = torch.nn
+
+
+class DeconvModule(nn.Module):
+    """Transposed convolutions (padding 0) with ReLU between them, not after the last.
+
+    Parameters
+    ----------
+    channels : list of int
+        ``[c_in, c_1, ..., c_out]``.
+    kernel_size, strides : list of int
+        One entry per transposed conv; may be empty (then the module is the identity,
+        optionally followed by ``final_conv``).
+    final_conv : dict, optional
+        ``{"out_channels": int, "kernel_size": int}``: a stride-1 Conv2d after the deconvs.
+    """
+
+    def __init__(self, channels, kernel_size, strides, final_conv=None):
+        super().__init__()
+        channels = list(channels)
+        kernel_size = list(kernel_size or [])
+        strides = list(strides or [])
+        if len(kernel_size) != len(strides) or len(channels) != len(kernel_size) + 1 and kernel_size:
+            raise ValueError(
+                f"head config mismatch: channels={channels}, kernel_size={kernel_size}, "
+                f"strides={strides}; need len(channels) == len(kernel_size) + 1 == len(strides) + 1."
+            )
+        self.stride = 1
+        if kernel_size:
+            layers: list[nn.Module] = []
+            for c_in, c_out, k, s in zip(channels[:-1], channels[1:], kernel_size, strides):
+                layers += [nn.ConvTranspose2d(c_in, c_out, k, stride=s), nn.ReLU()]
+                self.stride *= s
+            self.deconv_layers = nn.Sequential(*layers[:-1])
+        else:
+            self.deconv_layers = nn.Identity()
+        if final_conv:
+            self.final_conv = nn.Conv2d(channels[-1], int(final_conv["out_channels"]),
+                                        int(final_conv["kernel_size"]), stride=1)
+        else:
+            self.final_conv = nn.Identity()
+
+    def forward(self, x):
+        return self.final_conv(self.deconv_layers(x))
+
+
+def _deconv(cfg: dict) -> DeconvModule:
+    return DeconvModule(cfg["channels"], cfg.get("kernel_size", []), cfg.get("strides", []),
+                        cfg.get("final_conv"))
+
+
+class HeatmapHead(nn.Module):
+    """Heatmap (+ optional location refinement) head: unique body parts, identity."""
+
+    output_keys: tuple[str, ...]
+
+    def __init__(self, heatmap_config: dict, locref_config: dict | None = None):
+        super().__init__()
+        self.heatmap_head = _deconv(heatmap_config)
+        self.locref_head = _deconv(locref_config) if locref_config else None
+        self.stride = float(self.heatmap_head.stride)
+        self.output_keys = ("heatmap", "locref") if self.locref_head is not None else ("heatmap",)
+
+    def forward(self, x):
+        hm = self.heatmap_head(x)
+        if self.locref_head is None:
+            return (hm,)
+        return hm, self.locref_head(x)
+
+
+class DLCRNetHead(nn.Module):
+    """DLCRNet multi-stage PAF head (heatmap, locref, paf).
+
+    Stage input is ``cat(heatmap, paf, features)`` (that channel order); stage i>0 adds
+    the previous stage's heatmap (a residual on heatmaps only, never on PAFs).
+    """
+
+    output_keys = ("heatmap", "locref", "paf")
+
+    def __init__(self, heatmap_config, locref_config, paf_config, num_stages=5, features_dim=128):
+        super().__init__()
+        c_in = heatmap_config["channels"][0]
+        k = heatmap_config["channels"][-1]
+        p = paf_config["channels"][-1]
+        two_k = locref_config["channels"][-1]
+        r = k + p + features_dim
+        self.num_stages = int(num_stages)
+
+        def convt(c_out):
+            # exactly doubles the size
+            return nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1)
+
+        self.convt1 = convt(k)
+        self.convt2 = convt(two_k)
+        self.convt3 = convt(p)
+        self.convt4 = convt(features_dim)
+        self.hm_ref_layers = nn.ModuleList(
+            [nn.Conv2d(r, k, 3, padding=1) for _ in range(self.num_stages)])
+        self.paf_ref_layers = nn.ModuleList(
+            [nn.Conv2d(r, p, 3, padding=1) for _ in range(self.num_stages)])
+        # The config lists the backbone width as channels[0]; the final deconvs actually
+        # read the stage output (r channels) and locref reads convt2's 2K channels.
+        self.heatmap_head = _deconv({**heatmap_config, "channels": [r] + list(heatmap_config["channels"][1:])})
+        self.paf_head = _deconv({**paf_config, "channels": [r] + list(paf_config["channels"][1:])})
+        self.locref_head = _deconv({**locref_config, "channels": [two_k] + list(locref_config["channels"][1:])})
+        self.stride = float(self.heatmap_head.stride * (2 if self.num_stages > 0 else 1))
+
+    def forward(self, x):
+        hm = self.convt1(x)
+        paf = self.convt3(x)
+        feat = self.convt4(x)
+        z = torch.cat((hm, paf, feat), dim=1)
+        prev = None
+        for i in range(self.num_stages):
+            hm = self.hm_ref_layers[i](z)
+            paf = self.paf_ref_layers[i](z)
+            if prev is not None:
+                hm = hm + prev
+            prev = hm
+            z = torch.cat((hm, paf, feat), dim=1)
+        return self.heatmap_head(z), self.locref_head(self.convt2(x)), self.paf_head(z)
+
+
+def build_head(cfg: dict) -> nn.Module:
+    """Build a head from one entry of ``model.heads`` in ``pytorch_config.yaml``."""
+    kind = cfg.get("type")
+    if kind == "DLCRNetHead":
+        return DLCRNetHead(cfg["heatmap_config"], cfg["locref_config"], cfg["paf_config"],
+                           num_stages=int(cfg.get("num_stages", 5)),
+                           features_dim=int(cfg.get("features_dim", 128)))
+    if kind == "HeatmapHead":
+        return HeatmapHead(cfg["heatmap_config"], cfg.get("locref_config"))
+    raise ValueError(
+        f"head type {kind!r} is not supported by mapose; supported: 'DLCRNetHead', 'HeatmapHead'."
+    )

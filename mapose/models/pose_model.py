@@ -1,0 +1,114 @@
+"""PoseModel: backbone + heads, with flat tuple outputs for torch and ONNX runners."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mapose._optional import require
+
+torch = require("torch", "mapose's pose networks")
+nn = torch.nn
+
+# albumentations.Normalize as DLC runs it, in float32: (x - mean*255) * (1 / (std*255)).
+# Multiplying by the float32 reciprocal (not dividing by std) is what makes the input
+# tensor bit-identical to DLC's.
+_MEAN255 = np.float32([0.485, 0.456, 0.406]) * np.float32(255)
+_INV_STD255 = np.reciprocal(np.float32([0.229, 0.224, 0.225]) * np.float32(255), dtype=np.float32)
+
+
+def normalize_frames(frames: np.ndarray) -> np.ndarray:
+    """DLC's input normalisation of RGB uint8 frames.
+
+    Parameters
+    ----------
+    frames : ndarray of shape (B, H, W, 3), uint8, RGB
+
+    Returns
+    -------
+    ndarray of shape (B, 3, H, W), float32
+    """
+    x = (frames.astype(np.float32) - _MEAN255) * _INV_STD255
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """Static description of one head's outputs."""
+
+    name: str
+    type: str
+    keys: tuple[str, ...]
+    stride: float
+    predictor: dict
+
+
+class PoseModel(nn.Module):
+    """DLC-compatible bottom-up pose model.
+
+    ``forward(x)`` takes the normalised float32 batch (B, 3, H, W) and returns a tuple of
+    tensors in the order of :attr:`output_names` (``"<head>/<key>"``, e.g.
+    ``"bodypart/heatmap"``).  State-dict keys are DLC's: ``backbone.*``, ``heads.<name>.*``.
+    """
+
+    def __init__(self, backbone: nn.Module, backbone_stride: float, heads: dict[str, nn.Module],
+                 head_cfgs: dict[str, dict]):
+        super().__init__()
+        self.backbone = backbone
+        self.heads = nn.ModuleDict(heads)
+        self.backbone_stride = float(backbone_stride)
+        self.head_specs = tuple(
+            HeadSpec(name, head_cfgs[name].get("type", ""), tuple(head.output_keys),
+                     self.backbone_stride / float(head.stride),
+                     dict(head_cfgs[name].get("predictor") or {}))
+            for name, head in self.heads.items()
+        )
+        self.output_names = tuple(f"{s.name}/{k}" for s in self.head_specs for k in s.keys)
+
+    @classmethod
+    def from_config(cls, pytorch_cfg: dict) -> "PoseModel":
+        from mapose.models import build_backbone
+        from mapose.models.heads import build_head
+
+        model_cfg = pytorch_cfg.get("model")
+        if not isinstance(model_cfg, dict) or "heads" not in model_cfg:
+            raise ValueError("pytorch_config has no 'model.heads' section; is this a DLC 3 "
+                             "PyTorch pytorch_config.yaml?")
+        if model_cfg.get("neck"):
+            raise ValueError(f"model.neck={model_cfg['neck']!r} is not supported by mapose.")
+        backbone, _, stride = build_backbone(model_cfg, pytorch_cfg.get("net_type"))
+        head_cfgs = dict(model_cfg["heads"])
+        heads = {name: build_head(cfg) for name, cfg in head_cfgs.items()}
+        return cls(backbone, stride, heads, head_cfgs)
+
+    def forward(self, x):
+        features = self.backbone(x)
+        out = []
+        for head in self.heads.values():
+            out.extend(head(features))
+        return tuple(out)
+
+
+class FramesModel(nn.Module):
+    """Wraps a :class:`PoseModel` to take raw decoded frames.
+
+    Input: uint8 (B, H, W, 3) in BGR (OpenCV) or RGB order.  The channel flip, float
+    conversion and normalisation run inside the graph (same float32 arithmetic as
+    :func:`normalize_frames`), so runners ship uint8 to the device (4x less traffic) and an
+    exported ONNX model is self-contained.
+    """
+
+    def __init__(self, model: PoseModel, bgr: bool = True):
+        super().__init__()
+        self.model = model
+        order = [2, 1, 0] if bgr else [0, 1, 2]
+        self.register_buffer("order", torch.tensor(order, dtype=torch.long), persistent=False)
+        self.register_buffer("mean", torch.from_numpy(_MEAN255.copy()).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("inv_std", torch.from_numpy(_INV_STD255.copy()).view(1, 3, 1, 1),
+                             persistent=False)
+        self.output_names = model.output_names
+
+    def forward(self, frames):
+        x = frames.permute(0, 3, 1, 2).index_select(1, self.order).to(self.mean.dtype)
+        x = (x - self.mean) * self.inv_std
+        return self.model(x)
