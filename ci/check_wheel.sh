@@ -15,7 +15,8 @@ trap 'rm -rf "$WORK"' EXIT
 ls -l "$WORK/dist"
 
 # The wheel must be built from the sdist's content too: check the sdist carries csrc/.
-tar -tzf "$WORK"/dist/*.tar.gz | grep -q "csrc/lsap.h" || { echo "sdist lacks csrc/"; exit 1; }
+tar -tzf "$WORK"/dist/*.tar.gz > "$WORK/sdist.txt"
+grep -q "csrc/lsap.h" "$WORK/sdist.txt" || { echo "sdist lacks csrc/"; exit 1; }
 
 "$PY" -m venv "$WORK/venv"
 VPY="$WORK/venv/bin/python"
