@@ -1,0 +1,130 @@
+"""Tracklet pickles ``<video><scorer>_{el,bx,sk}.pickle`` (``convert_detections2tracklets``).
+
+Format (``dlc-tracking-spec.md`` §1.4)
+------------------------------------
+A dict with
+
+``"header"``
+    ``pd.MultiIndex.from_arrays([[scorer] * 3n, bodyparts repeated 3x,
+    ["x", "y", "likelihood"] * n], names=["scorer", "bodyparts", "coords"])`` over all
+    joints (multi-animal then unique bodyparts).  Levels have *object* dtype (DLC runs
+    pandas < 3; pandas 3's ``str`` dtype would pickle objects pandas 2 cannot load, so
+    the writer converts levels to object).
+tracklet ids : ``numpy.int64``
+    ``{frame_key: ndarray (n_multibodyparts, 4)}`` (x, y, likelihood, identity) where
+    ``frame_key`` is ``"frame%0Nd"`` (TF and PyTorch) or an int (legacy files).  The
+    skeleton tracker may store a 1-D ``(3n,)`` predicted state instead.
+``"single"`` (only with unique bodyparts)
+    ``{int frame index: ndarray (n_unique, 3)}``.
+
+Insertion order matters to DLC's tests and is preserved: PyTorch writes ``"header"``
+first then ``"single"``, TF writes ``"single"`` first and ``"header"`` last.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mapose.io.safe_pickle import read_pickle, write_pickle
+
+__all__ = ["make_tracklet_header", "read_tracklets_pickle", "write_tracklets_pickle",
+           "tracklet_ids", "object_multiindex"]
+
+_WHAT = "tracklet pickle"
+COORDS = ("x", "y", "likelihood")
+
+
+def object_multiindex(index: pd.MultiIndex) -> pd.MultiIndex:
+    """Same MultiIndex with every level as object dtype (pandas 2 and 3 pickle alike)."""
+    levels = [pd.Index(np.asarray(lev, dtype=object), dtype=object, name=lev.name)
+              for lev in index.levels]
+    return pd.MultiIndex(levels=levels, codes=index.codes, names=index.names,
+                         verify_integrity=False)
+
+
+def make_tracklet_header(scorer: str, bodyparts) -> pd.MultiIndex:
+    """DLC's tracklet header: ``(scorer, bodyparts, coords)`` over ``bodyparts`` × x/y/likelihood.
+
+    Parameters
+    ----------
+    scorer : str
+        Scorer name (e.g. ``"DLC_Resnet50_projANov23shuffle1_snapshot_best-50"``).
+    bodyparts : sequence of str
+        All joints: multi-animal bodyparts then unique bodyparts.
+    """
+    if not isinstance(scorer, str) or not scorer:
+        raise ValueError(f"scorer must be a non-empty string, got {scorer!r}.")
+    bodyparts = [str(b) for b in bodyparts]
+    n = len(bodyparts)
+    arrays = [
+        np.array([scorer] * 3 * n, dtype=object),
+        np.array([b for b in bodyparts for _ in range(3)], dtype=object),
+        np.array(list(COORDS) * n, dtype=object),
+    ]
+    idx = pd.MultiIndex.from_arrays(arrays, names=["scorer", "bodyparts", "coords"])
+    return object_multiindex(idx)
+
+
+def tracklet_ids(tracklets: dict) -> list:
+    """Tracklet ids (every key except ``"header"`` and ``"single"``), in file order."""
+    return [k for k in tracklets if not (isinstance(k, str) and k in ("header", "single"))]
+
+
+def read_tracklets_pickle(path) -> dict:
+    """Read a tracklet pickle; returns DLC's dict unchanged (order and key types kept).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Missing, empty, truncated, or not a tracklet pickle.
+    """
+    obj = read_pickle(path, what=_WHAT)
+    if not isinstance(obj, dict):
+        raise ValueError(f"{_WHAT} '{path}' holds a {type(obj).__name__}, not DLC's dict of tracklets.")
+    if "header" not in obj:
+        hint = ""
+        if "metadata" in obj:
+            hint = " It looks like a _full.pickle."
+        elif "data" in obj:
+            hint = " It looks like a _meta.pickle."
+        elif obj and all(isinstance(k, (int, np.integer)) or k == "single" for k in obj):
+            if any(isinstance(v, (list, np.ndarray)) for k, v in obj.items() if k != "single"):
+                hint = " It looks like an _assemblies.pickle."
+        raise ValueError(f"{_WHAT} '{path}' has no 'header' entry, so it is not a DLC "
+                         f"_el/_bx/_sk.pickle.{hint}")
+    if not isinstance(obj["header"], pd.MultiIndex):
+        raise ValueError(f"{_WHAT} '{path}': 'header' is a {type(obj['header']).__name__}, "
+                         "expected a pandas MultiIndex (scorer, bodyparts, coords).")
+    for k in tracklet_ids(obj):
+        if not isinstance(k, (int, np.integer)):
+            raise ValueError(f"{_WHAT} '{path}': unexpected key {k!r}; tracklet ids are integers.")
+        if not isinstance(obj[k], dict):
+            raise ValueError(f"{_WHAT} '{path}': tracklet {k} holds a {type(obj[k]).__name__}, "
+                             "expected a dict frame -> (n_bodyparts, 4) array.")
+    return obj
+
+
+def write_tracklets_pickle(path, tracklets: dict) -> None:
+    """Write a tracklet dict atomically, keeping key order, ids as ``numpy.int64``.
+
+    The header's levels are stored with object dtype so DLC (pandas < 3) can read files
+    written under pandas 3.
+    """
+    if not isinstance(tracklets, dict):
+        raise TypeError(f"tracklets must be a dict, got {type(tracklets).__name__}.")
+    if "header" not in tracklets:
+        raise ValueError("tracklets has no 'header'; build one with make_tracklet_header(scorer, bodyparts).")
+    header = tracklets["header"]
+    if not isinstance(header, pd.MultiIndex):
+        raise TypeError(f"tracklets['header'] must be a pandas MultiIndex, got {type(header).__name__}.")
+    out = {}
+    for k, v in tracklets.items():
+        if isinstance(k, str) and k == "header":
+            out[k] = object_multiindex(header)
+        elif isinstance(k, str) and k == "single":
+            out[k] = v
+        elif isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+            out[np.int64(k)] = v
+        else:
+            raise ValueError(f"tracklets key {k!r} is not 'header', 'single' or an integer id.")
+    write_pickle(path, out)
