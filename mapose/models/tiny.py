@@ -8,10 +8,11 @@ and runs through the same predictor, assembly, tracking and stitching code.
 Architecture (all convolutions 3x3, BatchNorm, ReLU)::
 
     stem      : conv(3 -> c0, stride 2)
-    stage i>0 : conv(c_{i-1} -> c_i, stride 2) -> residual block(c_i)
+    stage 1   : conv(c0 -> c1, stride 2)
+    stage i>1 : conv(c_{i-1} -> c_i, stride 2) -> residual block(c_i)
     last stage: its residual block uses dilation 2 for a wider receptive field
 
-Total stride = 2 ** len(channels).  With ``channels = [16, 32, 64, 96]`` the backbone has
+Total stride = 2 ** len(channels).  With ``channels = [16, 32, 48, 64]`` the backbone has
 stride 16 and ~0.2 M parameters; the whole demo model (with a slim ``DLCRNetHead``) is a
 few hundred kB on disk and runs at well over 25 frames/s on one CPU core at 320x256.
 
@@ -19,14 +20,14 @@ few hundred kB on disk and runs at well over 25 frames/s on one CPU core at 320x
 
     net_type: mapose_tiny
     model:
-      backbone: {type: MaposeTiny, channels: [16, 32, 64, 96]}
-      backbone_output_channels: 96
+      backbone: {type: MaposeTiny, channels: [16, 32, 48, 64]}
+      backbone_output_channels: 64
 """
 from __future__ import annotations
 
 from mapose._optional import require
 
-DEFAULT_CHANNELS = (16, 32, 64, 96)
+DEFAULT_CHANNELS = (16, 32, 48, 64)
 
 
 def _modules():
@@ -61,10 +62,10 @@ def _modules():
             stages = []
             for i in range(1, len(channels)):
                 dilation = 2 if i == len(channels) - 1 else 1
-                stages.append(nn.Sequential(
-                    conv_bn(channels[i - 1], channels[i], stride=2),
-                    ResidualBlock(channels[i], dilation=dilation),
-                ))
+                layers = [conv_bn(channels[i - 1], channels[i], stride=2)]
+                if i > 1:  # no residual block at stride 4: it would cost most of the compute
+                    layers.append(ResidualBlock(channels[i], dilation=dilation))
+                stages.append(nn.Sequential(*layers))
             self.stages = nn.Sequential(*stages)
             self.out_channels = channels[-1]
             self.stride = float(2 ** len(channels))
@@ -82,7 +83,7 @@ def build_backbone(model_cfg: dict):
     ----------
     model_cfg : dict
         The ``model`` section; ``model_cfg["backbone"]["channels"]`` (list of int, one
-        per stride-2 stage) is optional and defaults to ``[16, 32, 64, 96]``.
+        per stride-2 stage) is optional and defaults to ``[16, 32, 48, 64]``.
 
     Returns
     -------
