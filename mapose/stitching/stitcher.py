@@ -1,0 +1,716 @@
+"""Tracklet stitching as a minimum-cost flow, DeepLabCut-compatible and compiled.
+
+:class:`TrackletStitcher` reproduces ``deeplabcut.refine_training_dataset.stitch.
+TrackletStitcher`` (3.0.2): the same tracklet preparation (purification, splitting at
+time discontinuities, residuals, residual pre-stitching), the same flow graph (source,
+sink, one ``in``/``out`` node pair per tracklet, integer edge weights ``int(100 * w)``),
+the same optimal tracks and the same output table.
+
+What is different
+-----------------
+* The graph is kept as edge arrays and solved by the compiled solver of
+  :mod:`mapose.kernels.flow`; edge weights are computed vectorised.  ``G`` (a networkx
+  DiGraph laid out exactly as DLC's) is only built when someone reads it; edits to it are
+  honoured by :meth:`stitch`.
+* Where DLC crashes or silently degrades (GitHub issues #1260, #1308, #1925/#3064, #2146,
+  #2684) mapose warns with what happened and what to change, and returns the best
+  feasible tracks: when the tracklets cannot all be covered by ``n_tracks`` disjoint
+  tracks, the solver drops the fewest frames (those tracklets go back to the residuals,
+  re-added where they fit) instead of DLC's heuristic fallback.
+"""
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mapose.kernels.flow import min_cost_flow
+from mapose.stitching.tracklet import Tracklet, calc_iou
+
+__all__ = ["TrackletStitcher", "StitchingWarning"]
+
+
+class StitchingWarning(UserWarning):
+    """Stitching degraded (fewer tracks, dropped tracklets...); the message says why."""
+
+
+_FRAME_RE = re.compile(r"\d+")
+
+
+@dataclass(frozen=True)
+class _Graph:
+    """Flow graph in array form.  Node 0 = source, 1 = sink, 2 + i = i-th ``in``,
+    2 + n + i = i-th ``out`` (DLC's node insertion order)."""
+
+    n: int
+    tail: np.ndarray
+    head: np.ndarray
+    cap: np.ndarray
+    weight: np.ndarray  # int64; links carry int(100 * w), structural edges 0
+    is_link: np.ndarray  # bool
+
+
+class TrackletStitcher:
+    """Stitch tracklets into ``n_tracks`` tracks (DLC's ``TrackletStitcher``).
+
+    Parameters
+    ----------
+    tracklets : list of Tracklet
+        Input tracklets (any order).
+    n_tracks : int
+        Number of animals (tracks) to reconstruct; ``>= 1``.
+    min_length : int, default 10
+        Pieces shorter than this become *residuals*, re-added after stitching; ``>= 3``.
+    split_tracklets : bool, default True
+        Split tracklets at every jump in frame index.
+    prestitch_residuals : bool, default True
+        Chain residuals into short tracklets before stitching.
+
+    Raises
+    ------
+    ValueError
+        If ``n_tracks < 1`` or ``min_length < 3``.
+    OSError
+        If no tracklet holds any finite keypoint ("Tracklets are empty").
+    """
+
+    def __init__(self, tracklets, n_tracks, min_length=10, split_tracklets=True, prestitch_residuals=True):
+        if not isinstance(n_tracks, (int, np.integer)) or isinstance(n_tracks, bool) or n_tracks < 1:
+            raise ValueError(f"n_tracks must be a positive integer (the number of animals); got {n_tracks!r}.")
+        if min_length < 3:
+            raise ValueError(
+                f"min_length must be at least 3 frames; got {min_length!r}. Shorter pieces are "
+                "handled as residuals anyway."
+            )
+        self.min_length = min_length
+        self.filename = ""
+        self.header = None
+        self.single = None
+        self.n_tracks = int(n_tracks)
+        self._graph = None
+        self._graph_nodes = None
+        self._G_cache = None  # DLC's networkx graph, materialised lazily (see G)
+        self.paths = None
+        self.tracks = None
+        self.flow = None
+
+        self.tracklets = []
+        self.residuals = []
+        for unpure in tracklets:
+            tracklet = self.purify_tracklet(unpure)
+            if tracklet is None:
+                continue
+            if not tracklet.is_continuous and split_tracklets:
+                idx = np.flatnonzero(np.diff(tracklet.inds) != 1) + 1
+                pieces = self.split_tracklet(tracklet, tracklet.inds[idx])
+            else:
+                pieces = [tracklet]
+            for piece in pieces:
+                if len(piece) >= min_length:
+                    self.tracklets.append(piece)
+                else:
+                    self.residuals.append(piece)
+
+        if not self.tracklets and not self.residuals:
+            raise OSError(
+                "Tracklets are empty: no tracklet holds a single finite keypoint. Check that "
+                "the tracklet pickle comes from convert_detections2tracklets on this video and "
+                "that pcutoff in inference_cfg.yaml is not above every detection's confidence."
+            )
+        if prestitch_residuals:
+            self._prestitch_residuals(5)  # DLC hard-codes a 5-frame gap here
+        if not self.tracklets:
+            longest = max(len(t) for t in self.residuals)
+            warnings.warn(
+                f"No tracklet is at least min_length={min_length} frames long (the longest has "
+                f"{longest}); DeepLabCut stops here with 'Tracklets are empty.'. Stitching the "
+                f"{len(self.residuals)} short pieces instead. Pass min_length<={max(longest, 3)} "
+                "to choose this explicitly, or track with a larger max_age / lower pcutoff.",
+                StitchingWarning,
+                stacklevel=2,
+            )
+            self.tracklets, self.residuals = self.residuals, []
+
+        self.tracklets = sorted(self.tracklets, key=lambda t: t.start)
+        self._first_frame = min(t.start for t in self.tracklets)
+        self._last_frame = max(t.end for t in self.tracklets)
+        self._first_tracklets = sorted(self.tracklets, key=lambda t: t.start)[: self.n_tracks]
+        self._last_tracklets = sorted(self.tracklets, key=lambda t: t.end)[-self.n_tracks:]
+        self._mapping = {t: {"in": f"{i}in", "out": f"{i}out"} for i, t in enumerate(self.tracklets)}
+        self._mapping_inv = {label: k for k, v in self._mapping.items() for label in v.values()}
+        self._lu_overlap = None
+
+    @property
+    def G(self):
+        """DLC's networkx DiGraph of the flow problem (built on first access)."""
+        if self._G_cache is None and self._graph is not None:
+            self._G_cache = self._materialize_G()
+        return self._G_cache
+
+    @G.setter
+    def G(self, value):
+        self._G_cache = value
+
+    def __repr__(self):
+        return (f"TrackletStitcher with {len(self)} tracklets and {len(self.residuals)} residuals "
+                f"over {self.n_frames} frames, {self.n_tracks} tracks")
+
+    def __len__(self):
+        return len(self.tracklets)
+
+    @property
+    def n_frames(self) -> int:
+        return self._last_frame - self._first_frame + 1
+
+    # -- construction from files ---------------------------------------------------------
+    @classmethod
+    def from_pickle(cls, pickle_file, n_tracks, min_length=10, split_tracklets=True, prestitch_residuals=True):
+        """Build a stitcher from a ``*_el/_bx/_sk.pickle`` tracklet file."""
+        from mapose.io.safe_pickle import read_pickle
+
+        tracklets = read_pickle(pickle_file, what="tracklet (_el/_bx/_sk.pickle)")
+        if not isinstance(tracklets, dict):
+            raise ValueError(
+                f"'{pickle_file}' does not hold a tracklet dict (got {type(tracklets).__name__}); "
+                "pass the _el/_bx/_sk.pickle written by convert_detections2tracklets."
+            )
+        stitcher = cls.from_dict_of_dict(tracklets, n_tracks, min_length, split_tracklets, prestitch_residuals)
+        stitcher.filename = os.fspath(pickle_file)
+        return stitcher
+
+    @classmethod
+    def from_dict_of_dict(cls, dict_of_dict, n_tracks, min_length=10, split_tracklets=True, prestitch_residuals=True):
+        """Build a stitcher from DLC's tracklet dict.
+
+        ``"header"`` is popped from ``dict_of_dict`` (as DLC does); ``"single"`` (unique
+        body parts) is kept aside and written as the ``single`` individual.
+        """
+        if not isinstance(dict_of_dict, dict):
+            raise TypeError(f"dict_of_dict must be a dict of tracklets; got {type(dict_of_dict).__name__}.")
+        header = dict_of_dict.pop("header", None)
+        single = None
+        tracklets = []
+        for key, dict_ in dict_of_dict.items():
+            if not isinstance(dict_, dict):
+                raise ValueError(f"Tracklet {key!r} must be a dict {{frame: array}}; got {type(dict_).__name__}.")
+            if not dict_:
+                continue  # DLC #2146: empty tracklets are skipped instead of crashing
+            inds, data = cls._parse_tracklet_dict(dict_, key)
+            if key == "single":
+                single = Tracklet(data, inds)
+            else:
+                tracklets.append(Tracklet(data, inds))
+        if not tracklets:
+            raise OSError(
+                "Tracklets are empty: the tracklet dict holds no animal tracklet "
+                f"(keys: {sorted(map(str, dict_of_dict))[:5]}). Re-run convert_detections2tracklets; "
+                "if detections exist, lower pcutoff or check the video."
+            )
+        stitcher = cls(tracklets, n_tracks, min_length, split_tracklets, prestitch_residuals)
+        stitcher.header = header
+        stitcher.single = single
+        return stitcher
+
+    @staticmethod
+    def get_frame_ind(s) -> int:
+        """Frame number of a tracklet key: ``int`` as is, ``"frame012"`` → 12."""
+        if isinstance(s, (int, np.integer)):
+            return int(s)
+        m = _FRAME_RE.search(str(s))
+        if m is None:
+            raise ValueError(f"Cannot read a frame number from tracklet key {s!r}; expected e.g. 'frame012' or 12.")
+        return int(m.group())
+
+    @classmethod
+    def _parse_tracklet_dict(cls, dict_, key):
+        inds = np.fromiter((cls.get_frame_ind(k) for k in dict_), dtype=np.int64, count=len(dict_))
+        rows = [np.asarray(v, dtype=np.float64) for v in dict_.values()]
+        shapes = {r.shape for r in rows}
+        if len(shapes) == 1:
+            data = np.stack(rows)
+        else:
+            # skeleton tracker quirk: frames without a detection store the flat predicted
+            # state [x0, y0, 1, x1, ...] next to (n, 4) arrays; pad those to the common shape
+            full = max(shapes, key=lambda s: (len(s), s))
+            if len(full) != 2:
+                raise ValueError(f"Tracklet {key!r} mixes incompatible frame arrays {sorted(shapes)}.")
+            data = np.full((len(rows), *full), np.nan)
+            for i, r in enumerate(rows):
+                if r.shape == full:
+                    data[i] = r
+                elif r.ndim == 1 and r.size % 3 == 0 and r.size // 3 == full[0]:
+                    data[i, :, :3] = r.reshape(-1, 3)
+                else:
+                    raise ValueError(f"Tracklet {key!r}: frame array of shape {r.shape} does not fit {full}.")
+        if data.ndim == 2:
+            if data.shape[1] % 3:
+                raise ValueError(f"Tracklet {key!r}: flat rows must hold 3 values per body part; got {data.shape[1]}.")
+            data = data.reshape((len(data), -1, 3))
+        return inds, data
+
+    # -- tracklet preparation ------------------------------------------------------------
+    @staticmethod
+    def purify_tracklet(tracklet):
+        """Drop frames whose x/y are all NaN; None if nothing remains."""
+        valid = ~np.isnan(tracklet.xy).all(axis=(1, 2))
+        if not np.any(valid):
+            return None
+        return Tracklet(tracklet.data[valid], tracklet.inds[valid])
+
+    @staticmethod
+    def split_tracklet(tracklet, inds):
+        """Split ``tracklet`` before each frame index in ``inds``."""
+        idx = sorted(set(np.searchsorted(tracklet.inds, inds)))
+        inds_new = np.split(tracklet.inds, idx)
+        data_new = np.split(tracklet.data, idx)
+        return [Tracklet(d, i) for d, i in zip(data_new, inds_new) if len(i)]
+
+    def _prestitch_residuals(self, max_gap=5):
+        import networkx as nx
+
+        G = nx.DiGraph()
+        residuals = sorted(self.residuals, key=lambda t: t.start)
+        for i, t1 in enumerate(residuals[:-1]):
+            for j, t2 in enumerate(residuals[i + 1:], start=i + 1):
+                gap = t2.start - t1.end
+                if gap >= max_gap:
+                    break
+                if 1 <= gap:
+                    G.add_edge(i, j, weight=1 - calc_iou(t1.calc_bbox(-1), t2.calc_bbox(0)))
+        if not G.number_of_edges():
+            return
+        chains = []
+        for comp in nx.weakly_connected_components(G):
+            path = nx.dag_longest_path(G.subgraph(comp))
+            chains.append(sum(residuals[k] for k in path))
+            for k in sorted(path, reverse=True):
+                # DLC pops *sorted* positions from the unsorted list (a quirk kept for parity)
+                self.residuals.pop(k)
+        self.tracklets.extend(chains)
+
+    # -- graph ------------------------------------------------------------------------------
+    @staticmethod
+    def compute_max_gap(tracklets) -> int:
+        """Largest, over tracklets, of the smallest positive gap to another tracklet."""
+        if len(tracklets) < 2:
+            return 0
+        starts = np.array([t.start for t in tracklets])
+        ends = np.array([t.end for t in tracklets])
+        best = 0
+        for i in range(len(tracklets)):
+            after = starts - ends[i]
+            before = starts[i] - ends
+            gaps = np.where(starts > ends[i], after, np.where(starts[i] > ends, before, 0))
+            gaps[i] = 0
+            pos = gaps[gaps > 0]
+            if pos.size:
+                best = max(best, int(pos.min()))
+        return best
+
+    @staticmethod
+    def calculate_edge_weight(tracklet1, tracklet2):
+        """DLC's default weight: centroid distance across the gap."""
+        return tracklet1.distance_to(tracklet2)
+
+    def build_graph(self, nodes=None, max_gap=None, weight_func=None):
+        """Build the flow graph (see the module docstring).
+
+        Parameters
+        ----------
+        nodes : list of Tracklet, optional
+            Defaults to all tracklets.
+        max_gap : int, optional
+            Largest gap (frames) a link may bridge.  None or 0: ``int(1.5 *
+            compute_max_gap)``, as DLC.
+        weight_func : callable, optional
+            ``f(t1, t2) -> float``; defaults to the centroid distance (computed vectorised).
+        """
+        if nodes is None:
+            nodes = self.tracklets
+        nodes = sorted(nodes, key=lambda t: t.start)
+        n = len(nodes)
+        if not max_gap:
+            max_gap = int(1.5 * self.compute_max_gap(nodes))
+            if max_gap == 0 and n > self.n_tracks:
+                warnings.warn(
+                    "No gap between tracklets was found to size max_gap (every tracklet "
+                    "overlaps the others in time), so no tracklets can be linked (DLC #2684). "
+                    "Stitching keeps the best non-overlapping tracklets; pass max_gap>0 or a "
+                    "larger n_tracks if more animals are visible.",
+                    StitchingWarning,
+                    stacklevel=2,
+                )
+        starts = np.array([t.start for t in nodes], dtype=np.int64)
+        ends = np.array([t.end for t in nodes], dtype=np.int64)
+        # candidate links i -> j (i < j in start order), scanning j until gap > max_gap
+        li, lj = [], []
+        for i in range(n):
+            gaps = starts[i + 1:] - ends[i]
+            over = np.flatnonzero(gaps > max_gap)
+            stop = over[0] if over.size else gaps.size
+            js = np.flatnonzero(gaps[:stop] > 0)
+            li.append(np.full(js.size, i, np.int64))
+            lj.append(js + i + 1)
+        li = np.concatenate(li) if li else np.zeros(0, np.int64)
+        lj = np.concatenate(lj) if lj else np.zeros(0, np.int64)
+        w = self._link_weights(nodes, li, lj, weight_func)
+
+        # DLC's edge order: for each node in insertion order (source, sink, ins, outs)
+        # its out-edges in insertion order.
+        idx = np.arange(n, dtype=np.int64)
+        tail = np.concatenate([np.zeros(n, np.int64), 2 + idx, np.zeros(0, np.int64)])
+        head = np.concatenate([2 + idx, 2 + n + idx])
+        struct_w = np.zeros(2 * n, np.int64)
+        # out-edges of out_i: sink first, then links in j order
+        out_tail = np.concatenate([2 + n + idx, 2 + n + li])
+        out_head = np.concatenate([np.ones(n, np.int64), 2 + lj])
+        out_w = np.concatenate([np.zeros(n, np.int64), w])
+        out_link = np.concatenate([np.zeros(n, bool), np.ones(li.size, bool)])
+        order = np.lexsort((np.concatenate([np.full(n, -1), lj]), out_tail))
+        self._graph = _Graph(
+            n=2 + 2 * n,
+            tail=np.concatenate([tail, out_tail[order]]),
+            head=np.concatenate([head, out_head[order]]),
+            cap=np.ones(2 * n + out_tail.size, np.int64),
+            weight=np.concatenate([struct_w, out_w[order]]),
+            is_link=np.concatenate([np.zeros(2 * n, bool), out_link[order]]),
+        )
+        self._graph_nodes = nodes
+        self._G_cache = None
+        self.max_gap = max_gap
+
+    def _link_weights(self, nodes, li, lj, weight_func):
+        if li.size == 0:
+            return np.zeros(0, np.int64)
+        if weight_func is None:
+            # distance_to on non-overlapping tracklets: end centroid -> start centroid
+            end_c = np.array([t.centroid[-1] for t in nodes])
+            start_c = np.array([t.centroid[0] for t in nodes])
+            d = np.sqrt(np.sum((end_c[li] - start_c[lj]) ** 2, axis=1))
+            vals = 100 * d
+        else:
+            vals = np.array([100 * float(weight_func(nodes[i], nodes[j])) for i, j in zip(li, lj)], dtype=np.float64)
+        bad = ~np.isfinite(vals)
+        if bad.any():
+            # DLC raises on int(nan); an undefined score is as bad as the worst finite one
+            worst = np.max(np.abs(vals[~bad])) if (~bad).any() else 0.0
+            warnings.warn(
+                f"{int(bad.sum())} of {vals.size} link weights are NaN/inf (tracklets without a "
+                "finite centroid, or a weight_func returning NaN); they get the largest finite "
+                "weight instead of crashing. Check the tracklets' likelihood columns.",
+                StitchingWarning,
+                stacklevel=3,
+            )
+            vals = np.where(bad, worst, vals)
+        return np.trunc(vals).astype(np.int64)
+
+    def _update_edge_weights(self, weight_func):
+        if self._graph is None:
+            raise ValueError("Build the graph first (call build_graph()).")
+        g = self._graph
+        nodes = self._graph_nodes
+        n = len(nodes)
+        links = np.flatnonzero(g.is_link)
+        li = g.tail[links] - 2 - n
+        lj = g.head[links] - 2
+        w = g.weight.copy()
+        w[links] = self._link_weights(nodes, li, lj, weight_func)
+        self._graph = _Graph(g.n, g.tail, g.head, g.cap, w, g.is_link)
+        self._G_cache = None
+
+    def _node_names(self):
+        n = len(self._graph_nodes)
+        return ["source", "sink"] + [f"{i}in" for i in range(n)] + [f"{i}out" for i in range(n)]
+
+    def _materialize_G(self):
+        import networkx as nx
+
+        g = self._graph
+        names = self._node_names()
+        n = len(self._graph_nodes)
+        G = nx.DiGraph()
+        G.add_node("source", demand=-self.n_tracks)
+        G.add_node("sink", demand=self.n_tracks)
+        G.add_nodes_from((f"{i}in", {"demand": 1}) for i in range(n))
+        G.add_nodes_from((f"{i}out", {"demand": -1}) for i in range(n))
+        for u, v, link, w in zip(g.tail.tolist(), g.head.tolist(), g.is_link.tolist(), g.weight.tolist()):
+            if link:
+                G.add_edge(names[u], names[v], weight=w, capacity=1)
+            else:
+                G.add_edge(names[u], names[v], capacity=1)
+        return G
+
+    @property
+    def weights(self):
+        """``{(out, in): weight}`` of the link edges."""
+        if self._G_cache is not None:
+            return {(u, v): w for u, v, w in self._G_cache.edges.data("weight") if w is not None}
+        if self._graph is None:
+            return None
+        g = self._graph
+        names = self._node_names()
+        links = np.flatnonzero(g.is_link)
+        return {(names[g.tail[k]], names[g.head[k]]): int(g.weight[k]) for k in links}
+
+    # -- solve --------------------------------------------------------------------------
+    def _arrays_from_G(self):
+        """Array form of a (possibly user-edited) networkx graph."""
+        G = self._G_cache
+        names = list(G.nodes)
+        index = {name: k for k, name in enumerate(names)}
+        demand = np.array([G.nodes[v].get("demand", 0) for v in names], dtype=np.int64)
+        edges = list(G.edges(data=True))
+        tail = np.array([index[u] for u, _, _ in edges], dtype=np.int64)
+        head = np.array([index[v] for _, v, _ in edges], dtype=np.int64)
+        cap = np.array([min(e.get("capacity", 2**40), 2**40) for *_, e in edges], dtype=np.int64)
+        w = np.array([e.get("weight") or 0 for *_, e in edges], dtype=np.int64)
+        return names, -demand, tail, head, cap, w
+
+    def stitch(self, add_back_residuals=True):
+        """Solve the flow problem and assemble ``self.tracks``.
+
+        Warns (:class:`StitchingWarning`) instead of failing when the tracklets cannot be
+        covered by ``n_tracks`` disjoint tracks; see the class docstring.
+        """
+        if self._graph is None:
+            self.build_graph()
+        if self._G_cache is not None:
+            names, supply, tail, head, cap, w = self._arrays_from_G()
+        else:
+            names = self._node_names()
+            g = self._graph
+            supply = np.concatenate([[self.n_tracks, -self.n_tracks],
+                                     -np.ones(len(self._graph_nodes), np.int64),
+                                     np.ones(len(self._graph_nodes), np.int64)]).astype(np.int64)
+            tail, head, cap, w = g.tail, g.head, g.cap, g.weight
+        flow = self._solve(names, supply, tail, head, cap, w)
+        self.flow = flow
+        self.paths = self.reconstruct_paths()
+        n_found = sum(1 for p in self.paths if p)
+        if n_found < self.n_tracks:
+            warnings.warn(
+                f"Only {n_found} of n_tracks={self.n_tracks} tracks could be reconstructed "
+                f"(there are {len(self.tracklets)} tracklets); the remaining animals' columns are NaN. "
+                "Lower n_tracks, or lower min_length so that more tracklets are kept.",
+                StitchingWarning,
+                stacklevel=2,
+            )
+        tracks = [sum(p) for p in self.paths if p]
+        self.tracks = np.empty(len(tracks), dtype=object)
+        self.tracks[:] = tracks
+        if add_back_residuals:
+            self._finalize_tracks()
+
+    def _solve(self, names, supply, tail, head, cap, w):
+        """Min-cost flow on DLC's graph; on infeasibility, the best partial cover."""
+        from mapose.kernels.flow import InfeasibleFlowError
+
+        try:
+            res = min_cost_flow(supply, tail, head, cap, w)
+            return self._flow_dict(names, tail, head, res.flow)
+        except InfeasibleFlowError:
+            pass
+        # Relaxation: each tracklet may be left out (out_i -> in_i at a cost per frame that
+        # dominates every real weight) and each missing track costs more than any dropped
+        # tracklet; the optimum keeps as many frames as possible, then the cheapest links.
+        index = {name: k for k, name in enumerate(names)}
+        nodes = self._graph_nodes if self._graph_nodes is not None else self.tracklets
+        lengths = np.array([len(t) for t in nodes], dtype=np.int64)
+        big = int(np.abs(w).sum()) + 1
+        drop_cost = big * lengths
+        track_cost = big * (int(lengths.sum()) + 1)
+        if track_cost * max(self.n_tracks, 1) > 2**61:
+            raise ValueError("Edge weights are too large to solve the relaxed stitching problem; rescale weight_func.")
+        n_t = len(nodes)
+        src, snk = index["source"], index["sink"]
+        ins = np.array([index[f"{i}in"] for i in range(n_t)], dtype=np.int64)
+        outs = np.array([index[f"{i}out"] for i in range(n_t)], dtype=np.int64)
+        tail2 = np.concatenate([tail, outs, [src]])
+        head2 = np.concatenate([head, ins, [snk]])
+        cap2 = np.concatenate([cap, np.ones(n_t, np.int64), [max(int(supply[src]), 0)]])
+        w2 = np.concatenate([w, drop_cost, [track_cost]])
+        res = min_cost_flow(supply, tail2, head2, cap2, w2)
+        m = tail.size
+        dropped = np.flatnonzero(res.flow[m:m + n_t])
+        missing = int(res.flow[-1])
+        kept = n_t - dropped.size
+        if dropped.size:
+            lost = [nodes[i] for i in dropped]
+            warnings.warn(
+                f"The {n_t} tracklets cannot be covered by n_tracks={self.n_tracks} tracks that do "
+                f"not overlap in time (max_gap={getattr(self, 'max_gap', None)}); DeepLabCut fails "
+                f"or falls back to heuristics here (#1260). Kept the best {kept} tracklets and moved "
+                f"{dropped.size} ({int(lengths[dropped].sum())} frames) to the residuals, which are "
+                "re-added where they fit. If more animals are visible at once, increase n_tracks; "
+                "if animals vanish for long, pass a larger max_gap.",
+                StitchingWarning,
+                stacklevel=3,
+            )
+            self.residuals.extend(lost)
+        if missing:
+            warnings.warn(
+                f"Only {self.n_tracks - missing} of n_tracks={self.n_tracks} tracks can start at a "
+                "tracklet (too few tracklets or source/sink edges).",
+                StitchingWarning,
+                stacklevel=3,
+            )
+        flow = res.flow[:m].copy()
+        # a dropped tracklet's in->out edge may carry a unit through; it is not part of any track
+        return self._flow_dict(names, tail, head, flow, skip=set(outs[dropped].tolist()) | set(ins[dropped].tolist()))
+
+    @staticmethod
+    def _flow_dict(names, tail, head, flow, skip=()):
+        out = {name: {} for name in names}
+        for u, v, f in zip(tail.tolist(), head.tolist(), flow.tolist()):
+            if u in skip or v in skip:
+                f = 0
+            out[names[u]][names[v]] = f
+        return out
+
+    def reconstruct_path(self, source):
+        """Follow the flow from ``source`` (an ``in`` node) to the sink."""
+        path = [source]
+        node = source
+        while True:
+            node = self._mapping[self._mapping_inv[node]]["out"] if node.endswith("in") else node
+            succ = self.flow.get(node, {})
+            nxt = None
+            for v, f in succ.items():
+                if f == 1:
+                    nxt = v
+                    break
+            if nxt is None or nxt == "sink":
+                if nxt == "sink":
+                    succ["sink"] -= 1
+                break
+            succ[nxt] -= 1
+            path.append(nxt)
+            node = nxt
+        return [self._mapping_inv[n] for n in path]
+
+    def reconstruct_paths(self):
+        paths = []
+        for node, f in self.flow["source"].items():
+            if f == 1:
+                paths.append(self.reconstruct_path(node))
+        return paths
+
+    # -- residuals ----------------------------------------------------------------------
+    def _finalize_tracks(self):
+        residuals = sorted((t for t in self.residuals if len(t) > 1), key=len, reverse=True)
+        tracks = list(self.tracks)
+        if not tracks:
+            return
+        # 1) residuals that fit (no shared frame) into exactly one track go there
+        changed = True
+        while changed and residuals:
+            changed = False
+            for r in list(residuals):
+                fits = [k for k, t in enumerate(tracks) if r not in t]
+                if len(fits) == 1:
+                    tracks[fits[0]] = tracks[fits[0]] + r
+                    residuals.remove(r)
+                    changed = True
+        # 2) the rest: the track whose neighbouring frames are closest
+        for r in residuals:
+            costs = []
+            cands = []
+            for k, t in enumerate(tracks):
+                if r in t:
+                    continue
+                left = np.flatnonzero(t.inds < r.start)
+                right = np.flatnonzero(t.inds > r.end)
+                if not left.size and not right.size:
+                    continue
+                dists = []
+                if left.size:
+                    dists.append((r.start - t.inds[left[-1]], np.linalg.norm(t.centroid[left[-1]] - r.centroid[0])))
+                if right.size:
+                    dists.append((t.inds[right[0]] - r.end, np.linalg.norm(t.centroid[right[0]] - r.centroid[-1])))
+                near = [d for gap, d in dists if gap <= 3]
+                cost = min(near) if near else np.mean([d for _, d in dists])
+                costs.append(cost)
+                cands.append(k)
+            if cands:
+                k = cands[int(np.nanargmin(costs))] if not np.all(np.isnan(costs)) else cands[0]
+                tracks[k] = tracks[k] + r
+        self.tracks = np.empty(len(tracks), dtype=object)
+        self.tracks[:] = tracks
+
+    # -- output -------------------------------------------------------------------------
+    def concatenate_data(self):
+        """Tracks laid out on frames ``[first, last]``: shape (n_frames, n_tracks * n_bodyparts * 3)."""
+        if self.tracks is None:
+            raise ValueError("No tracks yet: call build_graph() and stitch() first.")
+        tracks = list(self.tracks)
+        if tracks and any(t.identity != -1 for t in tracks):
+            ids = [t.identity for t in tracks]
+            order = sorted(range(len(tracks)), key=lambda k: (np.isnan(ids[k]), ids[k] if not np.isnan(ids[k]) else 0))
+            tracks = [tracks[k] for k in order]
+        n_bpts = self.tracklets[0].data.shape[1]
+        first = min(t.start for t in tracks) if tracks else self._first_frame
+        last = max(t.end for t in tracks) if tracks else self._last_frame
+        out = np.full((last - first + 1, self.n_tracks, n_bpts * 3), np.nan)
+        for k, t in enumerate(tracks[: self.n_tracks]):
+            out[t.inds - first, k] = t.flat_data
+        self._first_frame_out = first
+        return out.reshape(len(out), -1)
+
+    def format_df(self, animal_names=None):
+        """Tracks as DLC's DataFrame (columns scorer/individuals/bodyparts/coords)."""
+        import pandas as pd
+
+        data = self.concatenate_data()
+        first = self._first_frame_out
+        n_bpts = self.tracklets[0].data.shape[1]
+        if not animal_names or len(animal_names) < self.n_tracks:
+            animal_names = [f"ind{i}" for i in range(1, self.n_tracks + 1)]
+        animal_names = list(animal_names)[: self.n_tracks]
+        coords = ["x", "y", "likelihood"]
+        n_unique = self.single.data.shape[1] if self.single is not None else 0
+        if self.header is not None:
+            scorer = self.header.get_level_values("scorer").unique().to_list()
+            bpts = self.header.get_level_values("bodyparts").unique().to_list()
+        else:
+            scorer = ["scorer"]
+            bpts = [f"bpt{i}" for i in range(1, n_bpts + 1)] + [f"bpt_unique{i}" for i in range(1, n_unique + 1)]
+        columns = pd.MultiIndex.from_product(
+            [scorer, animal_names, bpts[:n_bpts], coords],
+            names=["scorer", "individuals", "bodyparts", "coords"],
+        )
+        index = np.arange(first, first + len(data))
+        df = pd.DataFrame(data, columns=columns, index=index)
+        df = df.reindex(range(index[-1] + 1 if len(index) else 0))
+        if self.single is not None and n_unique:
+            columns = pd.MultiIndex.from_product(
+                [scorer, ["single"], bpts[-n_unique:], coords],
+                names=["scorer", "individuals", "bodyparts", "coords"],
+            )
+            df2 = pd.DataFrame(self.single.flat_data, columns=columns, index=self.single.inds)
+            df = df.join(df2, how="outer")
+        return df
+
+    def write_tracks(self, output_name="", suffix="", animal_names=None, save_as_csv=False):
+        """Write the tracks to ``output_name`` (default: the pickle name with ``.h5``)."""
+        from mapose.io.atomic import atomic_path
+
+        df = self.format_df(animal_names)
+        if not output_name:
+            if not self.filename:
+                raise ValueError(
+                    "output_name is required: this stitcher was not built from a pickle file, "
+                    "so there is no default name. Pass output_name='tracks.h5'."
+                )
+            output_name = self.filename.replace(".pickle", f"_{suffix}.h5" if suffix else ".h5")
+        output_name = os.fspath(output_name)
+        with atomic_path(output_name) as tmp:
+            df.to_hdf(tmp, key="tracks", format="table", mode="w")
+        if save_as_csv:
+            csv = output_name.replace(".h5", ".csv")
+            with atomic_path(csv) as tmp:
+                df.to_csv(tmp)
+        return Path(output_name)
