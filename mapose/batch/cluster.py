@@ -22,6 +22,9 @@ from pathlib import Path
 from mapose._optional import require
 from mapose.batch.video import VideoReport, failed_report, process_video
 
+# How long to wait for a remote scheduler before giving up with a clear error.
+CONNECT_TIMEOUT = "30s"
+
 
 def _client(scheduler=None, n_local=None):
     """(client, owned objects to close)."""
@@ -37,7 +40,7 @@ def _client(scheduler=None, n_local=None):
         raise ValueError(f"scheduler must be a Dask scheduler address such as "
                          f"'tcp://host:8786' or a distributed.Client; got {scheduler!r}.")
     try:
-        client = distributed.Client(scheduler, timeout="30s")
+        client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT)
     except OSError as exc:
         raise OSError(f"cannot reach the Dask scheduler at {scheduler!r} ({exc}). Start it "
                       "with `dask scheduler` (or dask-jobqueue) and pass its address.") from exc
