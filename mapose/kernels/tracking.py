@@ -1,0 +1,125 @@
+"""Tracking gateway: validated entry points to the compiled SORT kernels.
+
+The classes here are the per-frame engines behind :mod:`mapose.tracking.sort`; they check
+shapes and dtypes, make arrays contiguous float64, and call ``mapose._cy.tracking``.
+:mod:`mapose.kernels.tracking_ref` holds the slow NumPy reference with the same API.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from mapose._cy import load
+from mapose.kernels.iou import iou_matrix
+
+_trk = load("tracking")
+
+KalmanTracker = _trk.KalmanTracker
+
+__all__ = [
+    "KalmanTracker", "fit_ellipses", "ellipse_similarity", "weighted_hausdorff",
+    "iou_matrix", "EllipseSORT", "BoxSORT", "SkeletonSORT",
+]
+
+
+def _poses(poses, name="poses", n_bodyparts=None) -> np.ndarray:
+    arr = np.asarray(poses)
+    if arr.ndim == 2 and arr.shape[0] == 0:
+        arr = arr.reshape(0, 0 if n_bodyparts is None else n_bodyparts, 2)
+    if arr.ndim != 3 or arr.shape[2] < 2:
+        raise ValueError(
+            f"{name} must have shape (n_animals, n_bodyparts, 2+) with x, y first; got shape "
+            f"{arr.shape}. Stack one frame's assemblies, e.g. np.stack([a.data for a in assemblies])."
+        )
+    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise TypeError(f"{name} must hold real numbers; got dtype {arr.dtype}.")
+    if n_bodyparts is not None and arr.shape[1] != n_bodyparts and arr.shape[0]:
+        raise ValueError(
+            f"{name} has {arr.shape[1]} bodyparts per animal but the tracker was built for "
+            f"n_bodyparts={n_bodyparts}. Build it with the number of keypoints you pass."
+        )
+    return np.ascontiguousarray(arr[..., :2], dtype=np.float64)
+
+
+def fit_ellipses(poses, sd: float = 2.0) -> np.ndarray:
+    """Covariance error ellipse of each pose.
+
+    Parameters
+    ----------
+    poses : array_like of shape (n_animals, n_bodyparts, 2+)
+    sd : float, default 2
+        Semi-axes span ``sd`` standard deviations.
+
+    Returns
+    -------
+    ndarray of shape (n_animals, 5)
+        ``[x, y, width, height, theta]`` (theta in radians, in [0, pi]); an all-NaN row
+        where fewer than 3 keypoints are finite.
+    """
+    return _trk.fit_ellipses(_poses(poses), float(sd))
+
+
+def ellipse_similarity(ellipses1, ellipses2) -> np.ndarray:
+    """Pairwise similarity in [0, 1] of ``[x, y, w, h, theta]`` ellipses, shape (n, m)."""
+    a = np.ascontiguousarray(np.asarray(ellipses1, dtype=np.float64).reshape(-1, 5))
+    b = np.ascontiguousarray(np.asarray(ellipses2, dtype=np.float64).reshape(-1, 5))
+    return _trk.ellipse_similarity_matrix(a, b)
+
+
+def weighted_hausdorff(x, y) -> float:
+    """Directed Hausdorff distance from keypoints ``x`` (n, 2) to ``y`` (m, 2); NaN ignored."""
+    a = _poses(np.asarray(x)[None], "x")
+    b = _poses(np.asarray(y)[None], "y")
+    return float(_trk.hausdorff_matrix(a, b)[0, 0])
+
+
+class EllipseSORT:
+    """Per-frame SORT over error ellipses (engine of :class:`mapose.SORTEllipse`)."""
+
+    def __init__(self, max_age=1, min_hits=1, iou_threshold=0.6, sd=2.0):
+        self._core = _trk.EllipseSORT(int(max_age), int(min_hits), float(iou_threshold), float(sd))
+
+    def track(self, poses, pose_ids=None) -> np.ndarray:
+        """Rows ``[x, y, w, h, theta, tracker id, pose index]`` of shape (k, 7)."""
+        p = _poses(poses)
+        if pose_ids is not None:
+            pose_ids = np.asarray(pose_ids, dtype=np.float64).reshape(-1)
+            if pose_ids.size != p.shape[0]:
+                raise ValueError(
+                    f"pose_ids must hold one identity per pose ({p.shape[0]}); got {pose_ids.size}."
+                )
+        return self._core.track(p, pose_ids)
+
+
+class BoxSORT:
+    """Per-frame SORT over boxes (engine of :class:`mapose.SORTBox`)."""
+
+    def __init__(self, max_age=1, min_hits=1, iou_threshold=0.3):
+        self._core = _trk.BoxSORT(int(max_age), int(min_hits), float(iou_threshold))
+
+    def track(self, dets) -> np.ndarray:
+        """Rows ``[x1, y1, x2, y2, tracker id, box index]`` of shape (k, 6)."""
+        d = np.asarray(dets)
+        if d.ndim == 1 and d.size == 0:
+            d = d.reshape(0, 5)
+        if d.ndim != 2 or d.shape[1] < 4:
+            raise ValueError(
+                f"dets must have shape (n_boxes, 4+) holding [x1, y1, x2, y2, ...]; got shape "
+                f"{d.shape}. Use calc_bboxes_from_keypoints(poses) to build boxes."
+            )
+        if not np.issubdtype(d.dtype, np.number) or np.iscomplexobj(d):
+            raise TypeError(f"dets must hold real numbers; got dtype {d.dtype}.")
+        return self._core.track(np.ascontiguousarray(d, dtype=np.float64))
+
+
+class SkeletonSORT:
+    """Per-frame skeleton tracker (engine of :class:`mapose.SORTSkeleton`)."""
+
+    def __init__(self, n_bodyparts, max_age=20, min_hits=3, oks_threshold=0.5):
+        n = int(n_bodyparts)
+        if n < 1:
+            raise ValueError(f"n_bodyparts must be >= 1; got {n_bodyparts!r}.")
+        self._core = _trk.SkeletonSORT(n, int(max_age), int(min_hits), float(oks_threshold))
+
+    def track(self, poses) -> np.ndarray:
+        """Rows ``[x0, y0, ..., tracker id, pose index]`` of shape (k, 2 n_bodyparts + 2)."""
+        return self._core.track(_poses(poses, n_bodyparts=self._core.n_bodyparts))
