@@ -1,0 +1,355 @@
+"""``analyze_videos``: DLC 3.0.2's multi-animal video analysis, pipelined and streaming.
+
+Writes exactly DeepLabCut's files next to each video (or into ``destfolder``):
+``<video><scorer>_full.pickle``, ``_meta.pickle``, ``_assemblies.pickle`` (+ ``.h5``/``.csv``
+with ``save_as_df``), then, with ``auto_track=True``, the tracklet pickle and the stitched
+``_el.h5`` through :func:`mapose.convert_detections2tracklets` and
+:func:`mapose.stitch_tracklets`.  Each file is written atomically.
+"""
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from mapose.inference.pipeline import StageTimes, run_video
+
+__all__ = ["analyze_videos"]
+
+_ENGINES = ("torch", "onnx")
+
+
+def _full_metadata(pm, pose_cfg: dict | None, n_frames: int) -> dict:
+    from mapose.io.full_pickle import frame_key_width
+
+    names = list(pm.bodyparts) + list(pm.unique_bodyparts)
+    paf_best = (pose_cfg or {}).get("paf_best")
+    return {
+        "nms radius": (pose_cfg or {}).get("nmsradius"),
+        "minimal confidence": (pose_cfg or {}).get("minconfidence"),
+        "sigma": (pose_cfg or {}).get("sigma", 1),
+        "PAFgraph": (pose_cfg or {}).get("partaffinityfield_graph"),
+        # DLC: paf_best, else arange(len(graph)) of pose_cfg's (absent) graph -> empty
+        "PAFinds": np.asarray(paf_best if paf_best is not None else
+                              np.arange(len((pose_cfg or {}).get("partaffinityfield_graph") or [])),
+                              dtype=np.int64),
+        "all_joints": [[i] for i in range(len(names))],
+        "all_joints_names": names,
+        "nframes": n_frames,
+        "key_str_width": frame_key_width(n_frames),
+    }
+
+
+def _read_pose_cfg(pm) -> dict:
+    from mapose.io.config import yaml_load
+
+    path = pm.model_folder / "test" / "pose_cfg.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        return dict(yaml_load(path, what="pose_cfg.yaml") or {})
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"could not read {path} ({exc}); using defaults.", UserWarning, stacklevel=3)
+        return {}
+
+
+class _VideoSink:
+    """Per-frame consumer: streams the _full.pickle and collects the small per-frame arrays."""
+
+    def __init__(self, writer, n_unique: int, identity: bool, keep_df: bool):
+        self.writer = writer
+        self.n_unique = n_unique
+        self.identity = identity
+        self.assemblies: dict[int, np.ndarray] = {}
+        self.single: dict[int, np.ndarray] = {}
+        self.keep_df = keep_df
+        self.df_rows: list[np.ndarray] = []
+        self.df_unique: list[np.ndarray] = []
+
+    def __call__(self, index: int, pred) -> None:
+        poses = pred.poses
+        N, K = poses.shape[:2]
+        coords = [np.ascontiguousarray(poses[:, k, :2]) for k in range(K)]
+        confs = [np.ascontiguousarray(poses[:, k, 2:3]) for k in range(K)]
+        frame = {"coordinates": None, "confidence": confs, "costs": None}
+        if pred.unique is not None:
+            for u in range(self.n_unique):
+                coords.append(np.ascontiguousarray(pred.unique[u:u + 1, :2]))
+                confs.append(np.ascontiguousarray(pred.unique[u:u + 1, 2:3]))
+            self.single[index] = pred.unique.astype(np.float64)
+        frame["coordinates"] = (coords,)
+        if self.identity and pred.identity is not None:
+            ids = [np.ascontiguousarray(pred.identity[:, k, :]) for k in range(K)]
+            ids += [np.full((N, pred.identity.shape[2]), -1.0, np.float32) for _ in range(self.n_unique)]
+            frame["identity"] = ids
+        self.writer.add(index, frame)
+        arr = poses[:, :, :4].astype(np.float64)
+        if self.identity and pred.identity is not None:
+            arr[:, :, 3] = pred.identity.argmax(axis=2)
+        else:
+            arr[:, :, 3] = -1.0
+        with np.errstate(invalid="ignore"):
+            arr = arr[~np.all(arr < 0, axis=(1, 2))]
+        self.assemblies[index] = arr
+        if self.keep_df:
+            self.df_rows.append(poses[:, :, :3].reshape(-1))
+            if pred.unique is not None:
+                self.df_unique.append(pred.unique.reshape(-1))
+
+
+def _write_df(stem: Path, scorer, pm, sink: _VideoSink, save_as_csv: bool) -> None:
+    import pandas as pd
+
+    from mapose.io.tracks_h5 import write_tracks_csv, write_tracks_h5
+
+    cols = pd.MultiIndex.from_product(
+        [[scorer], list(pm.individuals), list(pm.bodyparts), ["x", "y", "likelihood"]],
+        names=["scorer", "individuals", "bodyparts", "coords"])
+    data = np.stack(sink.df_rows) if sink.df_rows else np.empty((0, len(cols)), np.float32)
+    df = pd.DataFrame(data, columns=cols, index=np.arange(len(data)))
+    if pm.unique_bodyparts and sink.df_unique:
+        ucols = pd.MultiIndex.from_product(
+            [[scorer], ["single"], list(pm.unique_bodyparts), ["x", "y", "likelihood"]],
+            names=cols.names)
+        df = df.join(pd.DataFrame(np.stack(sink.df_unique), columns=ucols, index=df.index))
+    write_tracks_h5(str(stem) + ".h5", df, key="df_with_missing")
+    if save_as_csv:
+        write_tracks_csv(str(stem) + ".csv", df)
+
+
+def _make_runner(pm, engine: str, device, half: bool):
+    if engine == "torch":
+        from mapose.inference.runners import TorchRunner
+
+        return TorchRunner(pm.build_model(), device=device, half=half)
+    from mapose.inference.export import export_onnx, onnx_path_for
+    from mapose.inference.runners import OnnxRunner
+
+    path = onnx_path_for(pm)
+    if not path.is_file() or path.stat().st_mtime < pm.snapshot.stat().st_mtime:
+        export_onnx(pm.build_model(), path)
+    return OnnxRunner(path, device=device)
+
+
+def analyze_videos(
+    config,
+    videos,
+    videotype=None,
+    shuffle: int = 1,
+    trainingsetindex: int = 0,
+    save_as_csv: bool = False,
+    in_random_order: bool = False,
+    snapshot_index=None,
+    detector_snapshot_index=None,
+    device=None,
+    destfolder=None,
+    batch_size: int | None = None,
+    detector_batch_size: int | None = None,
+    dynamic=(False, 0.5, 10),
+    ctd_conditions=None,
+    ctd_tracking: bool = False,
+    top_down_dynamic=None,
+    modelprefix: str = "",
+    use_shelve: bool = False,
+    robust_nframes: bool = False,
+    transform=None,
+    auto_track: bool = True,
+    n_tracks: int | None = None,
+    animal_names=None,
+    calibrate: bool = False,
+    identity_only: bool = False,
+    overwrite: bool = False,
+    cropping=None,
+    save_as_df: bool = False,
+    show_gpu_memory: bool = False,
+    inference_cfg=None,
+    *,
+    video_extensions=None,
+    gputouse=None,
+    allow_growth: bool = False,
+    engine: str = "torch",
+    half: bool = False,
+    progress: bool = True,
+    **kwargs,
+) -> str:
+    """Analyse videos with a trained DLC 3 multi-animal model (DLC 3.0.2 compatible).
+
+    Parameters follow ``deeplabcut.analyze_videos`` (PyTorch engine); ``videotype`` and
+    ``video_extensions`` are aliases, ``gputouse`` is an alias of ``device`` (an int picks
+    ``cuda:<n>``), ``allow_growth`` is accepted for TF-era scripts and ignored.
+
+    Additional keyword-only parameters:
+
+    engine : {"torch", "onnx"}, default "torch"
+        ``"onnx"`` exports the snapshot once to ONNX (next to DLC's exported models) and
+        runs it with ONNX Runtime (CUDA provider when available).
+    half : bool, default False
+        float16 network on CUDA (torch engine).
+    progress : bool, default True
+        Progress bars with frames/s and a per-video stage summary.
+
+    Returns
+    -------
+    str
+        The DLC scorer name, e.g. ``"DLC_Resnet50_projANov23shuffle1_snapshot_best-50"``.
+
+    Notes
+    -----
+    * A video whose ``_full.pickle`` exists is skipped unless ``overwrite=True`` (DLC).
+    * Predictions are in cropped-frame coordinates (DLC); the crop is in ``_meta.pickle``.
+    * ``dynamic`` cropping, top-down/CTD models and single-animal projects are not supported
+      yet and raise a ValueError instead of producing different results.
+    """
+    unknown = set(kwargs) - {"TFGPUinference", "return_detections"}
+    if unknown:
+        raise TypeError(f"analyze_videos() got unexpected keyword argument(s) {sorted(unknown)}.")
+    if engine not in _ENGINES:
+        raise ValueError(f"engine must be one of {_ENGINES}; got {engine!r}.")
+    if video_extensions is None:
+        video_extensions = videotype
+    if device is None and gputouse is not None:
+        device = gputouse
+    if dynamic is not None and dynamic and bool(dynamic[0]):
+        raise ValueError("dynamic cropping (dynamic=(True, ...)) is not supported by mapose yet; "
+                         "pass dynamic=(False, 0.5, 10) or use `cropping`.")
+    if ctd_tracking or ctd_conditions is not None or top_down_dynamic is not None:
+        raise ValueError("conditional top-down (CTD) models are not supported by mapose yet.")
+    if transform is not None:
+        raise ValueError("custom `transform` pipelines are not supported by mapose; the model's "
+                         "own inference transform (normalisation) is applied.")
+    if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) != batch_size
+                                   or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}.")
+
+    from mapose.inference.project_model import _plain, find_project_model
+    from mapose.inference.video import probe_video
+    from mapose.io.config import config_get
+    from mapose.io.full_pickle import FullPickleWriter, full_pickle_exists
+    from mapose.io.project import list_videos, output_stem
+
+    pm = find_project_model(config, shuffle, trainingsetindex, snapshot_index, modelprefix)
+    _check_transform(pm)
+    cfg = pm.cfg
+    if batch_size is None:
+        batch_size = int(config_get(cfg, "batch_size", 1) or 1)
+    if cropping is None and cfg.get("cropping", False):
+        cropping = [cfg.get("x1"), cfg.get("x2"), cfg.get("y1"), cfg.get("y2")]
+    scorer = pm.scorer
+    if destfolder is not None:
+        Path(destfolder).mkdir(parents=True, exist_ok=True)
+    video_list = list_videos(videos, video_extensions, shuffle=in_random_order)
+    if not video_list:
+        warnings.warn(f"No videos found in {videos!r} (video_extensions={video_extensions!r}).",
+                      UserWarning, stacklevel=2)
+        return scorer
+    pose_cfg = _read_pose_cfg(pm)
+    runner = predictor = None
+    n_unique = len(pm.unique_bodyparts)
+    for video in video_list:
+        stem = output_stem(video, scorer, destfolder)
+        full_path = Path(str(stem) + "_full.pickle")
+        if full_pickle_exists(full_path) and not overwrite:
+            print(f"Video {video} already analyzed at {full_path}; skipping (overwrite=True re-runs it).")
+            continue
+        info = probe_video(video, cropping)
+        if runner is None:
+            runner = _make_runner(pm, engine, device, half)
+            from mapose.inference.predictor import BottomUpPredictor
+
+            predictor = BottomUpPredictor(runner_head_specs(runner, pm))
+        if progress:
+            print(f"Analyzing {video}: {info.n_frames} frames, {info.fps} fps, "
+                  f"{info.width}x{info.height} px (engine={engine}, batch_size={batch_size})")
+        start = time.time()
+        identity = predictor.identity is not None
+        with FullPickleWriter(full_path, _full_metadata(pm, pose_cfg, info.n_frames),
+                              n_frames=info.n_frames, use_shelve=use_shelve) as writer:
+            sink = _VideoSink(writer, n_unique, identity, keep_df=save_as_df)
+            times = run_video(runner, predictor, info, batch_size, sink, progress=progress)
+            if times.n_frames == 0:
+                raise ValueError(f"video '{video}' produced no frames.")
+            if times.n_frames != info.n_frames:
+                warnings.warn(f"{video}: {times.n_frames} frames were analysed but the container "
+                              f"reports {info.n_frames}.", UserWarning, stacklevel=2)
+        stop = time.time()
+        t0 = time.perf_counter()
+        crop = info.crop or (0, info.width, 0, info.height)
+        from mapose.io.meta_pickle import write_meta_pickle
+
+        write_meta_pickle(str(stem) + "_meta.pickle", {"data": {
+            "start": start, "stop": stop, "run_duration": stop - start, "Scorer": scorer,
+            "pytorch-config": _plain(pm.pytorch_cfg), "fps": info.fps, "batch_size": batch_size,
+            "frame_dimensions": (info.width, info.height), "nframes": times.n_frames,
+            "iteration (active-learning)": cfg.get("iteration"),
+            "training set fraction": pm.train_fraction, "cropping": info.crop is not None,
+            "cropping_parameters": list(crop), "individuals": list(pm.individuals),
+            "bodyparts": list(pm.bodyparts), "unique_bodyparts": list(pm.unique_bodyparts),
+        }})
+        if save_as_df:
+            _write_df(stem, scorer, pm, sink, save_as_csv)
+        from mapose.io.assemblies_pickle import write_assemblies_pickle
+
+        write_assemblies_pickle(str(stem) + "_assemblies.pickle", sink.assemblies,
+                                single=sink.single if n_unique else None)
+        times.write += time.perf_counter() - t0
+        if auto_track:
+            t0 = time.perf_counter()
+            _track(config, video, shuffle, trainingsetindex, destfolder, modelprefix, overwrite,
+                   n_tracks, animal_names, save_as_csv, identity_only, calibrate)
+            times.tracking = time.perf_counter() - t0
+            times.total += times.tracking
+        if progress:
+            print(f"{Path(video).name}: {times.summary()}")
+        # per-video stage times of the last run, for benchmarks
+        analyze_videos.last_times = times
+    if progress:
+        print("The videos are analyzed. Results are next to the videos"
+              + (f" in {destfolder}." if destfolder else "."))
+    return scorer
+
+
+def runner_head_specs(runner, pm):
+    """Head specs of the project's model (the ONNX runner has no torch module to ask)."""
+    net = getattr(runner, "net", None)
+    if net is not None:
+        return net.model.head_specs
+    from mapose.models.pose_model import PoseModel
+    from mapose.inference.project_model import _plain
+
+    return PoseModel.from_config(_plain(pm.pytorch_cfg)).head_specs
+
+
+def _check_transform(pm) -> None:
+    inf = ((pm.pytorch_cfg.get("data") or {}).get("inference") or {})
+    unsupported = [k for k in ("resize", "longest_max_size", "auto_padding", "top_down_crop")
+                   if inf.get(k)]
+    if unsupported:
+        raise ValueError(
+            f"the model's inference transform uses {unsupported} (pytorch_config.yaml "
+            "data.inference), which mapose does not support yet; only normalize_images is.")
+
+
+def _track(config, video, shuffle, trainingsetindex, destfolder, modelprefix, overwrite,
+           n_tracks, animal_names, save_as_csv, identity_only, calibrate):
+    try:
+        from mapose.stitching.api import stitch_tracklets
+        from mapose.tracking.convert import convert_detections2tracklets
+    except ImportError as exc:
+        raise ImportError(f"auto_track=True needs mapose's tracking and stitching modules ({exc}); "
+                          "pass auto_track=False to stop after the assemblies.") from exc
+    convert_detections2tracklets(
+        config, [str(video)], videotype=None, shuffle=shuffle, trainingsetindex=trainingsetindex,
+        overwrite=overwrite, destfolder=destfolder, modelprefix=modelprefix,
+        identity_only=identity_only, calibrate=calibrate,
+    )
+    stitch_tracklets(
+        config, [str(video)], videotype=None, shuffle=shuffle, trainingsetindex=trainingsetindex,
+        n_tracks=n_tracks, animal_names=animal_names, destfolder=destfolder,
+        modelprefix=modelprefix, save_as_csv=save_as_csv,
+    )
+
+
+analyze_videos.last_times = None

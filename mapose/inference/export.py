@@ -1,0 +1,120 @@
+"""``export_model``: DLC-Live's ``.pt`` export and a self-contained ONNX model.
+
+The ONNX graph takes raw decoded frames — input ``frames``: uint8 (batch, height, width, 3)
+in BGR order, dynamic batch and image size — and does DLC's normalisation inside, so any
+ONNX runtime can run it without mapose.  Outputs are named ``"<head>/<key>"``
+(``bodypart/heatmap``, ``bodypart/locref``, ``bodypart/paf``, ...), float32 NCHW.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from mapose._optional import require
+
+__all__ = ["export_model", "export_onnx", "onnx_path_for"]
+
+_OPSET = 17
+
+
+def _export_dir(pm, iteration=None) -> Path:
+    it = pm.cfg.get("iteration") if iteration is None else iteration
+    name = f"DLC_{pm.cfg['Task']}_{pm.net_type}_iteration-{it}_shuffle-{pm.shuffle}"
+    return Path(str(pm.cfg["project_path"])) / "exported-models-pytorch" / name
+
+
+def _snapshot_uid(pm) -> str:
+    from mapose.io.project import Snapshot
+
+    return Snapshot.from_path(pm.snapshot).uid()
+
+
+def onnx_path_for(pm) -> Path:
+    """Where the ONNX export of a project model lives."""
+    d = _export_dir(pm)
+    return d / f"{d.name}_snapshot-{_snapshot_uid(pm)}.onnx"
+
+
+def export_onnx(model, path, opset: int = _OPSET, bgr: bool = True) -> Path:
+    """Export a :class:`~mapose.models.pose_model.PoseModel` to ONNX (atomic write).
+
+    Parameters
+    ----------
+    model : PoseModel
+    path : str or Path
+        Destination ``.onnx`` file.
+    opset : int, default 17
+    bgr : bool, default True
+        The graph expects BGR frames (OpenCV order); False for RGB.
+    """
+    torch = require("torch", "ONNX export")
+    require("onnx", "ONNX export")
+    from mapose.io.atomic import atomic_path
+    from mapose.models.pose_model import FramesModel
+
+    net = FramesModel(model, bgr=bgr).eval().cpu()
+    dummy = torch.zeros((1, 64, 64, 3), dtype=torch.uint8)
+    names = list(net.output_names)
+    axes = {"frames": {0: "batch", 1: "height", 2: "width"}}
+    axes.update({n: {0: "batch", 2: f"{n}_h", 3: f"{n}_w"} for n in names})
+    path = Path(os.fspath(path))
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about python ints in shapes
+        kwargs = dict(input_names=["frames"], output_names=names, dynamic_axes=axes,
+                      opset_version=int(opset), do_constant_folding=True)
+        try:
+            torch.onnx.export(net, (dummy,), str(tmp), dynamo=False, **kwargs)
+        except TypeError:  # torch < 2.5 has no `dynamo` argument
+            torch.onnx.export(net, (dummy,), str(tmp), **kwargs)
+    return path
+
+
+def export_model(config, shuffle: int = 1, trainingsetindex: int = 0, snapshotindex=None,
+                 detector_snapshot_index=None, iteration=None, overwrite: bool = False,
+                 wipe_paths: bool = False, without_detector: bool = False, modelprefix=None,
+                 *, format: str = "onnx", opset: int = _OPSET) -> Path:
+    """Export a trained bottom-up model (``deeplabcut.export_model`` compatible).
+
+    Parameters follow DLC 3.0.2; ``format`` selects what is written into
+    ``<project>/exported-models-pytorch/DLC_<Task>_<net_type>_iteration-<it>_shuffle-<S>/``:
+
+    * ``"onnx"`` (default): ``<dir>_snapshot-<uid>.onnx`` (see module docstring);
+    * ``"pytorch"``: DLC-Live's ``<dir>_snapshot-<uid>.pt`` = ``{"config", "pose"}`` with
+      plain strings (DLC 3.0.1's file pickles enums that ``weights_only`` loading rejects).
+
+    Returns
+    -------
+    Path
+        The written (or already existing, without ``overwrite``) file.
+    """
+    if format not in ("onnx", "pytorch"):
+        raise ValueError(f"format must be 'onnx' or 'pytorch'; got {format!r}.")
+    if detector_snapshot_index is not None:
+        warnings.warn("detector_snapshot_index is ignored: mapose exports bottom-up models only.",
+                      UserWarning, stacklevel=2)
+    from mapose.inference.project_model import _plain, find_project_model
+
+    pm = find_project_model(config, shuffle, trainingsetindex, snapshotindex, modelprefix or "")
+    d = _export_dir(pm, iteration)
+    target = d / f"{d.name}_snapshot-{_snapshot_uid(pm)}.{'onnx' if format == 'onnx' else 'pt'}"
+    if target.exists() and not overwrite:
+        print(f"Exported model already exists at {target}; pass overwrite=True to replace it.")
+        return target
+    d.mkdir(parents=True, exist_ok=True)
+    if format == "onnx":
+        return export_onnx(pm.build_model(), target, opset=opset)
+    torch = require("torch", "model export")
+    from mapose.io.atomic import atomic_path
+    from mapose.models.snapshot import load_snapshot
+
+    cfg = _plain(pm.pytorch_cfg)
+    if wipe_paths:
+        meta = cfg.get("metadata") or {}
+        for key in ("project_path", "pose_config_path"):
+            if key in meta:
+                meta[key] = ""
+    state = load_snapshot(pm.snapshot, pytorch_cfg=cfg)["model"]
+    with atomic_path(target) as tmp:
+        torch.save({"config": cfg, "pose": state}, tmp)
+    return target
