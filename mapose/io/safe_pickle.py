@@ -28,6 +28,7 @@ allowed module object to ``os.system``.
 """
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import os
 import pickle
@@ -157,6 +158,12 @@ class SafeUnpickler(pickle.Unpickler):
     """An Unpickler that only resolves the globals DLC's file formats use."""
 
     def find_class(self, module: str, name: str):
+        # Python 2 names (protocol 0-2 pickles), mapped as pickle.Unpickler does; the
+        # result still goes through the allow-list below
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
         if module == "deeplabcut" or module.startswith("deeplabcut."):
             # DLC's enums (NetType, MethodType, ...): never import DLC, keep the value.
             if not name.isidentifier():
