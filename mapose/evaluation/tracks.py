@@ -77,15 +77,15 @@ def _read_h5(path: Path, what: str):
     try:
         with pd.HDFStore(path, mode="r") as store:
             keys = [k.lstrip("/") for k in store.keys()]
-            if not keys:
-                raise ValueError(f"{what} {str(path)!r} holds no table; expected a DLC tracks or CollectedData .h5.")
-            key = next((k for k in _PREFERRED_KEYS if k in keys), keys[0])
-            df = store[key]
-    except (OSError, TypeError, KeyError) as exc:  # not an HDF5 file, or not pandas-written
+            key = next((k for k in _PREFERRED_KEYS if k in keys), keys[0] if keys else None)
+            df = store[key] if key is not None else None
+    except (OSError, TypeError, KeyError, RuntimeError) as exc:  # not HDF5 (tables raises RuntimeError subclasses)
         raise ValueError(
             f"{what} {str(path)!r} is not a readable pandas HDF5 file ({exc}); expected a DLC tracks "
             f"'.h5' or a CollectedData_<scorer>.h5."
         ) from exc
+    if df is None:
+        raise ValueError(f"{what} {str(path)!r} holds no table; expected a DLC tracks or CollectedData .h5.")
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"{what} {str(path)!r} holds a {type(df).__name__}, not a DLC DataFrame.")
     return df
