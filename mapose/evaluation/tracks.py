@@ -80,8 +80,9 @@ def _read_h5(path: Path, what: str):
             key = next((k for k in _PREFERRED_KEYS if k in keys), keys[0] if keys else None)
             df = store[key] if key is not None else None
     except (OSError, TypeError, KeyError, RuntimeError) as exc:  # not HDF5 (tables raises RuntimeError subclasses)
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise ValueError(
-            f"{what} {str(path)!r} is not a readable pandas HDF5 file ({exc}); expected a DLC tracks "
+            f"{what} {str(path)!r} is not a readable pandas HDF5 file ({reason}); expected a DLC tracks "
             f"'.h5' or a CollectedData_<scorer>.h5."
         ) from exc
     if df is None:
@@ -136,6 +137,8 @@ def load_keypoints_h5(path, what: str = "file") -> KeypointTable:
     """
     pd = require("pandas")
     path = Path(path)
+    if path.suffix.lower() == ".npz":
+        return _load_npz(path, what)
     df = _read_h5(path, what)
     cols = df.columns
     if not isinstance(cols, pd.MultiIndex) or cols.nlevels not in (3, 4):
@@ -181,6 +184,35 @@ def load_keypoints_h5(path, what: str = "file") -> KeypointTable:
         dup = int(frames[np.flatnonzero(np.diff(frames) == 0)[0]])
         raise ValueError(f"{what} {str(path)!r} lists frame {dup} twice; keep one row per frame.")
     return KeypointTable(frames, individuals, bodyparts, xy[order], lik[order])
+
+
+def _load_npz(path: Path, what: str) -> KeypointTable:
+    """Rendered ground truth: ``keypoints`` (F, N, K, 2), optional ``visible`` (F, N, K)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist; pass the path of a ground-truth file.")
+    try:
+        with np.load(path, allow_pickle=False) as d:
+            kp = np.array(d["keypoints"], dtype=np.float64)
+            vis = np.array(d["visible"], dtype=bool) if "visible" in d else None
+            bodyparts = [str(b) for b in d["bodyparts"]] if "bodyparts" in d else None
+            individuals = [str(i) for i in d["individuals"]] if "individuals" in d else None
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(
+            f"{what} {str(path)!r} is not a ground-truth .npz with a 'keypoints' array of shape "
+            f"(n_frames, n_animals, n_bodyparts, 2) ({exc})."
+        ) from exc
+    if kp.ndim != 4 or kp.shape[-1] != 2:
+        raise ValueError(f"{what} {str(path)!r}: 'keypoints' has shape {kp.shape}; expected (F, N, K, 2).")
+    if vis is not None:
+        if vis.shape != kp.shape[:-1]:
+            raise ValueError(f"{what} {str(path)!r}: 'visible' has shape {vis.shape}; expected {kp.shape[:-1]}.")
+        kp[~vis] = np.nan
+    n_frames, n_animals, n_parts, _ = kp.shape
+    bodyparts = bodyparts or [f"bpt{k + 1}" for k in range(n_parts)]
+    individuals = individuals or [f"ind{i + 1}" for i in range(n_animals)]
+    lik = np.where(np.isnan(kp).any(axis=-1), np.nan, 1.0)
+    kp[np.isnan(kp).any(axis=-1)] = np.nan
+    return KeypointTable(np.arange(n_frames, dtype=np.int64), individuals, bodyparts, kp, lik)
 
 
 # --------------------------------------------------------------------------- OKS mAP
@@ -284,8 +316,10 @@ def evaluate_tracks(predicted_h5, ground_truth_h5, max_dist=None, pcutoff=0.0, o
         Tracks written by ``stitch_tracklets`` / ``analyze_videos(auto_track=True)``
         (``<video><scorer>_el.h5``), by mapose or DeepLabCut.
     ground_truth_h5 : str or os.PathLike
-        Ground truth: a tracks-format ``.h5`` (integer frame index) or DLC labelled data
-        ``CollectedData_<scorer>.h5`` of the same video (frame numbers from image names).
+        Ground truth: a tracks-format ``.h5`` (integer frame index), DLC labelled data
+        ``CollectedData_<scorer>.h5`` of the same video (frame numbers from image names), or
+        a rendered-ground-truth ``.npz`` (``keypoints`` (F, N, K, 2), optional ``visible``
+        (F, N, K), ``bodyparts``, ``individuals``; written by ``mapose demo``).
         Only the ground-truth frames are evaluated.
     max_dist : float, optional
         Largest mean key-point distance (pixels) at which a track can match an animal.
