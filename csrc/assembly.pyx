@@ -1,0 +1,434 @@
+# cython: language_level=3
+"""Compiled assembler: packs DLC per-frame detection dicts into flat buffers, then runs
+DeepLabCut's per-frame assembly (``assembly_core.h``) on them without the GIL, on one or
+several threads.  The gateway :mod:`mapose.kernels.assembly` validates parameters; this
+module validates the per-frame data while packing (it has to look at every array anyway).
+"""
+from libc.stdint cimport int64_t, uint16_t
+from libc.math cimport isfinite, isinf
+from libcpp cimport bool as cbool
+from libcpp.map cimport map as cmap
+from libcpp.vector cimport vector
+
+import numpy as np
+cimport numpy as cnp
+
+cnp.import_array()
+
+
+cdef extern from "assembly_core.h" namespace "mapose_asm" nogil:
+    cdef cppclass Params:
+        int n_multi, n_keypoints, max_n, min_n_links, window_size
+        cbool greedy, identity_only, force_fusion, add_discarded
+        double pcutoff, max_overlap, gamma
+        double min_aff[3]
+        int n_edges
+        const int* edge_s
+        const int* edge_t
+
+    cdef cppclass LinkOut:
+        int j1, j2
+        double affinity
+
+    cdef cppclass AssemblyOut:
+        vector[double] data
+        double affinity
+        vector[int] links
+        vector[int] joints
+
+    cdef cppclass FrameOut:
+        cbool has_assemblies, has_unique
+        vector[double] unique
+        vector[LinkOut] links
+        vector[AssemblyOut] assemblies
+        vector[double] tree
+
+    cdef cppclass Batch:
+        int n_edges
+        vector[int64_t] joint_off
+        vector[double] x, y, conf
+        vector[int] label, group
+        vector[signed char] has_cost, dtype
+        vector[int64_t] cost_off
+        vector[double] cost
+
+    double half_to_double(uint16_t h)
+    void run_batch(const Params& P, const Batch& B, const int64_t* frame_index,
+                   vector[FrameOut]& outs, int n_threads,
+                   cmap[int64_t, vector[double]]& trees) except +
+
+
+cdef inline int _dtype_code(cnp.ndarray a):
+    cdef int t = cnp.PyArray_TYPE(a)
+    if not cnp.PyArray_ISNOTSWAPPED(a):
+        return -1
+    if t == cnp.NPY_DOUBLE:
+        return 0
+    if t == cnp.NPY_FLOAT:
+        return 1
+    if t == 23:  # NPY_HALF
+        return 2
+    return -1
+
+
+cdef inline cnp.ndarray _as_float_array(obj):
+    """The array itself when it is float16/32/64 in native order, else a float64 copy."""
+    if cnp.PyArray_Check(obj) and _dtype_code(<cnp.ndarray>obj) >= 0:
+        return <cnp.ndarray>obj
+    return np.asarray(obj, dtype=np.float64)
+
+
+cdef inline double _get2(cnp.ndarray a, int code, Py_ssize_t i, Py_ssize_t j):
+    cdef char* p = <char*>cnp.PyArray_DATA(a) + i * cnp.PyArray_STRIDE(a, 0) + j * cnp.PyArray_STRIDE(a, 1)
+    if code == 0:
+        return (<double*>p)[0]
+    if code == 1:
+        return (<float*>p)[0]
+    return half_to_double((<uint16_t*>p)[0])
+
+
+cdef inline double _get1(cnp.ndarray a, int code, Py_ssize_t i):
+    cdef char* p = <char*>cnp.PyArray_DATA(a) + i * cnp.PyArray_STRIDE(a, 0)
+    if code == 0:
+        return (<double*>p)[0]
+    if code == 1:
+        return (<float*>p)[0]
+    return half_to_double((<uint16_t*>p)[0])
+
+
+cdef class Packed:
+    """Detections and costs of a sequence of frames in flat C++ buffers."""
+    cdef Batch b
+    cdef public list keys
+
+    def __cinit__(self):
+        self.b.joint_off.clear()
+        self.b.joint_off.push_back(0)
+
+    @property
+    def n_frames(self):
+        return self.b.joint_off.size() - 1
+
+    def joints(self, Py_ssize_t f):
+        """(x, y, confidence, label, group) arrays of frame ``f``'s joints, in idx order."""
+        cdef int64_t lo = self.b.joint_off[f], hi = self.b.joint_off[f + 1]
+        cdef Py_ssize_t n = hi - lo, k
+        x = np.empty(n)
+        y = np.empty(n)
+        c = np.empty(n)
+        lab = np.empty(n, dtype=np.int64)
+        grp = np.empty(n, dtype=np.int64)
+        cdef double[::1] xv = x, yv = y, cv = c
+        cdef int64_t[::1] lv = lab, gv = grp
+        for k in range(n):
+            xv[k] = self.b.x[lo + k]
+            yv[k] = self.b.y[lo + k]
+            cv[k] = self.b.conf[lo + k]
+            lv[k] = self.b.label[lo + k]
+            gv[k] = self.b.group[lo + k]
+        return x, y, c, lab, grp
+
+
+def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] edge_s,
+         const int[::1] edge_t, str method):
+    """Flatten DLC frame dicts into a :class:`Packed` batch.
+
+    Parameters
+    ----------
+    frames : list of dict
+        ``{"coordinates": (list of (n_k, 2) arrays,), "confidence": list of (n_k, 1),
+        "costs": {edge: {"m1": (n_s, n_t), "distance": (n_s, n_t)}}, ["identity": ...]}``.
+    keys : list
+        Frame names, for error messages.
+    paf_keys : list
+        The ``costs`` key of each edge slot (``paf_inds`` values).
+    edge_s, edge_t : int32 arrays of shape (n_edges,)
+        Bodyparts of each edge slot (-1: never linked).
+    """
+    cdef Packed P = Packed()
+    cdef Batch* B = &P.b
+    cdef Py_ssize_t n_edges = len(paf_keys), f, i, r, k, n, ns, nt, a, b2, n_labels
+    cdef int code, dcode
+    cdef cnp.ndarray c, p, m, dist
+    cdef bint nonzero, all_inf
+    cdef double v
+    cdef vector[int] counts
+    B.n_edges = <int>n_edges
+    P.keys = keys
+    for f in range(len(frames)):
+        frame = frames[f]
+        try:
+            coords_list = frame["coordinates"][0]
+            conf_list = frame["confidence"]
+        except (KeyError, TypeError, IndexError) as exc:
+            raise ValueError(
+                f"frame {keys[f]!r}: expected a dict with 'coordinates' (a 1-tuple of per-bodypart "
+                f"(n, 2) arrays) and 'confidence' (per-bodypart (n, 1) arrays), as in a DLC "
+                f"_full.pickle; got {type(frame).__name__} ({exc!r})."
+            ) from None
+        ids_list = frame.get("identity")
+        n_labels = min(len(coords_list), len(conf_list))
+        if ids_list is not None:
+            n_labels = min(n_labels, len(ids_list))
+        if n_labels > n_keypoints:
+            raise ValueError(
+                f"frame {keys[f]!r} has detections for {n_labels} bodyparts but the metadata "
+                f"lists {n_keypoints} ('all_joints_names'); fix the metadata or the frame."
+            )
+        counts.assign(n_keypoints, 0)
+        for i in range(n_labels):
+            c = _as_float_array(coords_list[i])
+            if c.size == 0:
+                continue
+            if c.ndim != 2 or c.shape[1] != 2:
+                raise ValueError(
+                    f"frame {keys[f]!r}, bodypart {i}: coordinates must have shape (n, 2); "
+                    f"got {(<object>c).shape}."
+                )
+            code = _dtype_code(c)
+            n = c.shape[0]
+            nonzero = False  # np.any(coords): NaN counts as non-zero, exact zeros do not
+            for r in range(n):
+                if _get2(c, code, r, 0) != 0 or _get2(c, code, r, 1) != 0:
+                    nonzero = True
+                    break
+            if not nonzero:
+                continue
+            p = _as_float_array(conf_list[i])
+            if p.ndim == 2 and p.shape[1] == 1:
+                p = p[:, 0]
+            if p.ndim != 1:
+                raise ValueError(
+                    f"frame {keys[f]!r}, bodypart {i}: confidence must have shape (n, 1) or (n,); "
+                    f"got {(<object>p).shape}."
+                )
+            n = min(n, p.shape[0])
+            groups = None
+            if ids_list is not None:
+                ids = np.asarray(ids_list[i])
+                groups = ids.argmax(axis=1) if ids.size else np.zeros(0, dtype=np.int64)
+                n = min(n, len(groups))
+            dcode = _dtype_code(p)
+            for r in range(n):
+                B.x.push_back(_get2(c, code, r, 0))
+                B.y.push_back(_get2(c, code, r, 1))
+                B.conf.push_back(_get1(p, dcode, r))
+                B.label.push_back(<int>i)
+                B.group.push_back(-1 if groups is None else <int>groups[r])
+            counts[i] = <int>n
+        B.joint_off.push_back(B.x.size())
+
+        costs = frame.get("costs")
+        for k in range(n_edges):
+            B.has_cost.push_back(0)
+            B.dtype.push_back(0)
+            B.cost_off.push_back(B.cost.size())
+            if edge_s[k] < 0 or costs is None:
+                continue
+            ns = counts[edge_s[k]]
+            nt = counts[edge_t[k]]
+            if ns == 0 or nt == 0:
+                continue
+            key = paf_keys[k]
+            if key not in costs:
+                continue
+            entry = costs[key]
+            dist = _as_float_array(entry["distance"])
+            all_inf = True
+            if dist.ndim == 2:
+                dcode = _dtype_code(dist)
+                for a in range(dist.shape[0]):
+                    for b2 in range(dist.shape[1]):
+                        if not isinf(_get2(dist, dcode, a, b2)):
+                            all_inf = False
+                            break
+                    if not all_inf:
+                        break
+            else:
+                all_inf = bool(np.isinf(dist).all())
+            if all_inf:
+                continue
+            try:
+                m = _as_float_array(entry[method])
+            except KeyError:
+                raise ValueError(
+                    f"frame {keys[f]!r}, edge {key!r}: the costs have no {method!r} entry "
+                    f"(keys: {sorted(entry)}); pass method= one of those."
+                ) from None
+            if m.ndim != 2 or m.shape[0] < ns or m.shape[1] < nt:
+                raise ValueError(
+                    f"frame {keys[f]!r}, edge {key!r}: costs[{method!r}] has shape {(<object>m).shape} but "
+                    f"the edge's bodyparts have {ns} and {nt} detections; the cost matrix must "
+                    f"be (n_source, n_target)."
+                )
+            code = _dtype_code(m)
+            B.has_cost[B.has_cost.size() - 1] = 1
+            B.dtype[B.dtype.size() - 1] = code if code > 0 else 0
+            for a in range(ns):
+                for b2 in range(nt):
+                    v = _get2(m, code, a, b2)
+                    # DLC sets NaN to 0; +-inf would make SciPy raise: mapose uses 0 too
+                    B.cost.push_back(v if isfinite(v) else 0.0)
+    return P
+
+
+cdef class Result:
+    """Per-frame outputs of :func:`run`; accessors return NumPy arrays."""
+    cdef vector[FrameOut] outs
+    cdef public int n_multi, n_unique
+
+    def __len__(self):
+        return self.outs.size()
+
+    def status(self):
+        """int8 array: 1 where the frame has a list of assemblies (possibly empty)."""
+        cdef Py_ssize_t f, n = self.outs.size()
+        s = np.zeros(n, dtype=np.int8)
+        cdef signed char[::1] sv = s
+        for f in range(n):
+            sv[f] = self.outs[f].has_assemblies
+        return s
+
+    def status_of(self, Py_ssize_t f):
+        return bool(self.outs[f].has_assemblies)
+
+    def counts(self):
+        """Number of assemblies per frame (int64)."""
+        cdef Py_ssize_t f, n = self.outs.size()
+        s = np.zeros(n, dtype=np.int64)
+        cdef int64_t[::1] sv = s
+        for f in range(n):
+            sv[f] = self.outs[f].assemblies.size()
+        return s
+
+    def has_unique(self):
+        cdef Py_ssize_t f, n = self.outs.size()
+        s = np.zeros(n, dtype=bool)
+        for f in range(n):
+            s[f] = self.outs[f].has_unique
+        return s
+
+    def unique(self, Py_ssize_t f):
+        cdef FrameOut* o = &self.outs[f]
+        if not o.has_unique:
+            return None
+        u = np.empty((self.n_unique, 3))
+        cdef double[:, ::1] uv = u
+        cdef Py_ssize_t i
+        for i in range(self.n_unique * 3):
+            uv[i // 3, i % 3] = o.unique[i]
+        return u
+
+    def data(self, Py_ssize_t f):
+        """(n_assemblies, n_multi, 4) float64 array of frame ``f``."""
+        cdef FrameOut* o = &self.outs[f]
+        cdef Py_ssize_t na = o.assemblies.size(), q, i, sz = self.n_multi * 4
+        d = np.empty((na, self.n_multi, 4))
+        cdef double[:, :, ::1] dv = d
+        for q in range(na):
+            for i in range(sz):
+                dv[q, i // 4, i % 4] = o.assemblies[q].data[i]
+        return d
+
+    def frame(self, Py_ssize_t f):
+        """Everything about frame ``f``: (data, affinity sums, links, joints per assembly).
+
+        ``links`` is a list (one per assembly) of (j1 idx, j2 idx, affinity) tuples in
+        the order they were added; ``joints`` lists joint idx in insertion order.
+        """
+        cdef FrameOut* o = &self.outs[f]
+        cdef Py_ssize_t q, na = o.assemblies.size()
+        cdef AssemblyOut* a
+        affs = []
+        links = []
+        joints = []
+        for q in range(na):
+            a = &o.assemblies[q]
+            affs.append(a.affinity)
+            links.append([(o.links[li].j1, o.links[li].j2, o.links[li].affinity) for li in a.links])
+            joints.append([j for j in a.joints])
+        return self.data(f), affs, links, joints
+
+    def all_data(self):
+        """(data of all assemblies concatenated (N, n_multi, 4), offsets (n_frames + 1,))."""
+        cdef Py_ssize_t f, q, i, n = self.outs.size(), tot = 0, pos = 0, sz = self.n_multi * 4
+        for f in range(n):
+            tot += self.outs[f].assemblies.size()
+        d = np.empty((tot, self.n_multi, 4))
+        off = np.zeros(n + 1, dtype=np.int64)
+        cdef double[:, :, ::1] dv = d
+        cdef int64_t[::1] ov = off
+        for f in range(n):
+            for q in range(<Py_ssize_t>self.outs[f].assemblies.size()):
+                for i in range(sz):
+                    dv[pos, i // 4, i % 4] = self.outs[f].assemblies[q].data[i]
+                pos += 1
+            ov[f + 1] = pos
+        return d, off
+
+    def tree(self, Py_ssize_t f):
+        cdef FrameOut* o = &self.outs[f]
+        if o.tree.size() == 0:
+            return None
+        t = np.empty(o.tree.size())
+        cdef double[::1] tv = t
+        cdef Py_ssize_t i
+        for i in range(<Py_ssize_t>o.tree.size()):
+            tv[i] = o.tree[i]
+        return t.reshape(-1, 4)
+
+
+def run(Packed packed, *, int n_multi, int n_keypoints, int max_n, int min_n_links,
+        int window_size, bint greedy, bint identity_only, bint force_fusion,
+        bint add_discarded, double pcutoff, double max_overlap, double gamma,
+        min_aff, const int[::1] edge_s, const int[::1] edge_t,
+        const int64_t[::1] frame_index, int n_threads, dict trees):
+    """Assemble every frame of ``packed`` (see :mod:`mapose.kernels.assembly`).
+
+    ``trees`` maps frame index -> (n_links, 4) link vectors of past frames; it is read and
+    updated when ``window_size >= 1``.
+    """
+    cdef Params P
+    cdef Result res = Result()
+    cdef cmap[int64_t, vector[double]] tmap
+    cdef vector[double] tv
+    cdef int64_t key
+    cdef double[::1] arr
+    cdef Py_ssize_t i
+    P.n_multi = n_multi
+    P.n_keypoints = n_keypoints
+    P.max_n = max_n
+    P.min_n_links = min_n_links
+    P.window_size = window_size
+    P.greedy = greedy
+    P.identity_only = identity_only
+    P.force_fusion = force_fusion
+    P.add_discarded = add_discarded
+    P.pcutoff = pcutoff
+    P.max_overlap = max_overlap
+    P.gamma = gamma
+    for i in range(3):
+        P.min_aff[i] = min_aff[i]
+    P.n_edges = <int>edge_s.shape[0]
+    P.edge_s = &edge_s[0] if edge_s.shape[0] else NULL
+    P.edge_t = &edge_t[0] if edge_t.shape[0] else NULL
+    if frame_index.shape[0] != packed.n_frames:
+        raise ValueError("frame_index must have one entry per packed frame")
+    if window_size >= 1:
+        for k, v in trees.items():
+            arr = np.ascontiguousarray(v, dtype=np.float64).ravel()
+            tv.clear()
+            for i in range(arr.shape[0]):
+                tv.push_back(arr[i])
+            tmap[<int64_t>k] = tv
+    res.n_multi = n_multi
+    res.n_unique = n_keypoints - n_multi
+    cdef const int64_t* fi = &frame_index[0] if frame_index.shape[0] else NULL
+    with nogil:
+        run_batch(P, packed.b, fi, res.outs, n_threads, tmap)
+    if window_size >= 1:
+        for i in range(<Py_ssize_t>res.outs.size()):
+            t = res.tree(i)
+            if t is not None:
+                trees[int(frame_index[i])] = t
+    return res

@@ -1,0 +1,984 @@
+// Per-frame assembly of body-part detections into animals (DeepLabCut's Assembler),
+// header-only C++ used by csrc/assembly.pyx.  Everything here runs without the GIL.
+//
+// Exactness notes (why the code looks the way it does):
+// * DLC iterates Python sets (joint indices in _fill_assembly, Joint objects for the
+//   discarded joints) and ties are then resolved by CPython's set order.  PySetEmu below
+//   reproduces CPython 3.x's set table (open addressing, 9 linear probes, perturbation,
+//   resize at 3/5 fill) and the hashes of ints / floats / tuples, so iteration order is
+//   identical.
+// * Python's sorted()/max()/heapq are emulated (py_sort, py_max_index, heap_*) with the
+//   same comparison sequence, so even non-transitive NaN comparisons resolve as in DLC.
+// * Affinity sums are float64 (DLC under its pinned NumPy 1); thresholds are compared in
+//   the dtype of the cost array (a Python float is cast to the array's dtype).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <utility>
+#include <thread>
+#include <vector>
+
+#include "lsap.h"
+
+namespace mapose_asm {
+
+static const double NaN = std::numeric_limits<double>::quiet_NaN();
+
+// ---------------------------------------------------------------- CPython emulation --
+static const uint64_t HASH_MOD = (uint64_t(1) << 61) - 1;
+
+inline int64_t py_hash_int(int64_t v) {
+    // CPython: hash(n) = n mod (2**61 - 1) with the sign kept, -1 -> -2
+    uint64_t a = v < 0 ? uint64_t(-(v + 1)) + 1 : uint64_t(v);
+    int64_t h = int64_t(a % HASH_MOD);
+    if (v < 0) h = -h;
+    if (h == -1) h = -2;
+    return h;
+}
+
+inline int64_t py_hash_double(double v) {
+    if (!std::isfinite(v)) {
+        if (std::isinf(v)) return v > 0 ? 314159 : -314159;
+        return 0;  // NaN hashes by object identity in CPython: any fixed value is as good
+    }
+    int e;
+    double m = std::frexp(v, &e);
+    int sign = 1;
+    if (m < 0) { sign = -1; m = -m; }
+    uint64_t x = 0, y;
+    while (m) {
+        x = ((x << 28) & HASH_MOD) | x >> (61 - 28);
+        m *= 268435456.0;
+        e -= 28;
+        y = uint64_t(m);
+        m -= double(y);
+        x += y;
+        if (x >= HASH_MOD) x -= HASH_MOD;
+    }
+    e = e >= 0 ? e % 61 : 61 - 1 - ((-1 - e) % 61);
+    x = ((x << e) & HASH_MOD) | x >> (61 - e);
+    x = x * uint64_t(int64_t(sign));
+    if (x == uint64_t(-1)) x = uint64_t(-2);
+    return int64_t(x);
+}
+
+struct TupleHash {
+    uint64_t acc = 2870177450012600261ULL;
+    int len = 0;
+    void add(int64_t lane) {
+        acc += uint64_t(lane) * 14029467366897019727ULL;
+        acc = (acc << 31) | (acc >> 33);
+        acc *= 11400714785074694791ULL;
+        ++len;
+    }
+    int64_t value() const {
+        uint64_t a = acc + (uint64_t(len) ^ (2870177450012600261ULL ^ 3527539ULL));
+        if (a == uint64_t(-1)) return 1546275796;
+        return int64_t(a);
+    }
+};
+
+// CPython set of keys (int payloads) with given hashes: insertion, removal, iteration
+// order and resizing as in Objects/setobject.c.
+struct PySetEmu {
+    struct Entry { int64_t hash; int key; };  // key -1: empty, -2: dummy
+    std::vector<Entry> table;
+    size_t mask = 7, fill = 0, used = 0;
+    PySetEmu() { table.assign(8, Entry{0, -1}); }
+    void clear() { table.assign(8, Entry{0, -1}); mask = 7; fill = used = 0; }
+    static void insert_clean(std::vector<Entry>& t, size_t m, int key, int64_t hash) {
+        size_t perturb = size_t(hash), i = size_t(hash) & m;
+        while (true) {
+            if (t[i].key == -1) { t[i] = Entry{hash, key}; return; }
+            if (i + 9 <= m) {
+                for (size_t j = 1; j <= 9; ++j)
+                    if (t[i + j].key == -1) { t[i + j] = Entry{hash, key}; return; }
+            }
+            perturb >>= 5;
+            i = (i * 5 + 1 + perturb) & m;
+        }
+    }
+    void resize(size_t minused) {
+        size_t newsize = 8;
+        while (newsize <= minused) newsize <<= 1;
+        std::vector<Entry> nt(newsize, Entry{0, -1});
+        for (const Entry& e : table)
+            if (e.key >= 0) insert_clean(nt, newsize - 1, e.key, e.hash);
+        table.swap(nt);
+        mask = newsize - 1;
+        fill = used;
+    }
+    // position of key or -1
+    long find(int key, int64_t hash) const {
+        size_t perturb = size_t(hash), i = size_t(hash) & mask;
+        while (true) {
+            size_t probes = (i + 9 <= mask) ? 9 : 0;
+            size_t k = i;
+            for (size_t n = 0; n <= probes; ++n, ++k) {
+                const Entry& e = table[k];
+                if (e.key == -1) return -1;
+                if (e.key == key && e.hash == hash) return long(k);
+            }
+            perturb >>= 5;
+            i = (i * 5 + 1 + perturb) & mask;
+        }
+    }
+    bool contains(int key, int64_t hash) const { return find(key, hash) >= 0; }
+    void add(int key, int64_t hash) {
+        size_t perturb = size_t(hash), i = size_t(hash) & mask;
+        long freeslot = -1;
+        while (true) {
+            size_t probes = (i + 9 <= mask) ? 9 : 0;
+            size_t k = i;
+            for (size_t n = 0; n <= probes; ++n, ++k) {
+                Entry& e = table[k];
+                if (e.key == -1) {
+                    if (freeslot >= 0) {
+                        table[size_t(freeslot)] = Entry{hash, key};
+                        ++used;
+                        return;
+                    }
+                    e = Entry{hash, key};
+                    ++fill;
+                    ++used;
+                    if (fill * 5 >= mask * 3) resize(used > 50000 ? used * 2 : used * 4);
+                    return;
+                }
+                if (e.key == key && e.hash == hash) return;
+                if (e.key == -2 && freeslot < 0) freeslot = long(k);
+            }
+            perturb >>= 5;
+            i = (i * 5 + 1 + perturb) & mask;
+        }
+    }
+    void discard(int key, int64_t hash) {
+        long k = find(key, hash);
+        if (k < 0) return;
+        table[size_t(k)] = Entry{-1, -2};
+        --used;
+    }
+    template <class F> void for_each(F f) const {
+        for (const Entry& e : table)
+            if (e.key >= 0) f(e.key);
+    }
+};
+
+// Python's list.sort (timsort) for short lists, exactly (count_run + binary insertion):
+// with NaN keys the comparison is not a strict weak order and only the very same
+// sequence of comparisons gives DLC's order.  Longer lists use a stable merge sort,
+// identical whenever the keys are totally ordered.
+template <class LT>
+void py_sort(std::vector<int>& v, LT lt, bool reverse) {
+    const size_t n = v.size();
+    if (n < 2) return;
+    if (reverse) std::reverse(v.begin(), v.end());
+    if (n < 64) {
+        size_t run = 2;
+        bool desc = lt(v[1], v[0]);
+        if (desc) {
+            while (run < n && lt(v[run], v[run - 1])) ++run;
+            std::reverse(v.begin(), v.begin() + long(run));
+        } else {
+            while (run < n && !lt(v[run], v[run - 1])) ++run;
+        }
+        for (size_t start = run; start < n; ++start) {
+            int pivot = v[start];
+            size_t l = 0, r = start;
+            do {
+                size_t p = l + ((r - l) >> 1);
+                if (lt(pivot, v[p])) r = p; else l = p + 1;
+            } while (l < r);
+            for (size_t p = start; p > l; --p) v[p] = v[p - 1];
+            v[l] = pivot;
+        }
+    } else {
+        std::stable_sort(v.begin(), v.end(), lt);
+    }
+    if (reverse) std::reverse(v.begin(), v.end());
+}
+
+// ------------------------------------------------------------------------- dtypes --
+// Round a double to the cost array's dtype (0: float64, 1: float32, 2: float16), as an
+// in-place NumPy multiply into that array does.
+inline double round_to_half(double d) {
+    if (!std::isfinite(d)) return d;
+    double a = std::fabs(d);
+    if (a >= 65520.0) return std::copysign(std::numeric_limits<double>::infinity(), d);
+    int e;
+    std::frexp(a, &e);  // a = m * 2^e, m in [0.5, 1)
+    // half: 11 significant bits for normals (e >= -13), fixed 2^-24 spacing below
+    int exp_unit = std::max(e - 11, -24);
+    double q = std::ldexp(1.0, exp_unit);
+    double r = std::nearbyint(a / q) * q;  // round half to even (default FP mode)
+    return std::copysign(r, d);
+}
+
+inline double round_to_dtype(double v, int dtype) {
+    if (dtype == 1) return double(float(v));
+    if (dtype == 2) return round_to_half(v);
+    return v;
+}
+
+// ------------------------------------------------------------------------- inputs --
+struct Params {
+    int n_multi = 0, n_keypoints = 0, max_n = 1, min_n_links = 2, window_size = 0;
+    bool greedy = false, identity_only = false, force_fusion = false, add_discarded = false;
+    double pcutoff = 0.1, max_overlap = 0.8, gamma = 0.01;
+    double min_aff[3] = {0.05, 0.05, 0.05};  // min_affinity cast to float64/float32/float16
+    int n_edges = 0;
+    const int* edge_s = nullptr;  // graph[paf_inds[k]][0]
+    const int* edge_t = nullptr;
+};
+
+struct FrameIn {
+    int n_joints = 0;
+    const double *x = nullptr, *y = nullptr, *conf = nullptr;
+    const int *label = nullptr, *group = nullptr;
+    const signed char* has_cost = nullptr;  // per edge slot
+    const signed char* dtype = nullptr;     // per edge slot
+    const int64_t* cost_off = nullptr;      // per edge slot, into cost
+    const double* cost = nullptr;
+};
+
+struct LinkOut { int j1, j2; double affinity; };
+
+struct AssemblyOut {
+    std::vector<double> data;  // n_multi * 4
+    double affinity = 0.0;     // sum (float64)
+    std::vector<int> links;    // indices into FrameOut::links
+    std::vector<int> joints;   // joint indices in insertion order
+};
+
+struct FrameOut {
+    bool has_assemblies = false;  // False: DLC returned None (or an empty list)
+    bool has_unique = false;
+    std::vector<double> unique;  // n_unique * 3
+    std::vector<LinkOut> links;
+    std::vector<AssemblyOut> assemblies;
+    std::vector<double> tree;  // link vectors (n_links * 4) when window_size >= 1
+};
+
+// Past frames' link vectors for temporal coherence, nearest first (n = 1, 2, ...)
+struct Trees { std::vector<const std::vector<double>*> list; };
+
+// ----------------------------------------------------------------------- assembly --
+struct Asm {
+    std::vector<double> data;
+    std::vector<char> visible;
+    int n_visible = 0;
+    PySetEmu idx;
+    std::vector<char> in_idx;  // fast membership mirror of idx
+    double aff = 0.0;
+    std::vector<int> links;
+    std::vector<int> joint_order;
+    bool alive = true;
+};
+
+class FrameAssembler {
+  public:
+    const Params& P;
+    const FrameIn* F = nullptr;
+    int nj = 0;
+    std::vector<LinkOut> links;
+    std::vector<int> link_pair_id;
+    std::vector<Asm> pool;
+    // lookup[i]: (other joint, link) in insertion order
+    std::vector<std::vector<std::pair<int, int>>> lookup;
+    std::vector<char> assembled;
+    std::vector<std::vector<int>> bag;
+
+    explicit FrameAssembler(const Params& p) : P(p) {}
+
+    double jx(int j) const { return F->x[j]; }
+    double jy(int j) const { return F->y[j]; }
+    double jc(int j) const { return F->conf[j]; }
+    int jl(int j) const { return F->label[j]; }
+
+    int new_asm() {
+        pool.emplace_back();
+        Asm& a = pool.back();
+        a.data.assign(size_t(P.n_multi) * 4, NaN);
+        for (int r = 0; r < P.n_multi; ++r) a.data[size_t(r) * 4 + 2] = 0.0;
+        a.visible.assign(size_t(P.n_multi), 0);
+        a.in_idx.assign(size_t(nj), 0);
+        return int(pool.size()) - 1;
+    }
+
+    bool add_joint(Asm& a, int j) {
+        int lab = jl(j);
+        if (lab < 0 || lab >= P.n_multi || a.visible[size_t(lab)]) return false;
+        double* row = &a.data[size_t(lab) * 4];
+        row[0] = jx(j); row[1] = jy(j); row[2] = jc(j); row[3] = double(F->group[j]);
+        a.visible[size_t(lab)] = 1;
+        ++a.n_visible;
+        a.idx.add(j, j);
+        a.in_idx[size_t(j)] = 1;
+        a.joint_order.push_back(j);
+        return true;
+    }
+
+    bool add_link(Asm& a, int li) {
+        const LinkOut& L = links[size_t(li)];
+        if (a.in_idx[size_t(L.j1)] && a.in_idx[size_t(L.j2)]) {
+            a.aff += L.affinity;
+            a.links.push_back(li);
+            return false;
+        }
+        int l1 = jl(L.j1), l2 = jl(L.j2);
+        if (a.visible[size_t(l1)] && a.visible[size_t(l2)]) return false;
+        add_joint(a, L.j1);
+        add_joint(a, L.j2);
+        a.aff += L.affinity;
+        a.links.push_back(li);
+        return true;
+    }
+
+    // "b in a": the two share a visible bodypart
+    bool shares_label(const Asm& a, const Asm& b) const {
+        for (int r = 0; r < P.n_multi; ++r)
+            if (a.visible[size_t(r)] && b.visible[size_t(r)]) return true;
+        return false;
+    }
+
+    int merged(int ia, int ib) {  // Assembly.__add__: links of a then links of b
+        int c = new_asm();
+        std::vector<int> ls = pool[size_t(ia)].links;
+        ls.insert(ls.end(), pool[size_t(ib)].links.begin(), pool[size_t(ib)].links.end());
+        for (int li : ls) add_link(pool[size_t(c)], li);
+        return c;
+    }
+
+    // ---- links ----
+    void extract_best_links(const Trees& trees) {
+        std::vector<double> aff, sub, w;
+        std::vector<int> inds_s, inds_t, keep_s, keep_t, cand;
+        std::vector<long> rows, cols;
+        for (int k = 0; k < P.n_edges; ++k) {
+            const int s = P.edge_s[k], t = P.edge_t[k];
+            if (s < 0 || t < 0 || s >= int(bag.size()) || t >= int(bag.size())) continue;
+            const std::vector<int>& ds = bag[size_t(s)];
+            const std::vector<int>& dt = bag[size_t(t)];
+            if (ds.empty() || dt.empty() || !F->has_cost[k]) continue;
+            const size_t ns = ds.size(), nt = dt.size();
+            const double* src = F->cost + F->cost_off[k];
+            aff.assign(src, src + ns * nt);
+            const int dtype = F->dtype[k];
+            if (!trees.list.empty()) {
+                w.assign(ns * nt, 0.0);
+                for (size_t n = 0; n < trees.list.size(); ++n) {
+                    const std::vector<double>& tv = *trees.list[n];
+                    const size_t m = tv.size() / 4;
+                    const double g = -P.gamma * double(n + 1);
+                    for (size_t a = 0; a < ns; ++a) {
+                        for (size_t b = 0; b < nt; ++b) {
+                            const double v[4] = {jx(ds[a]), jy(ds[a]), jx(dt[b]), jy(dt[b])};
+                            double best = std::numeric_limits<double>::infinity();
+                            for (size_t r = 0; r < m; ++r) {
+                                double acc = 0.0;
+                                for (int c = 0; c < 4; ++c) {
+                                    double dd = v[c] - tv[r * 4 + size_t(c)];
+                                    acc += dd * dd;
+                                }
+                                if (acc < best) best = acc;
+                            }
+                            w[a * nt + b] += std::exp(g * std::sqrt(best));
+                        }
+                    }
+                }
+                const double cnt = double(trees.list.size());
+                for (size_t q = 0; q < ns * nt; ++q) aff[q] = round_to_dtype(aff[q] * (w[q] / cnt), dtype);
+            }
+            const double thr = P.min_aff[dtype];
+            if (P.greedy) {
+                const double pc2 = P.pcutoff * P.pcutoff;
+                cand.clear();
+                for (size_t a = 0; a < ns; ++a)
+                    for (size_t b = 0; b < nt; ++b)
+                        if (jc(ds[a]) * jc(dt[b]) >= pc2 && aff[a * nt + b] >= thr) cand.push_back(int(a * nt + b));
+                py_sort(cand, [&](int p, int q) { return aff[size_t(p)] < aff[size_t(q)]; }, true);
+                std::vector<char> used_s(ns, 0), used_t(nt, 0);
+                int n_used = 0;
+                for (int q : cand) {
+                    size_t a = size_t(q) / nt, b = size_t(q) % nt;
+                    if (used_s[a] || used_t[b]) continue;
+                    links.push_back(LinkOut{ds[a], dt[b], aff[size_t(q)]});
+                    used_s[a] = 1;
+                    used_t[b] = 1;
+                    if (++n_used == P.max_n) break;
+                }
+            } else {
+                auto top = [&](const std::vector<int>& d, std::vector<int>& inds, std::vector<int>& keep) {
+                    inds.resize(d.size());
+                    for (size_t q = 0; q < d.size(); ++q) inds[q] = int(q);
+                    py_sort(inds, [&](int p, int q) { return jc(d[size_t(p)]) < jc(d[size_t(q)]); }, true);
+                    if (int(inds.size()) > P.max_n) inds.resize(size_t(P.max_n));
+                    keep.clear();
+                    for (int q : inds)
+                        if (jc(d[size_t(q)]) >= P.pcutoff) keep.push_back(q);
+                };
+                top(ds, inds_s, keep_s);
+                top(dt, inds_t, keep_t);
+                const size_t R = keep_s.size(), C = keep_t.size();
+                if (!R || !C) continue;
+                sub.resize(R * C);
+                for (size_t a = 0; a < R; ++a)
+                    for (size_t b = 0; b < C; ++b) sub[a * C + b] = aff[size_t(keep_s[a]) * nt + size_t(keep_t[b])];
+                const size_t K = std::min(R, C);
+                rows.assign(K, 0);
+                cols.assign(K, 0);
+                if (mapose::lsap_solve(long(R), long(C), sub.data(), true, rows.data(), cols.data()) != 0) continue;
+                for (size_t q = 0; q < K; ++q) {
+                    double v = sub[size_t(rows[q]) * C + size_t(cols[q])];
+                    if (v >= thr) links.push_back(LinkOut{ds[size_t(keep_s[size_t(rows[q])])], dt[size_t(keep_t[size_t(cols[q])])], v});
+                }
+            }
+        }
+    }
+
+    // ---- heapq emulation: entries (-affinity, counter, link) ----
+    struct HeapItem { double key; long counter; int link; };
+    static bool hlt(const HeapItem& a, const HeapItem& b) {
+        if (a.key == b.key) return a.counter < b.counter;
+        return a.key < b.key;
+    }
+    static void heap_siftdown(std::vector<HeapItem>& h, size_t start, size_t pos) {
+        HeapItem item = h[pos];
+        while (pos > start) {
+            size_t parent = (pos - 1) >> 1;
+            if (hlt(item, h[parent])) { h[pos] = h[parent]; pos = parent; continue; }
+            break;
+        }
+        h[pos] = item;
+    }
+    static void heap_push(std::vector<HeapItem>& h, HeapItem it) {
+        h.push_back(it);
+        heap_siftdown(h, 0, h.size() - 1);
+    }
+    static HeapItem heap_pop(std::vector<HeapItem>& h) {
+        HeapItem last = h.back();
+        h.pop_back();
+        if (h.empty()) return last;
+        HeapItem ret = h[0];
+        h[0] = last;
+        // heapq._siftup
+        size_t end = h.size(), pos = 0, start = 0;
+        HeapItem item = h[pos];
+        size_t child = 2 * pos + 1;
+        while (child < end) {
+            size_t right = child + 1;
+            if (right < end && !hlt(h[child], h[right])) child = right;
+            h[pos] = h[child];
+            pos = child;
+            child = 2 * pos + 1;
+        }
+        h[pos] = item;
+        heap_siftdown(h, start, pos);
+        return ret;
+    }
+
+    void fill_assembly(int ia) {
+        std::vector<HeapItem> stack;
+        std::vector<char> visited(links.size(), 0);
+        long counter = 0;
+        auto push = [&](int i) {
+            Asm& a = pool[size_t(ia)];
+            for (const auto& e : lookup[size_t(i)]) {
+                if (a.in_idx[size_t(e.first)]) continue;
+                int pid = link_pair_id[size_t(e.second)];
+                if (visited[size_t(pid)]) continue;
+                heap_push(stack, HeapItem{-links[size_t(e.second)].affinity, counter++, e.second});
+                visited[size_t(pid)] = 1;
+            }
+        };
+        {
+            std::vector<int> seeds;
+            pool[size_t(ia)].idx.for_each([&](int k) { seeds.push_back(k); });
+            for (int k : seeds) push(k);
+        }
+        while (!stack.empty() && pool[size_t(ia)].n_visible < P.n_multi) {
+            HeapItem best = heap_pop(stack);
+            Asm& a = pool[size_t(ia)];
+            const LinkOut& L = links[size_t(best.link)];
+            int nw;
+            if (a.in_idx[size_t(L.j1)]) nw = L.j2;
+            else if (a.in_idx[size_t(L.j2)]) nw = L.j1;
+            else continue;
+            if (assembled[size_t(nw)]) continue;
+            add_link(a, best.link);
+            push(nw);
+        }
+    }
+
+    void lookup_pop(int i, int j) {
+        auto& v = lookup[size_t(i)];
+        for (size_t q = 0; q < v.size(); ++q)
+            if (v[q].first == j) { v.erase(v.begin() + long(q)); return; }
+    }
+
+    void lookup_set(int i, int j, int li) {
+        auto& v = lookup[size_t(i)];
+        for (auto& e : v)
+            if (e.first == j) { e.second = li; return; }
+        v.emplace_back(j, li);
+    }
+
+    static double nanmin_dist(const Asm& a, double px, double py, int n_rows) {
+        double best = NaN;
+        for (int r = 0; r < n_rows; ++r) {
+            double dx = a.data[size_t(r) * 4] - px, dy = a.data[size_t(r) * 4 + 1] - py;
+            double d = std::sqrt(dx * dx + dy * dy);
+            if (std::isnan(d)) continue;
+            if (std::isnan(best) || d < best) best = d;
+        }
+        return best;
+    }
+
+    double nanmin_cdist(const Asm& a, const Asm& b) const {
+        double best = NaN;
+        for (int r = 0; r < P.n_multi; ++r) {
+            double d = nanmin_dist(b, a.data[size_t(r) * 4], a.data[size_t(r) * 4 + 1], P.n_multi);
+            if (std::isnan(d)) continue;
+            if (std::isnan(best) || d < best) best = d;
+        }
+        return best;
+    }
+
+    std::vector<int> build_assemblies() {
+        const size_t nl = links.size();
+        lookup.assign(size_t(nj), {});
+        for (size_t li = 0; li < nl; ++li) {
+            lookup_set(links[li].j1, links[li].j2, int(li));
+            lookup_set(links[li].j2, links[li].j1, int(li));
+        }
+        std::vector<int> out;
+        // connected components, in order of first node appearance
+        std::vector<int> parent(static_cast<size_t>(nj));
+        for (int q = 0; q < nj; ++q) parent[size_t(q)] = q;
+        auto find = [&](int q) {
+            while (parent[size_t(q)] != q) { parent[size_t(q)] = parent[size_t(parent[size_t(q)])]; q = parent[size_t(q)]; }
+            return q;
+        };
+        std::vector<int> node_order;
+        std::vector<char> seen(size_t(nj), 0);
+        for (const LinkOut& L : links) {
+            for (int q : {L.j1, L.j2})
+                if (!seen[size_t(q)]) { seen[size_t(q)] = 1; node_order.push_back(q); }
+            int a = find(L.j1), b = find(L.j2);
+            if (a != b) parent[size_t(a)] = b;
+        }
+        std::vector<int> comp_size(size_t(nj), 0);
+        for (int q : node_order) ++comp_size[size_t(find(q))];
+        std::vector<char> comp_done(size_t(nj), 0);
+        for (int q : node_order) {
+            int root = find(q);
+            if (comp_done[size_t(root)]) continue;
+            comp_done[size_t(root)] = 1;
+            if (comp_size[size_t(root)] != P.n_multi) continue;
+            int ia = new_asm();
+            for (size_t li = 0; li < nl; ++li) {
+                const LinkOut& L = links[li];
+                if (L.j1 < L.j2 && find(L.j1) == root) {  // (larger, smaller) idx never matches: DLC quirk
+                    if (add_link(pool[size_t(ia)], int(li))) {
+                        lookup_pop(L.j1, L.j2);
+                        lookup_pop(L.j2, L.j1);
+                    }
+                }
+            }
+            for (int j : pool[size_t(ia)].joint_order) assembled[size_t(j)] = 1;
+            out.push_back(ia);
+        }
+        if (int(out.size()) == P.max_n) return out;
+
+        std::vector<int> order(nl);
+        for (size_t q = 0; q < nl; ++q) order[q] = int(q);
+        py_sort(order, [&](int p, int q) { return links[size_t(p)].affinity < links[size_t(q)].affinity; }, true);
+        for (int li : order) {
+            const LinkOut& L = links[size_t(li)];
+            if (assembled[size_t(L.j1)] || assembled[size_t(L.j2)]) continue;
+            int ia = new_asm();
+            add_link(pool[size_t(ia)], li);
+            fill_assembly(ia);
+            for (int lk : pool[size_t(ia)].links) {
+                lookup_pop(links[size_t(lk)].j1, links[size_t(lk)].j2);
+                lookup_pop(links[size_t(lk)].j2, links[size_t(lk)].j1);
+            }
+            for (int j : pool[size_t(ia)].joint_order)
+                if (pool[size_t(ia)].in_idx[size_t(j)]) assembled[size_t(j)] = 1;
+            out.push_back(ia);
+        }
+
+        const int n_extra = int(out.size()) - P.max_n;
+        if (n_extra > 0) {
+            if (P.force_fusion) {
+                py_sort(out, [&](int p, int q) { return pool[size_t(p)].n_visible < pool[size_t(q)].n_visible; }, false);
+                for (int nrow = 0; nrow < n_extra; ++nrow) {
+                    int a = out[size_t(nrow)];
+                    std::vector<int> cands;
+                    for (size_t q = size_t(nrow); q < out.size(); ++q)
+                        if (!shares_label(pool[size_t(out[q])], pool[size_t(a)])) cands.push_back(out[q]);
+                    if (cands.empty()) continue;
+                    int cand = cands[0];
+                    if (cands.size() > 1) {
+                        // np.argmin: first minimum, or the first NaN if any
+                        size_t best = 0;
+                        double bv = nanmin_cdist(pool[size_t(a)], pool[size_t(cands[0])]);
+                        for (size_t q = 1; q < cands.size() && !std::isnan(bv); ++q) {
+                            double d = nanmin_cdist(pool[size_t(a)], pool[size_t(cands[q])]);
+                            if (std::isnan(d) || d < bv) { best = q; bv = d; }
+                        }
+                        cand = cands[best];
+                    }
+                    for (size_t q = 0; q < out.size(); ++q)
+                        if (out[q] == cand) { out[q] = merged(cand, a); break; }
+                }
+            } else {
+                std::vector<int> store(size_t(nj), -1);
+                for (int ia : out)
+                    if (pool[size_t(ia)].n_visible != P.n_multi)
+                        for (int j : pool[size_t(ia)].joint_order)
+                            if (pool[size_t(ia)].in_idx[size_t(j)]) store[size_t(j)] = ia;
+                std::vector<char> used(nl, 0);
+                for (int ia : out)
+                    for (int lk : pool[size_t(ia)].links) used[size_t(lk)] = 1;
+                for (size_t li = 0; li < nl; ++li) {
+                    if (used[li]) continue;
+                    int si = store[size_t(links[li].j1)], sj = store[size_t(links[li].j2)];
+                    if (si < 0 || sj < 0) continue;
+                    if (shares_label(pool[size_t(si)], pool[size_t(sj)])) continue;
+                    int m = merged(si, sj);
+                    // store[i].__dict__.update(temp.__dict__): object si takes m's state
+                    Asm tmp = std::move(pool[size_t(m)]);
+                    pool[size_t(si)] = std::move(tmp);
+                    pool[size_t(m)].alive = false;
+                    out.erase(std::remove(out.begin(), out.end(), sj), out.end());
+                    for (int j : pool[size_t(sj)].joint_order)
+                        if (pool[size_t(sj)].in_idx[size_t(j)]) store[size_t(j)] = si;
+                }
+            }
+        }
+        for (int ia : out) {
+            if (pool[size_t(ia)].n_visible != P.n_multi) {
+                fill_assembly(ia);
+                for (int j : pool[size_t(ia)].joint_order)
+                    if (pool[size_t(ia)].in_idx[size_t(j)]) assembled[size_t(j)] = 1;
+            }
+        }
+        return out;
+    }
+
+    // Assembly.intersection_with
+    double intersection(const Asm& a, const Asm& b) const {
+        auto extent = [&](const Asm& s, double* e) {
+            e[0] = e[1] = e[2] = e[3] = NaN;
+            for (int r = 0; r < P.n_multi; ++r) {
+                for (int c = 0; c < 2; ++c) {
+                    double v = s.data[size_t(r) * 4 + size_t(c)];
+                    if (std::isnan(v)) continue;
+                    if (std::isnan(e[c]) || v < e[c]) e[c] = v;
+                    if (std::isnan(e[c + 2]) || v > e[c + 2]) e[c + 2] = v;
+                }
+            }
+        };
+        double e1[4], e2[4];
+        extent(a, e1);
+        extent(b, e2);
+        auto pymax = [](double p, double q) { return q > p ? q : p; };
+        auto pymin = [](double p, double q) { return q < p ? q : p; };
+        double x1 = pymax(e1[0], e2[0]), y1 = pymax(e1[1], e2[1]);
+        double x2 = pymin(e1[2], e2[2]), y2 = pymin(e1[3], e2[3]);
+        if (x2 < x1 || y2 < y1) return 0.0;
+        auto count = [&](const Asm& s) {
+            int n = 0;
+            for (int r = 0; r < P.n_multi; ++r) {
+                double x = s.data[size_t(r) * 4], y = s.data[size_t(r) * 4 + 1];
+                if (std::isnan(x) || std::isnan(y)) continue;
+                if (x >= x1 && y >= y1 && x <= x2 && y <= y2) ++n;
+            }
+            return n;
+        };
+        if (!a.n_visible || !b.n_visible) return 0.0;
+        double f1 = double(count(a)) / a.n_visible, f2 = double(count(b)) / b.n_visible;
+        return f2 < f1 ? f2 : f1;
+    }
+
+    int64_t joint_hash(int j) const {
+        TupleHash pos;
+        pos.add(py_hash_double(jx(j)));
+        pos.add(py_hash_double(jy(j)));
+        TupleHash h;
+        h.add(pos.value());
+        h.add(py_hash_double(jc(j)));
+        h.add(py_hash_int(jl(j)));
+        h.add(py_hash_int(j));
+        h.add(py_hash_int(F->group[j]));
+        return h.value();
+    }
+
+    void emit(FrameOut& out, const std::vector<int>& asms) {
+        out.has_assemblies = true;
+        out.links = links;
+        out.assemblies.reserve(asms.size());
+        for (int ia : asms) {
+            Asm& a = pool[size_t(ia)];
+            AssemblyOut o;
+            o.data = a.data;
+            o.affinity = a.aff;
+            o.links = a.links;
+            for (int j : a.joint_order)
+                if (a.in_idx[size_t(j)]) o.joints.push_back(j);
+            out.assemblies.push_back(std::move(o));
+        }
+    }
+
+    // One frame.  `F` must stay valid during the call.
+    void run(const FrameIn& frame, const Trees& trees, FrameOut& out) {
+        F = &frame;
+        nj = frame.n_joints;
+        out = FrameOut();
+        links.clear();
+        pool.clear();
+        if (nj == 0) return;
+        bag.assign(size_t(std::max(P.n_keypoints, 1)), {});
+        for (int j = 0; j < nj; ++j)
+            if (jl(j) >= 0 && jl(j) < P.n_keypoints) bag[size_t(jl(j))].push_back(j);
+        assembled.assign(size_t(nj), 0);
+
+        const int n_unique = P.n_keypoints - P.n_multi;
+        if (n_unique > 0) {
+            out.unique.assign(size_t(n_unique) * 3, NaN);
+            bool any = false;
+            for (int n = 0; n < n_unique; ++n) {
+                const std::vector<int>& dets = bag[size_t(P.n_multi + n)];
+                if (dets.empty()) continue;
+                int det = dets[0];
+                for (size_t q = 1; q < dets.size(); ++q)
+                    if (jc(dets[q]) > jc(det)) det = dets[q];
+                for (int d : dets) assembled[size_t(d)] = 1;
+                if (jc(det) <= P.pcutoff && !P.add_discarded) continue;
+                double* row = &out.unique[size_t(n) * 3];
+                row[0] = jx(det); row[1] = jy(det); row[2] = jc(det);
+                any = any || !std::isnan(row[0]) || !std::isnan(row[1]) || !std::isnan(row[2]);
+            }
+            out.has_unique = any;
+            if (!any) out.unique.clear();
+        }
+        bool any_multi = false;
+        for (int l = 0; l < P.n_multi; ++l) any_multi = any_multi || !bag[size_t(l)].empty();
+        if (!any_multi) return;
+
+        std::vector<int> asms;
+        if (P.n_multi == 1) {
+            for (int j : bag[0]) {
+                if (jc(j) >= P.pcutoff) {
+                    int ia = new_asm();
+                    add_joint(pool[size_t(ia)], j);
+                    asms.push_back(ia);
+                }
+            }
+            emit(out, asms);
+            return;
+        }
+        if (P.max_n == 1) {
+            int ia = new_asm();
+            for (int l = 0; l < P.n_multi; ++l) {
+                const std::vector<int>& dets = bag[size_t(l)];
+                if (dets.empty()) continue;
+                int det = dets[0];
+                for (size_t q = 1; q < dets.size(); ++q)
+                    if (jc(dets[q]) > jc(det)) det = dets[q];
+                add_joint(pool[size_t(ia)], det);
+            }
+            asms.push_back(ia);
+            emit(out, asms);
+            return;
+        }
+
+        if (P.identity_only) {
+            std::vector<int> temp;
+            for (int j = 0; j < nj; ++j)
+                if (std::isfinite(jc(j))) temp.push_back(j);
+            py_sort(temp, [&](int p, int q) { return F->group[p] < F->group[q]; }, false);
+            size_t q = 0;
+            while (q < temp.size()) {
+                size_t e = q;
+                while (e < temp.size() && F->group[temp[e]] == F->group[temp[q]]) ++e;
+                std::vector<int> grp(temp.begin() + long(q), temp.begin() + long(e));
+                py_sort(grp, [&](int p, int r) { return jc(p) < jc(r); }, true);
+                int ia = new_asm();
+                for (int j : grp)
+                    if (jc(j) >= P.pcutoff && jl(j) < P.n_multi) add_joint(pool[size_t(ia)], j);
+                if (pool[size_t(ia)].n_visible) {
+                    asms.push_back(ia);
+                    for (int j : pool[size_t(ia)].joint_order) assembled[size_t(j)] = 1;
+                }
+                q = e;
+            }
+        } else {
+            extract_best_links(trees);
+            // _fill_assembly's `visited` holds idx tuples: links joining the same (i, j)
+            // share one entry
+            {
+                std::vector<int> ord(links.size());
+                for (size_t a = 0; a < links.size(); ++a) ord[a] = int(a);
+                std::sort(ord.begin(), ord.end(), [&](int p, int q) {
+                    const LinkOut &A = links[size_t(p)], &Bq = links[size_t(q)];
+                    if (A.j1 != Bq.j1) return A.j1 < Bq.j1;
+                    if (A.j2 != Bq.j2) return A.j2 < Bq.j2;
+                    return p < q;
+                });
+                link_pair_id.assign(links.size(), 0);
+                for (size_t a = 0; a < ord.size(); ++a) {
+                    const LinkOut& L = links[size_t(ord[a])];
+                    bool same = a > 0 && links[size_t(ord[a - 1])].j1 == L.j1 && links[size_t(ord[a - 1])].j2 == L.j2;
+                    link_pair_id[size_t(ord[a])] = same ? link_pair_id[size_t(ord[a - 1])] : ord[a];
+                }
+            }
+            if (P.window_size >= 1 && !links.empty()) {
+                out.tree.reserve(links.size() * 4);
+                for (const LinkOut& L : links) {
+                    out.tree.push_back(jx(L.j1)); out.tree.push_back(jy(L.j1));
+                    out.tree.push_back(jx(L.j2)); out.tree.push_back(jy(L.j2));
+                }
+            }
+            asms = build_assemblies();
+        }
+
+        // Validity
+        PySetEmu discarded;
+        for (int j = 0; j < nj; ++j)
+            if (!assembled[size_t(j)] && std::isfinite(jc(j))) discarded.add(j, joint_hash(j));
+        auto discard_links = [&](int ia) {
+            for (int lk : pool[size_t(ia)].links) {
+                discarded.add(links[size_t(lk)].j1, joint_hash(links[size_t(lk)].j1));
+                discarded.add(links[size_t(lk)].j2, joint_hash(links[size_t(lk)].j2));
+            }
+        };
+        for (long q = long(asms.size()) - 1; q >= 0; --q) {
+            const Asm& a = pool[size_t(asms[size_t(q)])];
+            int nlk = int(a.links.size());
+            if ((0 < nlk && nlk < P.min_n_links) || a.n_visible == 0) {
+                discard_links(asms[size_t(q)]);
+                asms.erase(asms.begin() + q);
+            }
+        }
+        // Non-maximum pose suppression, in descending summed affinity
+        if (0 < P.max_overlap && P.max_overlap < 1) {
+            std::vector<int> lst = asms, kept;
+            while (!lst.empty()) {
+                size_t bi = 0;
+                for (size_t q = 1; q < lst.size(); ++q)
+                    if (pool[size_t(lst[q])].aff > pool[size_t(lst[bi])].aff) bi = q;
+                int best = lst[bi];
+                kept.push_back(best);
+                lst.erase(lst.begin() + long(bi));
+                std::vector<int> rest;
+                for (int ia : lst)
+                    if (intersection(pool[size_t(best)], pool[size_t(ia)]) < P.max_overlap) rest.push_back(ia);
+                lst.swap(rest);
+            }
+            asms.swap(kept);
+        }
+        if (int(asms.size()) > P.max_n) {
+            py_sort(asms, [&](int p, int q) { return pool[size_t(p)].n_visible < pool[size_t(q)].n_visible; }, true);
+            for (size_t q = size_t(P.max_n); q < asms.size(); ++q) discard_links(asms[q]);
+            asms.resize(size_t(P.max_n));
+        }
+        if (P.add_discarded && discarded.used) {
+            std::vector<int> order;
+            discarded.for_each([&](int j) { order.push_back(j); });
+            py_sort(order, [&](int p, int q) { return jc(p) < jc(q); }, true);
+            for (int j : order) {
+                int best = -1;
+                double bd = NaN;
+                for (size_t q = 0; q < asms.size(); ++q) {
+                    const Asm& a = pool[size_t(asms[q])];
+                    if (jl(j) < P.n_multi && a.visible[size_t(jl(j))]) continue;
+                    double d = nanmin_dist(a, jx(j), jy(j), P.n_multi);
+                    if (best < 0 || d < bd) { best = int(q); bd = d; }
+                }
+                if (best >= 0) add_joint(pool[size_t(asms[size_t(best)])], j);
+            }
+        }
+        emit(out, asms);
+    }
+};
+
+}  // namespace mapose_asm
+
+namespace mapose_asm {
+
+inline double half_to_double(uint16_t h) {
+    const int sign = (h >> 15) & 1, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    double v;
+    if (exp == 0) v = std::ldexp(double(man), -24);
+    else if (exp == 31) v = man ? NaN : std::numeric_limits<double>::infinity();
+    else v = std::ldexp(double(man | 0x400), exp - 25);
+    return sign ? -v : v;
+}
+
+// Detections and costs of many frames, flattened (filled by the Cython packer).
+struct Batch {
+    int n_edges = 0;
+    std::vector<int64_t> joint_off{0};
+    std::vector<double> x, y, conf;
+    std::vector<int> label, group;
+    std::vector<signed char> has_cost, dtype;  // n_frames * n_edges
+    std::vector<int64_t> cost_off;
+    std::vector<double> cost;
+    size_t n_frames() const { return joint_off.size() - 1; }
+    FrameIn frame(size_t f) const {
+        FrameIn in;
+        const int64_t o = joint_off[f];
+        in.n_joints = int(joint_off[f + 1] - o);
+        in.x = x.data() + o; in.y = y.data() + o; in.conf = conf.data() + o;
+        in.label = label.data() + o; in.group = group.data() + o;
+        const size_t e = f * size_t(n_edges);
+        in.has_cost = has_cost.data() + e; in.dtype = dtype.data() + e;
+        in.cost_off = cost_off.data() + e; in.cost = cost.data();
+        return in;
+    }
+};
+
+// Assemble frames [0, n) of `B`.  Without temporal coherence frames are independent
+// and split over `n_threads` threads; with it (window_size >= 1) they run in order on
+// one thread, reading and extending `tree_vecs` (frame index -> link vectors).
+inline void run_batch(const Params& P, const Batch& B, const int64_t* frame_index,
+                      std::vector<FrameOut>& outs, int n_threads,
+                      std::map<int64_t, std::vector<double>>& trees_by_frame) {
+    const size_t n = B.n_frames();
+    outs.assign(n, FrameOut());
+    if (P.window_size >= 1) {
+        FrameAssembler fa(P);
+        for (size_t f = 0; f < n; ++f) {
+            Trees trees;
+            for (int j = 1; j <= P.window_size; ++j) {
+                auto it = trees_by_frame.find(frame_index[f] - j);
+                if (it != trees_by_frame.end()) trees.list.push_back(&it->second);
+            }
+            FrameIn in = B.frame(f);
+            fa.run(in, trees, outs[f]);
+            if (!outs[f].tree.empty()) trees_by_frame[frame_index[f]] = outs[f].tree;
+        }
+        return;
+    }
+    auto work = [&](size_t lo, size_t hi) {
+        FrameAssembler fa(P);
+        Trees none;
+        for (size_t f = lo; f < hi; ++f) {
+            FrameIn in = B.frame(f);
+            fa.run(in, none, outs[f]);
+        }
+    };
+    if (n_threads <= 1 || n < 2) { work(0, n); return; }
+    const size_t nt = std::min(size_t(n_threads), n);
+    std::vector<std::thread> pool;
+    for (size_t t = 0; t < nt; ++t) pool.emplace_back(work, n * t / nt, n * (t + 1) / nt);
+    for (auto& th : pool) th.join();
+}
+
+}  // namespace mapose_asm

@@ -1,0 +1,202 @@
+"""Assembly gateway: DLC per-frame detections -> animals, in compiled code.
+
+:class:`AssemblyParams` holds the tunables of DeepLabCut's ``Assembler``;
+:func:`pack_frames` flattens a list of DLC frame dicts (``coordinates``, ``confidence``,
+``costs``, optional ``identity``) into C++ buffers; :func:`run_packed` assembles them
+without the GIL, on ``n_threads`` threads (results are identical to a serial run,
+because frames are independent unless ``window_size >= 1``, which then runs in order);
+:func:`assemble_frames` does both and builds :class:`~mapose.assembly.model.Assembly`
+objects (the slow, exact-API path; :class:`mapose.Assembler` builds them lazily).
+
+The NumPy/Python oracle with the same signature is :mod:`mapose.kernels.assembly_ref`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mapose._cy import load
+from mapose.assembly.model import Assembly, Joint, Link
+
+_asm = load("assembly")
+
+__all__ = ["AssemblyParams", "pack_frames", "run_packed", "assemble_frames", "materialize", "default_threads"]
+
+
+def default_threads() -> int:
+    """All usable cores (respects CPU affinity)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class AssemblyParams:
+    """Tunables of the assembler (DLC's ``Assembler`` constructor arguments).
+
+    ``graph`` is the full list of ``(source, target)`` bodypart pairs; ``paf_inds``
+    selects and orders the edges used (keys of each frame's ``costs``).  ``n_keypoints``
+    counts all bodyparts, the unique ones (labels ``>= n_multibodyparts``) included.
+    """
+
+    max_n_individuals: int
+    n_multibodyparts: int
+    n_keypoints: int
+    graph: tuple = ()
+    paf_inds: tuple = ()
+    greedy: bool = False
+    pcutoff: float = 0.1
+    min_affinity: float = 0.05
+    min_n_links: int = 2
+    max_overlap: float = 0.8
+    identity_only: bool = False
+    nan_policy: str = "little"
+    force_fusion: bool = False
+    add_discarded: bool = False
+    window_size: int = 0
+    method: str = "m1"
+    gamma: float = 0.01
+    edge_s: np.ndarray = field(init=False, repr=False, compare=False)
+    edge_t: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        for name in ("max_n_individuals", "n_multibodyparts", "n_keypoints", "min_n_links", "window_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{name} must be an int; got {value!r} ({type(value).__name__}).")
+        if self.max_n_individuals < 1:
+            raise ValueError(f"max_n_individuals must be >= 1; got {self.max_n_individuals}.")
+        if not 1 <= self.n_multibodyparts <= self.n_keypoints:
+            raise ValueError(
+                f"n_multibodyparts must be between 1 and the number of bodyparts ({self.n_keypoints}); "
+                f"got {self.n_multibodyparts}."
+            )
+        if self.window_size < 0:
+            raise ValueError(f"window_size must be >= 0; got {self.window_size}.")
+        for name in ("pcutoff", "min_affinity", "max_overlap"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(value, bool):
+                raise TypeError(f"{name} must be a number; got {value!r}.")
+        graph = tuple(tuple(int(v) for v in edge) for edge in self.graph)
+        for edge in graph:
+            if len(edge) != 2:
+                raise ValueError(f"graph edges must be (source, target) pairs; got {edge!r}.")
+        object.__setattr__(self, "graph", graph)
+        paf_inds = tuple(int(i) for i in self.paf_inds)
+        for i in paf_inds:
+            if not 0 <= i < len(graph):
+                raise ValueError(
+                    f"paf_inds value {i} does not index the graph ({len(graph)} edges); paf_inds "
+                    "must index the full graph (DLC's PAFgraph)."
+                )
+        object.__setattr__(self, "paf_inds", paf_inds)
+        s = np.full(len(paf_inds), -1, dtype=np.int32)
+        t = np.full(len(paf_inds), -1, dtype=np.int32)
+        for k, ind in enumerate(paf_inds):
+            a, b = graph[ind]
+            # Only edges between two distinct multi-animal bodyparts can be linked (DLC
+            # raises an IndexError on a link to a unique bodypart).
+            if a != b and 0 <= a < self.n_multibodyparts and 0 <= b < self.n_multibodyparts:
+                s[k], t[k] = a, b
+        object.__setattr__(self, "edge_s", s)
+        object.__setattr__(self, "edge_t", t)
+
+    def min_affinity_by_dtype(self) -> list:
+        """``min_affinity`` as float64/float32/float16 (comparisons happen in the costs' dtype)."""
+        return [float(np.asarray(self.min_affinity, dtype=dt)) for dt in (np.float64, np.float32, np.float16)]
+
+
+def pack_frames(frames, params: AssemblyParams, keys=None):
+    """Flatten DLC frame dicts into the kernel's buffers (raises ValueError on bad frames)."""
+    frames = list(frames)
+    keys = list(range(len(frames))) if keys is None else list(keys)
+    return _asm.pack(
+        frames, keys, params.n_keypoints, list(params.paf_inds), params.edge_s, params.edge_t, params.method
+    )
+
+
+def run_packed(packed, params: AssemblyParams, frame_index=None, n_threads: int | None = 1, trees=None):
+    """Assemble packed frames.
+
+    Parameters
+    ----------
+    packed : Packed
+        From :func:`pack_frames`.
+    frame_index : array_like of int, shape (n_frames,), optional
+        Positional index of each frame (DLC's ``ind_frame``; used by temporal coherence).
+    n_threads : int or None
+        Threads; None: all cores.  Ignored (one thread) when ``window_size >= 1``.
+    trees : dict, optional
+        frame index -> (n_links, 4) link vectors of earlier frames; updated in place.
+    """
+    n = packed.n_frames
+    fi = np.arange(n, dtype=np.int64) if frame_index is None else np.ascontiguousarray(frame_index, dtype=np.int64)
+    if n_threads is None:
+        n_threads = default_threads()
+    return _asm.run(
+        packed,
+        n_multi=params.n_multibodyparts,
+        n_keypoints=params.n_keypoints,
+        max_n=params.max_n_individuals,
+        min_n_links=params.min_n_links,
+        window_size=params.window_size,
+        greedy=bool(params.greedy),
+        identity_only=bool(params.identity_only),
+        force_fusion=bool(params.force_fusion),
+        add_discarded=bool(params.add_discarded),
+        pcutoff=float(params.pcutoff),
+        max_overlap=float(params.max_overlap),
+        gamma=float(params.gamma),
+        min_aff=params.min_affinity_by_dtype(),
+        edge_s=params.edge_s,
+        edge_t=params.edge_t,
+        frame_index=fi,
+        n_threads=max(1, int(n_threads)),
+        trees={} if trees is None else trees,
+    )
+
+
+def _joints(packed, f):
+    x, y, c, lab, grp = packed.joints(f)
+    return [
+        Joint((float(x[k]), float(y[k])), float(c[k]), int(lab[k]), k, int(grp[k]))
+        for k in range(len(x))
+    ]
+
+
+def materialize(result, packed, f, joints=None):
+    """DLC objects for frame ``f``: (list of Assembly or None, unique (n_unique, 3) or None)."""
+    unique = result.unique(f)
+    if not result.status_of(f):
+        return None, unique
+    data, affs, links, idxs = result.frame(f)
+    joints = _joints(packed, f) if joints is None else joints
+    out = []
+    for q in range(len(affs)):
+        ass = Assembly(result.n_multi)
+        ass.data[:] = data[q]
+        ass._affinity = float(affs[q])
+        ass._links = [Link(joints[a], joints[b], w) for a, b, w in links[q]]
+        for j in idxs[q]:
+            ass._idx.add(j)
+            ass._visible.add(joints[j].label)
+        out.append(ass)
+    return out, unique
+
+
+def assemble_frames(frames, params: AssemblyParams, first_index: int = 0, kde=None, trees=None, n_threads=1):
+    """Assemble frames and return DLC objects (same signature as the reference).
+
+    Returns
+    -------
+    list of (list of Assembly or None, ndarray of shape (n_unique, 3) or None)
+    """
+    if kde is not None:
+        raise ValueError("calibrated assembly runs through mapose.Assembler (kde is not supported here)")
+    packed = pack_frames(frames, params)
+    fi = np.arange(first_index, first_index + packed.n_frames, dtype=np.int64)
+    result = run_packed(packed, params, fi, n_threads, trees)
+    return [materialize(result, packed, f) for f in range(packed.n_frames)]
