@@ -328,29 +328,8 @@ def _find_meta_pickle(eval_pickle: Path) -> Path:
     )
 
 
-def plot_edge_affinity_distributions(eval_pickle_file, include_bodyparts="all", output_name="", figsize=(10, 7),
-                                     *, dpi: int = 600):
-    """Histogram within- vs between-animal PAF affinities per edge on the training images.
-
-    Parameters
-    ----------
-    eval_pickle_file : str or Path
-        An evaluation ``..._full.pickle`` (``trimouse_eval.pickle`` style names work too:
-        the metadata is looked up as ``_full.``/``_eval.`` → ``_meta.``).
-    include_bodyparts : "all" or list of str
-        Keep edges touching at least one of these body parts (case-insensitive, as DLC).
-    output_name : str, optional
-        Image path; default ``costdist.jpg`` in the working directory (DLC's default), 600 dpi.
-    figsize : (float, float)
-    dpi : int, keyword-only
-        Resolution of the saved image (DLC: 600; not a DLC argument).
-
-    Returns
-    -------
-    Path
-        The saved image.  One panel per kept edge that has within-animal values, titled
-        ``<bodypart>–<bodypart>`` with the AUC.
-    """
+def _edge_affinity_figure(eval_pickle_file, include_bodyparts, figsize):
+    """Build the figure of :func:`plot_edge_affinity_distributions`; returns ``(fig, edges)``."""
     from mapose.io.safe_pickle import read_pickle
 
     path = Path(eval_pickle_file)
@@ -402,6 +381,33 @@ def plot_edge_affinity_distributions(eval_pickle_file, include_bodyparts="all", 
     axes[0].set_xticks([])
     axes[0].set_yticks([])
     fig.set_layout_engine("tight")
+    return fig, edges
+
+
+def plot_edge_affinity_distributions(eval_pickle_file, include_bodyparts="all", output_name="", figsize=(10, 7),
+                                     *, dpi: int = 600):
+    """Histogram within- vs between-animal PAF affinities per edge on the training images.
+
+    Parameters
+    ----------
+    eval_pickle_file : str or Path
+        An evaluation ``..._full.pickle`` (``trimouse_eval.pickle`` style names work too:
+        the metadata is looked up as ``_full.``/``_eval.`` → ``_meta.``).
+    include_bodyparts : "all" or list of str
+        Keep edges touching at least one of these body parts (case-insensitive, as DLC).
+    output_name : str, optional
+        Image path; default ``costdist.jpg`` in the working directory (DLC's default), 600 dpi.
+    figsize : (float, float)
+    dpi : int, keyword-only
+        Resolution of the saved image (DLC: 600; not a DLC argument).
+
+    Returns
+    -------
+    Path
+        The saved image.  One panel per kept edge that has within-animal values, titled
+        ``<bodypart>–<bodypart>`` with the AUC.
+    """
+    fig, _ = _edge_affinity_figure(eval_pickle_file, include_bodyparts, figsize)
     out = Path(output_name) if output_name else Path("costdist.jpg")
     _save(fig, out, dpi=dpi)
     return out
