@@ -412,13 +412,50 @@ cdef class KalmanTracker:
         else:
             self._update(&zv[0])
 
+    def _setup_ellipse(self, const double[::1] params, long tid):
+        self._setup(K_ELLIPSE, 5, tid)
+        self._set_positions(&params[0])
+
+    def _setup_box(self, const double[::1] bbox, long tid):
+        cdef double z[4]
+        self._setup(K_BOX, 4, tid)
+        _box_to_z(&bbox[0], z)
+        self._set_positions(z)
+
+    def _setup_skeleton(self, long n_bodyparts, long tid):
+        self._setup(K_SKELETON, 2 * n_bodyparts, tid)
+
     @property
     def state(self):
         """Ellipse ``[x, y, w, h, theta]``, box ``[x1, y1, x2, y2]`` or flat pose ``[x0, y0, ...]``."""
         out = np.empty(self._state_size())
         cdef double[::1] o = out
-        self._state(&o[0])
+        if o.shape[0]:
+            self._state(&o[0])
         return out
+
+    @state.setter
+    def state(self, value):
+        cdef double z[4]
+        cdef const double[::1] v
+        cdef const double[:, ::1] p
+        if self.kind == K_SKELETON:
+            p = np.ascontiguousarray(np.asarray(value, dtype=np.float64).reshape(-1, 2))
+            if 2 * p.shape[0] != self.nc:
+                raise ValueError(f"pose must have {self.nc // 2} keypoints; got {p.shape[0]}.")
+            if p.shape[0]:
+                _skeleton_init(self, &p[0, 0], p.shape[0])
+            return
+        v = np.ascontiguousarray(value, dtype=np.float64).ravel()
+        if self.kind == K_BOX:
+            if v.shape[0] < 4:
+                raise ValueError(f"bbox must hold [x1, y1, x2, y2]; got {v.shape[0]} values.")
+            _box_to_z(&v[0], z)
+            self._set_positions(z)
+        else:
+            if v.shape[0] != self.nc:
+                raise ValueError(f"state must have {self.nc} values; got {v.shape[0]}.")
+            self._set_positions(&v[0])
 
     @property
     def x(self):
