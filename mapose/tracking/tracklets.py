@@ -161,6 +161,8 @@ def build_tracklets(
     ignore_bodyparts: list[str] | None = None,
     unique_bodyparts: list[str] | None = None,
     identity_only: bool = False,
+    *,
+    progress: str | None = None,
 ) -> dict:
     """Link per-frame assemblies into tracklets, as DLC 3's ``build_tracklets``.
 
@@ -186,6 +188,8 @@ def build_tracklets(
     identity_only : bool, default False
         Assign assemblies to identities (optimal assignment on the soft identity) instead
         of tracking; tracklet ids are then the identities.
+    progress : str, optional
+        Show a progress bar over frames with this description (mapose addition).
 
     Returns
     -------
@@ -242,6 +246,10 @@ def build_tracklets(
         return tracklets
 
     tracker = None if identity_only else params.make_tracker(track_method, len(keep_inds))
+    if progress is not None:
+        from tqdm import tqdm
+
+        frames = tqdm(frames, desc=str(progress), unit="frame")
     for i, value in frames:
         animals = _as_animals(value, i, n_multi)
         if animals is None:
