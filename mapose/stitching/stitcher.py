@@ -270,42 +270,108 @@ class TrackletStitcher:
         return [Tracklet(d, i) for d, i in zip(data_new, inds_new) if len(i)]
 
     def _prestitch_residuals(self, max_gap=5):
-        import networkx as nx
+        """Chain residuals separated by 1..max_gap-1 frames into longer residuals.
 
-        G = nx.DiGraph()
+        Per weakly connected component of the "may follow" DAG, the heaviest path
+        (weights ``1 - IoU`` of the facing boxes) is summed into one residual.  Node, edge
+        and tie-breaking order follow networkx's ``dag_longest_path`` as DLC calls it, so
+        the same residuals are chained.
+        """
         residuals = sorted(self.residuals, key=lambda t: t.start)
-        for i, t1 in enumerate(residuals[:-1]):
-            for j, t2 in enumerate(residuals[i + 1:], start=i + 1):
-                gap = t2.start - t1.end
-                if gap >= max_gap:
-                    break
-                if 1 <= gap:
-                    G.add_edge(i, j, weight=1 - calc_iou(t1.calc_bbox(-1), t2.calc_bbox(0)))
-        if not G.number_of_edges():
+        if len(residuals) < 2:
             return
-        chains = []
-        for comp in nx.weakly_connected_components(G):
-            path = nx.dag_longest_path(G.subgraph(comp))
+        starts = np.array([t.start for t in residuals])
+        ends = np.array([t.end for t in residuals])
+        nodes = {}  # insertion-ordered node set, as a DiGraph grows edge by edge
+        succ = {}
+        pred = {}
+        for i in range(len(residuals) - 1):
+            gaps = starts[i + 1:] - ends[i]
+            over = np.flatnonzero(gaps >= max_gap)
+            stop = over[0] if over.size else gaps.size
+            for j in (np.flatnonzero(gaps[:stop] >= 1) + i + 1).tolist():
+                w = 1 - calc_iou(residuals[i].calc_bbox(-1), residuals[j].calc_bbox(0))
+                for v in (i, j):
+                    if v not in nodes:
+                        nodes[v] = None
+                        succ[v] = {}
+                        pred[v] = {}
+                succ[i][j] = w
+                pred[j][i] = w
+        if not nodes:
+            return
+        seen = set()
+        chains, to_remove = [], []
+        for root in nodes:
+            if root in seen:
+                continue
+            comp = {root}
+            stack = [root]
+            while stack:
+                u = stack.pop()
+                for v in (*succ[u], *pred[u]):
+                    if v not in comp:
+                        comp.add(v)
+                        stack.append(v)
+            seen |= comp
+            path = self._dag_longest_path([v for v in nodes if v in comp], succ, pred)
             chains.append(sum(residuals[k] for k in path))
-            for k in sorted(path, reverse=True):
-                # DLC pops *sorted* positions from the unsorted list (a quirk kept for parity)
-                self.residuals.pop(k)
-        self.tracklets.extend(chains)
+            to_remove.extend(path)
+        # DLC removes positions of the *sorted* residuals from the unsorted list (a quirk
+        # kept for identical results; it only matters when residuals arrive unsorted)
+        for k in sorted(to_remove, reverse=True):
+            self.residuals.pop(k)
+        self.residuals.extend(chains)
+
+    @staticmethod
+    def _dag_longest_path(order, succ, pred):
+        """networkx.dag_longest_path on the subgraph ``order`` (same tie-breaking)."""
+        indeg = {v: len(pred[v]) for v in order}
+        gen = [v for v in order if indeg[v] == 0]
+        topo = []
+        while gen:
+            topo.extend(gen)
+            nxt = []
+            for u in gen:
+                for v in succ[u]:
+                    indeg[v] -= 1
+                    if indeg[v] == 0:
+                        nxt.append(v)
+            gen = nxt
+        dist = {}
+        for v in topo:
+            best = None
+            for u, w in pred[v].items():
+                cand = dist[u][0] + w
+                if best is None or cand > best[0]:
+                    best = (cand, u)
+            if best is None:
+                best = (0, v)
+            dist[v] = best if best[0] >= 0 else (0, v)
+        v = max(dist, key=lambda x: dist[x][0])
+        path, u = [], None
+        while u != v:
+            path.append(v)
+            u = v
+            v = dist[v][1]
+        return path[::-1]
 
     # -- graph ------------------------------------------------------------------------------
     @staticmethod
     def compute_max_gap(tracklets) -> int:
-        """Largest, over tracklets, of the smallest positive gap to another tracklet."""
+        """Largest, over tracklets in list order, of the smallest positive gap to a later-listed one.
+
+        (DLC pairs each tracklet only with those after it in the list.)
+        """
         if len(tracklets) < 2:
             return 0
         starts = np.array([t.start for t in tracklets])
         ends = np.array([t.end for t in tracklets])
         best = 0
-        for i in range(len(tracklets)):
-            after = starts - ends[i]
-            before = starts[i] - ends
-            gaps = np.where(starts > ends[i], after, np.where(starts[i] > ends, before, 0))
-            gaps[i] = 0
+        for i in range(len(tracklets) - 1):
+            s, e = starts[i + 1:], ends[i + 1:]
+            # tracklets whose frame ranges overlap have a gap <= 0 and never count
+            gaps = np.where(ends[i] < s, s - ends[i], np.where(starts[i] > e, starts[i] - e, 0))
             pos = gaps[gaps > 0]
             if pos.size:
                 best = max(best, int(pos.min()))

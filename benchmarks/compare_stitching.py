@@ -1,0 +1,124 @@
+"""mapose vs DeepLabCut 3.0.2 tracklet stitching on the same generated workloads.
+
+Usage::
+
+    python benchmarks/compare_stitching.py [--dlc-python /work/dlcenv/bin/python] [--quick]
+
+For each size, fragmented tracklets are generated (:mod:`mapose.stitching.synthetic`),
+written as a DLC tracklet pickle, and stitched end to end (``from_pickle`` → ``build_graph``
+→ ``stitch`` → ``format_df``) by mapose in this process and by DLC in a subprocess (its
+own interpreter; mapose never imports deeplabcut).  The table shows both times, the
+ratio, and whether the two track tables are identical.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mapose.stitching.stitcher import TrackletStitcher  # noqa: E402
+from mapose.stitching.synthetic import fragmented_tracklets  # noqa: E402
+
+DLC_SCRIPT = r"""
+import json, pickle, sys, time, warnings
+warnings.simplefilter("ignore")
+import numpy as np
+from deeplabcut.refine_training_dataset.stitch import TrackletStitcher
+path, n_tracks, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+t0 = time.perf_counter()
+s = TrackletStitcher.from_pickle(path, n_tracks)
+t1 = time.perf_counter()
+s.build_graph()
+t2 = time.perf_counter()
+s.stitch()
+t3 = time.perf_counter()
+df = s.format_df()
+t4 = time.perf_counter()
+np.save(out, df.to_numpy())
+print(json.dumps({"load": t1 - t0, "graph": t2 - t1, "stitch": t3 - t2, "format": t4 - t3,
+                  "total": t4 - t0, "n_tracklets": len(s.tracklets), "n_edges": s.G.number_of_edges()}))
+"""
+
+
+def run_mapose(path, n_tracks):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        s = TrackletStitcher.from_pickle(path, n_tracks)
+        t1 = time.perf_counter()
+        s.build_graph()
+        t2 = time.perf_counter()
+        s.stitch()
+        t3 = time.perf_counter()
+        df = s.format_df()
+        t4 = time.perf_counter()
+    return df.to_numpy(), {"load": t1 - t0, "graph": t2 - t1, "stitch": t3 - t2, "format": t4 - t3,
+                           "total": t4 - t0, "n_tracklets": len(s.tracklets), "n_edges": int(s._graph.tail.size)}
+
+
+def run_dlc(dlc_python, path, n_tracks, timeout):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "df.npy")
+        try:
+            proc = subprocess.run([dlc_python, "-c", DLC_SCRIPT, path, str(n_tracks), out],
+                                  capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None, {"total": float("inf"), "error": f"timeout {timeout}s"}
+        if proc.returncode:
+            return None, {"total": float("nan"), "error": proc.stderr.strip().splitlines()[-1][:120]}
+        return np.load(out), json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dlc-python", default="/work/dlcenv/bin/python")
+    ap.add_argument("--quick", action="store_true", help="small sizes only")
+    ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--repeat", type=int, default=3, help="mapose repetitions (best time kept)")
+    args = ap.parse_args(argv)
+
+    # (animals, bodyparts, frames, mean tracklet length)
+    sizes = [(3, 5, 500, 60), (10, 5, 1000, 60), (10, 5, 2000, 40), (15, 8, 3000, 40), (20, 8, 5000, 30)]
+    if args.quick:
+        sizes = sizes[:2]
+    have_dlc = Path(args.dlc_python).exists()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n_animals, n_bpts, n_frames, mean_len in sizes:
+            d, _ = fragmented_tracklets(n_animals, n_bpts, n_frames, mean_length=mean_len, seed=n_frames)
+            path = os.path.join(tmp, f"w{n_animals}_{n_frames}_el.pickle")
+            with open(path, "wb") as fh:
+                pickle.dump(d, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            best = None
+            for _ in range(args.repeat):
+                arr, tm = run_mapose(path, n_animals)
+                if best is None or tm["total"] < best["total"]:
+                    best = tm
+            if have_dlc:
+                ref, dtm = run_dlc(args.dlc_python, path, n_animals, args.timeout)
+            else:
+                ref, dtm = None, {"total": float("nan"), "error": "DLC interpreter not found"}
+            same = "n/a" if ref is None else ("yes" if ref.shape == arr.shape and np.array_equal(ref, arr, equal_nan=True) else "NO")
+            rows.append((n_animals, n_bpts, n_frames, best["n_tracklets"], best["n_edges"], best, dtm, same))
+            r = rows[-1]
+            print(f"{r[0]:>3} animals {r[1]:>2} bpts {r[2]:>5} frames {r[3]:>5} tracklets {r[4]:>7} edges | "
+                  f"mapose {best['total']*1e3:9.1f} ms (graph {best['graph']*1e3:.1f}, stitch {best['stitch']*1e3:.1f}) | "
+                  f"DLC {dtm['total']:9.2f} s (graph {dtm.get('graph', float('nan')):.2f}, stitch {dtm.get('stitch', float('nan')):.2f}) | "
+                  f"x{dtm['total'] / best['total']:8.0f} | identical: {same} {dtm.get('error', '')}", flush=True)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
