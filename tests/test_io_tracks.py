@@ -124,3 +124,60 @@ def test_h5_write_is_atomic(tmp_path, monkeypatch):
     monkeypatch.undo()
     pd.testing.assert_frame_equal(read_tracks(tmp_path / "t.h5"), df, check_column_type=False, check_index_type=False)
     assert [p.name for p in tmp_path.iterdir()] == ["t.h5"]
+
+
+def _pandas2_python():
+    """An interpreter with pandas < 3 (DLC's pin), if this machine has one."""
+    import os
+    import subprocess
+    import sys
+
+    cands = [os.environ.get("MAPOSE_PANDAS2_PYTHON", ""), "/work/venv-pd2/bin/python", "/work/dlcenv/bin/python"]
+    if pd.__version__.startswith("2."):
+        cands.insert(0, sys.executable)
+    for c in cands:
+        if c and os.path.exists(c):
+            r = subprocess.run([c, "-c", "import pandas, sys; sys.exit(0 if pandas.__version__ < '3' else 1)"],
+                               capture_output=True, timeout=120)
+            if r.returncode == 0:
+                return c
+    return None
+
+
+@pytest.mark.smoke
+def test_table_is_stamped_for_pandas2(tmp_path):
+    import tables
+
+    df = tracks_dataframe(make_example_poses(n_frames=4, n_animals=2, n_bodyparts=2, n_unique=1))
+    write_tracks_h5(tmp_path / "t.h5", df)
+    with tables.open_file(str(tmp_path / "t.h5")) as h5:
+        assert "pandas_version" in h5.get_node("/tracks")._v_attrs._v_attrnames
+
+
+@pytest.mark.slow
+def test_files_written_here_read_under_pandas2(tmp_path):
+    """DLC pins pandas < 3: h5/csv/tracklet pickles written here must load there."""
+    import subprocess
+
+    py = _pandas2_python()
+    if py is None:
+        pytest.skip("no interpreter with pandas < 3 (set MAPOSE_PANDAS2_PYTHON)")
+    from mapose.examples import write_example_set
+
+    paths = write_example_set(tmp_path, n_frames=20, n_animals=2, n_bodyparts=3, n_unique=1)
+    write_tracks_h5(tmp_path / "fixed.h5", read_tracks(paths["tracks_h5"]), key="df_with_missing", format="fixed")
+    code = (
+        "import pickle, sys, numpy as np, pandas as pd\n"
+        "a = pd.read_hdf(sys.argv[1]); b = pd.read_hdf(sys.argv[2]);"
+        "c = pd.read_csv(sys.argv[3], header=[0,1,2,3], index_col=0)\n"
+        "t = pickle.load(open(sys.argv[4], 'rb'))\n"
+        "assert a.shape == b.shape == c.shape == (20, 21), (a.shape, b.shape, c.shape)\n"
+        "assert np.allclose(a.to_numpy(), c.to_numpy(), equal_nan=True)\n"
+        "assert isinstance(t['header'], pd.MultiIndex) and len(t['header']) == 12\n"
+        "print(a.to_numpy()[~np.isnan(a.to_numpy())].sum())\n"
+    )
+    r = subprocess.run([py, "-W", "ignore", "-c", code, str(paths["tracks_h5"]), str(tmp_path / "fixed.h5"),
+                        str(paths["tracks_csv"]), str(paths["tracklets"])], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    here = read_tracks(paths["tracks_h5"]).to_numpy()
+    assert float(r.stdout.strip()) == pytest.approx(here[~np.isnan(here)].sum())

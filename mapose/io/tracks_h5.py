@@ -21,7 +21,9 @@ DLC test fixture                  ``"df"``               fixed
 ================================  =====================  ========
 
 Column levels are written with object dtype: pandas 3 reads them back as ``str`` dtype,
-pandas 2 as object; the values are equal either way.
+pandas 2 as object; the values are equal either way.  pandas 3 no longer stamps the
+``pandas_version`` attribute that pandas 2 needs to read a table; the writer adds it, so
+DLC (pandas < 3) reads files mapose writes under pandas 3.
 """
 from __future__ import annotations
 
@@ -142,6 +144,22 @@ def write_tracks_h5(path, df: pd.DataFrame, key: str = "tracks", format: str = "
             # object column levels trigger PyTables' pickling notice; DLC files are the same
             warnings.simplefilter("ignore", category=pd.errors.PerformanceWarning)
             df.to_hdf(tmp, key=key, format=format, mode="w")
+        _stamp_pandas_version(tmp, key)
+
+
+# pandas < 3 derives the table layout version from this attribute; pandas 3 stopped
+# writing it, and pandas 2 (DLC's pin) then fails to read the table
+# ("'NoneType' object has no attribute 'startswith'").  pandas 2 writes "0.15.2".
+_PANDAS_TABLE_VERSION = "0.15.2"
+
+
+def _stamp_pandas_version(path, key: str) -> None:
+    import tables
+
+    with tables.open_file(str(path), mode="a") as h5:
+        node = h5.get_node("/" + key.strip("/"))
+        if "pandas_version" not in node._v_attrs._v_attrnames:
+            node._v_attrs.pandas_version = _PANDAS_TABLE_VERSION
 
 
 def csv_header_rows(path) -> tuple[int, int]:
