@@ -37,8 +37,12 @@ def load_snapshot(path, weights_only: bool | None = None, pytorch_cfg: dict | No
         weights_only = _weights_only_default(pytorch_cfg)
     import numpy as np
 
-    safe = [np.core.multiarray.scalar] if hasattr(np, "core") else []
-    safe += [np.dtype, np.float64, np.float32, np.int64, np.int32]
+    # numpy scalars in snapshot metadata (DLC allow-lists them too)
+    try:
+        from numpy._core.multiarray import scalar as _np_scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import scalar as _np_scalar
+    safe = [_np_scalar, np.dtype, np.float64, np.float32, np.int64, np.int32]
     for name in ("Float64DType", "Float32DType", "Int64DType", "Int32DType"):
         if hasattr(np.dtypes, name):
             safe.append(getattr(np.dtypes, name))
