@@ -237,13 +237,15 @@ def _gt_coords(series) -> np.ndarray:
     bpts = list(dict.fromkeys(s.index.get_level_values("bodyparts")))
     inds = list(dict.fromkeys(s.index.get_level_values("individuals"))) if "individuals" in s.index.names else [""]
     out = np.full((len(bpts), len(inds), 2), np.nan)
-    for (key, value) in s.items():
-        names = dict(zip(s.index.names, key if isinstance(key, tuple) else (key,)))
-        b = bpts.index(names["bodyparts"])
-        a = inds.index(names.get("individuals", ""))
-        c = {"x": 0, "y": 1}.get(names["coords"])
+    names = list(s.index.names)
+    lv_b, lv_c = names.index("bodyparts"), names.index("coords")
+    lv_a = names.index("individuals") if "individuals" in names else None
+    b_of = {b: i for i, b in enumerate(bpts)}
+    a_of = {a: i for i, a in enumerate(inds)}
+    for key, value in zip(s.index, s.to_numpy(dtype=np.float64)):
+        c = {"x": 0, "y": 1}.get(key[lv_c])
         if c is not None:
-            out[b, a, c] = value
+            out[b_of[key[lv_b]], a_of[key[lv_a]] if lv_a is not None else 0, c] = value
     return out
 
 
