@@ -40,14 +40,26 @@ _LAZY_EXPORTS: dict[str, str] = {
     "create_video_with_all_detections": "mapose.visualization.videos",
     "create_labeled_video": "mapose.visualization.videos",
     "plot_trajectories": "mapose.visualization.plots",
+    "plot_edge_affinity_distributions": "mapose.visualization.plots",
+    "create_video_from_pickled_tracks": "mapose.visualization.tracks",
     # evaluation / batch
     "evaluate_tracks": "mapose.evaluation.tracks",
+}
+
+# DLC-style subpackages reachable as attributes (``mapose.utils.x`` after ``import mapose``).
+_LAZY_SUBPACKAGES = {
+    "assembly", "batch", "core", "demo", "evaluation", "inference", "io", "kernels", "models",
+    "refine_training_dataset", "stitching", "tracking", "utils", "visualization",
 }
 
 __all__ = sorted(_LAZY_EXPORTS) + ["__version__"]
 
 
 def __getattr__(name: str):
+    if name in _LAZY_SUBPACKAGES:
+        module = importlib.import_module(f"mapose.{name}")
+        globals()[name] = module
+        return module
     module_name = _LAZY_EXPORTS.get(name)
     if module_name is None:
         raise AttributeError(f"module 'mapose' has no attribute {name!r}")
