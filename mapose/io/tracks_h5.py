@@ -39,6 +39,8 @@ from mapose.io.atomic import atomic_open, atomic_path
 __all__ = ["TRACK_KEYS", "read_tracks", "read_tracks_csv", "write_tracks_csv",
            "write_tracks_h5", "h5_keys", "csv_header_rows"]
 
+_PANDAS_MAJOR = int(pd.__version__.split(".")[0])
+
 # keys DLC writes, most specific first; read_tracks picks the first present
 TRACK_KEYS = ("tracks", "df_with_missing", "df", "ass", "calib")
 LEVEL_NAMES = ("scorer", "individuals", "bodyparts", "coords")
@@ -197,7 +199,10 @@ def read_tracks_csv(path) -> pd.DataFrame:
         raise ValueError(f".csv file '{path}' does not start with DLC's header rows "
                          "(scorer, [individuals,] bodyparts, coords).")
     try:
-        df = pd.read_csv(path, header=list(range(n_rows)), index_col=list(range(n_index)))
+        # round_trip: pandas 2's default parser is off by 1 ulp on some values; pandas 3
+        # parses exactly.  Exact parsing makes both versions give the same frame.
+        extra = {"float_precision": "round_trip"} if _PANDAS_MAJOR < 3 else {}
+        df = pd.read_csv(path, header=list(range(n_rows)), index_col=list(range(n_index)), **extra)
     except Exception as exc:
         raise ValueError(f".csv file '{path}' cannot be parsed as a DLC table "
                          f"({type(exc).__name__}: {exc}).") from exc
