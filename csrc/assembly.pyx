@@ -105,6 +105,11 @@ cdef class Packed:
         self.b.joint_off.clear()
         self.b.joint_off.push_back(0)
 
+    def drop_costs(self):
+        """Free the cost buffers once assembled (joints stay, for building objects)."""
+        cdef vector[double] empty
+        self.b.cost.swap(empty)
+
     @property
     def n_frames(self):
         return self.b.joint_off.size() - 1

@@ -15,6 +15,7 @@ Where DLC crashes, the reference returns what mapose defines (documented inline)
 from __future__ import annotations
 
 import heapq
+import math
 import itertools
 from collections import defaultdict
 from operator import itemgetter
@@ -47,8 +48,16 @@ def flatten_detections(data_dict):
         if not np.any(coords):
             continue
         for xy, p, g in zip(coords, np.asarray(conf), id_):
-            yield Joint(tuple(float(v) for v in xy), float(np.asarray(p).item()), i, ind, int(g))
+            yield Joint(tuple(xy), float(np.asarray(p).item()), i, ind, int(g))
             ind += 1
+
+
+class _Moments:
+    def __init__(self, kde):
+        self.mean = np.asarray(kde.mean, dtype=float)
+        self.covariance = np.asarray(kde.covariance, dtype=float)
+        self.inv_cov = np.asarray(kde.inv_cov, dtype=float)
+        self.d = kde.d
 
 
 class FrameAssembler:
@@ -56,19 +65,18 @@ class FrameAssembler:
 
     def __init__(self, params, kde=None):
         self.p = params
-        self.kde = kde
+        # scipy's gaussian_kde recomputes inv_cov on every access: read the moments once
+        self.kde = None if kde is None else _Moments(kde)
         self.safe_edge = kde is not None
         self.trees: dict[int, np.ndarray] = {}
 
     # -- calibration ---------------------------------------------------------------------
     def calc_link_probability(self, link):
-        from scipy.stats import norm
-
         i, j = link.j1.label, link.j2.label
         ind = _condensed_index(self.p.n_multibodyparts, i, j)
         mu, sigma = self.kde.mean[ind], self.kde.covariance[ind, ind]
         z = (link.length**2 - mu) / sigma
-        return 2 * (1 - norm.cdf(np.abs(z)))
+        return 2 * (1 - 0.5 * (1 + math.erf(abs(z) / math.sqrt(2))))
 
     def mahalanobis(self, assembly, nan_policy="little"):
         return mahalanobis(self.kde, assembly, nan_policy)
@@ -332,7 +340,8 @@ class FrameAssembler:
             links = self.extract_best_links(bag, data_dict.get("costs"), trees)
             if self.kde is not None:
                 for link in links[::-1]:
-                    prob = max(self.calc_link_probability(link), 0.001)
+                    # a Python float: NumPy keeps the affinity in the costs' dtype
+                    prob = float(max(self.calc_link_probability(link), 0.001))
                     link.affinity = link.affinity * prob
                     if link.affinity < p.min_affinity:
                         links = [lk for lk in links if lk is not link]
