@@ -298,7 +298,7 @@ def analyze_videos(
         if auto_track:
             t0 = time.perf_counter()
             _track(config, video, shuffle, trainingsetindex, destfolder, modelprefix, overwrite,
-                   n_tracks, animal_names, save_as_csv, identity_only, calibrate)
+                   n_tracks, animal_names, save_as_csv, identity_only, calibrate, snapshot_index)
             times.tracking = time.perf_counter() - t0
             times.total += times.tracking
         if progress:
@@ -332,23 +332,35 @@ def _check_transform(pm) -> None:
             "data.inference), which mapose does not support yet; only normalize_images is.")
 
 
+def _call_compatible(func, *args, **kwargs):
+    """Call ``func`` with the keyword arguments its signature accepts (DLC renamed some)."""
+    import inspect
+
+    params = inspect.signature(func).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    return func(*args, **kwargs)
+
+
 def _track(config, video, shuffle, trainingsetindex, destfolder, modelprefix, overwrite,
-           n_tracks, animal_names, save_as_csv, identity_only, calibrate):
+           n_tracks, animal_names, save_as_csv, identity_only, calibrate, snapshot_index):
     try:
         from mapose.stitching.api import stitch_tracklets
         from mapose.tracking.convert import convert_detections2tracklets
     except ImportError as exc:
         raise ImportError(f"auto_track=True needs mapose's tracking and stitching modules ({exc}); "
                           "pass auto_track=False to stop after the assemblies.") from exc
-    convert_detections2tracklets(
-        config, [str(video)], videotype=None, shuffle=shuffle, trainingsetindex=trainingsetindex,
-        overwrite=overwrite, destfolder=destfolder, modelprefix=modelprefix,
-        identity_only=identity_only, calibrate=calibrate,
+    # DLC 3.0.2 passes `overwrite` on, so existing tracklets are regenerated
+    _call_compatible(
+        convert_detections2tracklets, config, [str(video)], shuffle=shuffle,
+        trainingsetindex=trainingsetindex, overwrite=overwrite, destfolder=destfolder,
+        modelprefix=modelprefix, identity_only=identity_only, calibrate=calibrate,
+        snapshot_index=snapshot_index,
     )
-    stitch_tracklets(
-        config, [str(video)], videotype=None, shuffle=shuffle, trainingsetindex=trainingsetindex,
+    _call_compatible(
+        stitch_tracklets, config, [str(video)], shuffle=shuffle, trainingsetindex=trainingsetindex,
         n_tracks=n_tracks, animal_names=animal_names, destfolder=destfolder,
-        modelprefix=modelprefix, save_as_csv=save_as_csv,
+        modelprefix=modelprefix, save_as_csv=save_as_csv, snapshot_index=snapshot_index,
     )
 
 

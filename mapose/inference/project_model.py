@@ -42,6 +42,13 @@ def _plain(obj):
         return {str(k): _plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_plain(v) for v in obj]
+    # ruamel's ScalarInt / ScalarFloat / ScalarString subclasses -> builtins, so the
+    # config pickles without ruamel (torch.load(weights_only=True) rejects them)
+    if isinstance(obj, bool) or obj is None:
+        return obj
+    for kind in (int, float, str):
+        if isinstance(obj, kind):
+            return kind(obj)
     return obj
 
 
@@ -90,8 +97,6 @@ def find_project_model(config, shuffle: int = 1, trainingsetindex: int = 0, snap
     if str(pcfg.get("method", "bu")).lower() != "bu":
         raise ValueError(f"net_type {pcfg.get('net_type')!r} is a top-down model (method "
                          f"{pcfg.get('method')!r}); mapose supports bottom-up models only.")
-    snapshot = select_snapshot(cfg, train_dir, snapshot_index)
-    scorer = get_scorer_name(cfg, shuffle, trainingsetindex, snapshot_index, modelprefix)
     meta = pcfg.get("metadata") or {}
     bodyparts = list(cfg.get("multianimalbodyparts") or [])
     unique = list(cfg.get("uniquebodyparts") or [])
@@ -105,6 +110,8 @@ def find_project_model(config, shuffle: int = 1, trainingsetindex: int = 0, snap
             f"{train_dir / 'pytorch_config.yaml'}). Restore config.yaml's body parts or create "
             "a new training set and retrain."
         )
+    snapshot = select_snapshot(cfg, train_dir, snapshot_index)
+    scorer = get_scorer_name(cfg, shuffle, trainingsetindex, snapshot_index, modelprefix)
     return ProjectModel(cfg=cfg, config_path=config_path, pytorch_cfg=pcfg, model_folder=folder,
                         snapshot=Path(snapshot), scorer=scorer, shuffle=int(shuffle),
                         trainingsetindex=int(trainingsetindex), train_fraction=frac,
