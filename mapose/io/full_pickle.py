@@ -305,6 +305,53 @@ class _ShelfSpool:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
 
 
+class _PickleSpool:
+    """Stream ``key: value`` pairs into one plain pickled dict with flat memory.
+
+    A pickled dict is ``PROTO, EMPTY_DICT, (key, value, SETITEM)*, STOP``.  Each pair is
+    pickled on arrival with protocol 3 and its ``PROTO``/``STOP`` bytes stripped.
+    Protocol 3 matters: its memo opcodes name slots explicitly (``BINPUT n``) and every
+    fragment only reads back slots it wrote itself, so fragments pickled independently
+    concatenate into a valid stream (protocol 4+'s implicit ``MEMOIZE`` numbering would
+    not).  Pairs go to a temporary spool; :meth:`commit` writes the header, the first
+    pair (``"metadata"``, known only at the end) and the spool into the destination,
+    atomically.
+    """
+
+    def __init__(self, path):
+        self.path = Path(os.fspath(path))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._spool = tempfile.NamedTemporaryFile(prefix=f".{self.path.name}.", suffix=".spool",
+                                                  dir=self.path.parent, delete=False)
+
+    @staticmethod
+    def _fragment(obj) -> bytes:
+        data = pickle.dumps(obj, protocol=3)
+        return data[2:-1]  # strip PROTO 3 and STOP
+
+    def put(self, key, value) -> None:
+        self._spool.write(self._fragment(key) + self._fragment(value) + pickle.SETITEM)
+
+    def commit(self, first: dict) -> None:
+        self._spool.flush()
+        self._spool.seek(0)
+        try:
+            with atomic_open(self.path, "wb") as fh:
+                fh.write(pickle.PROTO + bytes([3]) + pickle.EMPTY_DICT)
+                for k, v in first.items():
+                    fh.write(self._fragment(k) + self._fragment(v) + pickle.SETITEM)
+                shutil.copyfileobj(self._spool, fh, 1 << 20)
+                fh.write(pickle.STOP)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        try:
+            self._spool.close()
+        finally:
+            Path(self._spool.name).unlink(missing_ok=True)
+
+
 class FullPickleWriter:
     """Write a ``_full.pickle`` frame by frame (for inference), atomically on :meth:`close`.
 
@@ -320,9 +367,14 @@ class FullPickleWriter:
     n_frames : int or None
         Expected frame count; fixes the key width (``None`` → width 5, as DLC's shelf).
     use_shelve : bool, default False
-        Stream frames into a shelve database (memory stays flat).  For a plain pickle the
-        frames are kept in memory until :meth:`close` (a pickled dict cannot be appended
-        to; DLC holds them in memory too), then written in one atomic step.
+        Stream frames into a shelve database instead of one pickle.
+
+    Notes
+    -----
+    Memory stays flat in both modes: each frame is pickled when added and spooled to a
+    temporary file next to ``path`` (see :class:`_PickleSpool`; DLC instead holds every
+    frame in memory).  The plain pickle is a protocol-3 stream of the same dict DLC
+    writes; any unpickler (DLC's ``pickle.load`` included) returns identical data.
 
     Notes
     -----
@@ -342,13 +394,11 @@ class FullPickleWriter:
         self.use_shelve = bool(use_shelve)
         self._count = 0
         self._closed = False
-        self._frames: dict | None = None
-        self._spool: _ShelfSpool | None = None
         if self.use_shelve:
             self._spool = _ShelfSpool(self.path)
             self._spool.put("metadata", self.metadata)
         else:
-            self._frames = {"metadata": self.metadata}
+            self._spool = _PickleSpool(self.path)
 
     @property
     def n_written(self) -> int:
@@ -363,10 +413,7 @@ class FullPickleWriter:
             raise TypeError(f"frame must be a dict with 'coordinates' and 'confidence', "
                             f"got {type(frame).__name__}.")
         key = "frame" + str(int(frame_index)).zfill(self.width)
-        if self._spool is not None:
-            self._spool.put(key, frame)
-        else:
-            self._frames[key] = frame
+        self._spool.put(key, frame)
         self._count += 1
         return key
 
@@ -377,19 +424,16 @@ class FullPickleWriter:
         self._closed = True
         if self.metadata.get("nframes") != self._count and (self._count > 0 or self.n_frames is None):
             self.metadata["nframes"] = self._count
-        if self._spool is not None:
+        if self.use_shelve:
             self._spool.put("metadata", self.metadata)
             self._spool.commit()
         else:
-            write_full_pickle(self.path, self._frames)
-            self._frames = None
+            self._spool.commit({"metadata": self.metadata})
 
     def abort(self) -> None:
         """Discard everything written; the destination is left untouched."""
         self._closed = True
-        if self._spool is not None:
-            self._spool.abort()
-        self._frames = None
+        self._spool.abort()
 
     def __enter__(self):
         return self
