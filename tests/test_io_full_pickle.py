@@ -172,3 +172,39 @@ def test_corrupt_shelve(tmp_path):
     dat.write_bytes(dat.read_bytes()[:50])
     with pytest.raises(ValueError, match="corrupt"):
         read_full_pickle(path)
+
+
+def test_streaming_writer_memory_is_flat(tmp_path):
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    meta = {"all_joints_names": [f"b{i}" for i in range(10)]}
+
+    def frame():
+        return {"coordinates": ([rng.random((4, 2), dtype=np.float32) for _ in range(10)],),
+                "confidence": [rng.random((4, 1), dtype=np.float32) for _ in range(10)], "costs": None}
+
+    def peak(n):
+        tracemalloc.start()
+        with FullPickleWriter(tmp_path / f"m{n}_full.pickle", meta, n_frames=n) as w:
+            for i in range(n):
+                w.add(i, frame())
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak_bytes
+
+    small, large = peak(200), peak(4000)
+    assert large < 2 * small + 1_000_000, (small, large)  # 20x the frames, not 20x the memory
+    back = pickle.loads((tmp_path / "m4000_full.pickle").read_bytes())  # DLC's reader
+    assert len(back) == 4001 and list(back)[:2] == ["metadata", "frame0000"]
+    assert back["metadata"]["nframes"] == 4000 and back["metadata"]["key_str_width"] == 4
+
+
+def test_shelve_part_paths_are_accepted(tmp_path):
+    from mapose.io.summary import describe
+
+    p = make_example_poses(n_frames=6)
+    path = tmp_path / "v_full.pickle"
+    write_full_pickle(path, pytorch_full_dict(p), use_shelve=True)
+    s = describe(tmp_path / "v_full.pickle.dat")
+    assert s.path == str(path) and s.frames == 6 and s.layout == "pytorch, shelve"
