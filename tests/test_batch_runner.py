@@ -247,3 +247,26 @@ def test_progress_record_roundtrip(tmp_path):
     assert not again.stage_done("track", tmp_path)
     (tmp_path / "p.json").write_text("{not json")
     assert ProgressRecord.load(tmp_path / "p.json").stages == {}
+
+
+def test_script_without_main_guard(tmp_path):
+    """DLC users' scripts rarely have ``if __name__ == "__main__"``: the worker must not re-run them."""
+    import subprocess
+
+    config, videos = H.make_project(tmp_path / "proj", names=("a", "b"))
+    script = tmp_path / "analyse.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
+        "import _batch_helpers as H\n"
+        "from mapose.batch import run_videos\n"
+        f"res = run_videos({str(config)!r}, {[str(v) for v in videos]!r}, scorer=H.SCORER,\n"
+        "                 stage_funcs=H.REPLAY, post_workers=1)\n"
+        "print('RUNS', flush=True)\n"
+        "sys.exit(res.exit_code)\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("RUNS") == 1
+    assert "2 ok" in out.stdout

@@ -7,8 +7,8 @@ One machine (the default)
     The network stage runs in the calling process, video after video.  As soon as video
     *k*'s detections are written, its assembly → tracking → stitching is handed to a
     worker process (``post_workers``, default 1), so while the network works on video
-    *k + 1* the worker finishes video *k*: the slower of the two sets the pace.  Worker
-    processes are started with ``spawn`` (safe next to torch/CUDA in the parent).
+    *k + 1* the worker finishes video *k*: the slower of the two sets the pace.  Workers
+    are forked on Linux before the network loads torch (see :func:`_start_method`).
 
 Many machines
     ``scheduler="tcp://host:8786"`` (or a ``distributed.Client``), or
@@ -284,7 +284,7 @@ def run_jobs_local(jobs: list[VideoJob], post_workers: int = 1) -> list[VideoRep
     if post_workers == 0 or not any(j.auto_track for j in jobs):
         return [process_video(j) for j in jobs]
     reports: list[VideoReport | None] = [None] * len(jobs)
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context(_start_method())
     pool = _new_pool(post_workers, ctx)
     futures: dict = {}
     base = [0] * len(jobs)
@@ -318,6 +318,24 @@ def run_jobs_local(jobs: list[VideoJob], post_workers: int = 1) -> list[VideoRep
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return reports
+
+
+def _start_method() -> str:
+    """``fork`` on Linux, else ``spawn``.
+
+    ``spawn`` and ``forkserver`` re-import the user's ``__main__``, which re-runs scripts
+    written without an ``if __name__ == "__main__":`` guard (most DLC analysis scripts).
+    The pool is created, and its workers forked, before the network stage first loads
+    torch, and the workers never touch torch or CUDA, so forking is safe here.
+    ``MAPOSE_MP_START`` overrides the choice.
+    """
+    env = os.environ.get("MAPOSE_MP_START")
+    if env:
+        if env not in mp.get_all_start_methods():
+            raise ValueError(f"MAPOSE_MP_START={env!r} is not a start method here; use one of "
+                             f"{mp.get_all_start_methods()}.")
+        return env
+    return "fork" if sys.platform.startswith("linux") else "spawn"
 
 
 def _warm_up() -> None:

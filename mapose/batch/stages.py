@@ -14,7 +14,6 @@ same code runs in the local post-processing worker and on Dask workers.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import time
 import traceback
@@ -326,9 +325,8 @@ def run_stage(job: VideoJob, stage: str, record: ProgressRecord, *, force: bool 
     record.invalidate(stage)
     t0 = time.perf_counter()
     caught: list = []
-    stdout = io.StringIO()
     try:
-        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(stdout):
+        with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             rep = job.func(stage)(job)
     except Exception as exc:  # noqa: BLE001 - reported per video, batch goes on
@@ -346,9 +344,7 @@ def run_stage(job: VideoJob, stage: str, record: ProgressRecord, *, force: bool 
     if missing:
         rep.status = "failed"
         rep.error = (f"stage {stage!r} finished without writing {', '.join(missing)} "
-                     f"in {folder}; see its warnings/printed messages.")
-        tail = stdout.getvalue().strip().splitlines()[-3:]
-        rep.warnings += [f"output: {line}" for line in tail]
+                     f"in {folder}; see its warnings and printed messages.")
         return rep
     record.warnings += [f"{stage}: {w}" for w in rep.warnings]
     record.mark_done(stage, outputs, seconds=rep.seconds, frames=rep.frames, info=rep.info)

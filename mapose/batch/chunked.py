@@ -1,0 +1,307 @@
+"""Tracking and stitching in bounded chunks: memory flat in video length, resumable.
+
+DLC's post-network stages hold a whole video at once: the ``_assemblies.pickle`` dict,
+the tracklet dict, and every :class:`~mapose.stitching.tracklet.Tracklet` the stitcher
+solves over.  For long recordings (hours at 30-100 fps) :func:`track_in_chunks` instead
+
+1. takes ``chunk_frames`` frames of assemblies at a time (plus ``overlap`` frames shared
+   with the previous chunk) from a source that can produce any frame range,
+2. runs mapose's DLC tracker (``build_tracklets``) and stitcher (``TrackletStitcher``) on
+   that chunk alone and saves the chunk's ``n_tracks`` tracks as a checkpoint file
+   (``<stem><scorer>_<el>_chunks/chunk_000012.npy``, written atomically and listed in the
+   video's progress record),
+3. joins consecutive chunks by matching their tracks on the overlapping frames (optimal
+   assignment of mean keypoint distances), and streams the result into the tracks
+   ``.h5`` (DLC's layout, key ``"tracks"``, table format) chunk by chunk.
+
+Peak memory is set by ``chunk_frames``, not by the video length, and an interrupted run
+resumes at the first chunk without a checkpoint.  Chunks are independent, so they can
+also run in parallel (e.g. one Dask task each) before the join.
+
+Differences from the whole-video stitch (why this is opt-in): the stitcher's optimisation
+is global within a chunk but greedy across chunk boundaries, so identities can differ
+from DLC's on long videos where two animals swap exactly at a boundary; tracklets are
+split at chunk boundaries (``min_length`` applies per chunk); unique body parts
+(``single``) are not written.
+"""
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from mapose.batch.progress import ProgressRecord
+from mapose.io.atomic import atomic_path
+
+_STAGE = "chunks"
+
+
+@dataclass(frozen=True)
+class ChunkOptions:
+    """Tunables of chunked tracking.
+
+    Parameters
+    ----------
+    chunk_frames : int, default 5000
+        Frames per chunk (memory grows with this, not with the video).
+    overlap : int, default 50
+        Frames shared by consecutive chunks, used to match their tracks.
+    min_length : int, default 10
+        ``TrackletStitcher`` minimum tracklet length (per chunk).
+    split_tracklets, prestitch_residuals : bool
+        As in ``stitch_tracklets``.
+    max_gap : int or None
+        As in ``stitch_tracklets`` (None: 1.5 × the largest gap in the chunk).
+    """
+
+    chunk_frames: int = 5000
+    overlap: int = 50
+    min_length: int = 10
+    split_tracklets: bool = True
+    prestitch_residuals: bool = True
+    max_gap: int | None = None
+
+    def __post_init__(self):
+        if isinstance(self.chunk_frames, bool) or not isinstance(self.chunk_frames, (int, np.integer)) \
+                or self.chunk_frames < 20:
+            raise ValueError(f"chunk_frames must be an int >= 20; got {self.chunk_frames!r}. "
+                             "Use a few thousand frames per chunk.")
+        if not isinstance(self.overlap, (int, np.integer)) or not 1 <= self.overlap < self.chunk_frames:
+            raise ValueError(f"overlap must be an int in [1, chunk_frames); got {self.overlap!r}.")
+
+    def ranges(self, n_frames: int) -> list[tuple[int, int, int]]:
+        """``(start, core_start, stop)`` per chunk; ``[start, core_start)`` is the overlap."""
+        out = []
+        for core in range(0, n_frames, self.chunk_frames):
+            stop = min(core + self.chunk_frames, n_frames)
+            out.append((max(0, core - self.overlap), core, stop))
+        return out
+
+
+def _empty_tracks(n, n_tracks, n_bpts):
+    return np.full((n, n_tracks, n_bpts, 3), np.nan)
+
+
+def track_chunk(assemblies: dict, start: int, stop: int, *, n_tracks: int, joints: list,
+                scorer: str, inference_cfg: dict, track_method: str = "ellipse",
+                options: ChunkOptions = ChunkOptions()) -> tuple[np.ndarray, list[str]]:
+    """Track and stitch frames ``[start, stop)`` on their own.
+
+    Parameters
+    ----------
+    assemblies : dict of int to ndarray of shape (n_animals, n_bodyparts, 4)
+        Assemblies keyed by *global* frame index (frames without animals may be absent).
+    start, stop : int
+    n_tracks : int
+    joints : list of str
+        Multi-animal body part names.
+    scorer : str
+    inference_cfg : dict
+        DLC's inference configuration (``topktoretain``, ``pcutoff``, tracker settings).
+    track_method : str
+    options : ChunkOptions
+
+    Returns
+    -------
+    tracks : ndarray of shape (stop - start, n_tracks, n_bodyparts, 3), float64
+        x, y, likelihood per track; NaN where a track has no data.
+    warnings : list of str
+        Problems met (e.g. no tracklet long enough: the chunk is left empty).
+    """
+    from mapose.stitching.stitcher import TrackletStitcher
+    from mapose.tracking.tracklets import build_tracklets
+
+    n = stop - start
+    n_bpts = len(joints)
+    out = _empty_tracks(n, n_tracks, n_bpts)
+    notes: list[str] = []
+    local = {f - start: np.asarray(a) for f, a in assemblies.items() if start <= f < stop}
+    if not local:
+        return out, [f"frames {start}-{stop - 1}: no detections"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tracklets = build_tracklets(local, track_method, inference_cfg, list(joints), scorer, n)
+        try:
+            stitcher = TrackletStitcher.from_dict_of_dict(
+                tracklets, n_tracks, min_length=options.min_length,
+                split_tracklets=options.split_tracklets,
+                prestitch_residuals=options.prestitch_residuals)
+            stitcher.build_graph(max_gap=options.max_gap)
+            stitcher.stitch()
+            flat = stitcher.concatenate_data()
+            first = stitcher._first_frame_out
+            out[first:first + len(flat)] = flat.reshape(len(flat), n_tracks, n_bpts, 3)
+        except OSError as exc:  # "Tracklets are empty": nothing long enough in this chunk
+            notes.append(f"frames {start}-{stop - 1}: {exc}")
+    notes += [f"frames {start}-{stop - 1}: {w.message}" for w in caught]
+    return out, notes
+
+
+def _centroids(tracks):
+    """(n, n_tracks, 2) likelihood-free mean keypoint position per frame (NaN if none)."""
+    xy = tracks[..., :2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(xy, axis=2)
+
+
+def match_tracks(prev_tail: np.ndarray, cur_head: np.ndarray) -> np.ndarray:
+    """Permutation of the current chunk's tracks that continues the previous chunk's.
+
+    Parameters
+    ----------
+    prev_tail : ndarray of shape (n_overlap, n_tracks, n_bodyparts, 3)
+        The previous chunk's (already ordered) tracks on the overlap frames.
+    cur_head : ndarray of shape (n_overlap, n_tracks, n_bodyparts, 3)
+        The current chunk's tracks on the same frames.
+
+    Returns
+    -------
+    perm : ndarray of shape (n_tracks,), int
+        ``cur[:, perm]`` lines up with ``prev``.  Cost = mean keypoint distance over
+        frames both tracks cover; pairs with no common frame cost more than any real
+        match, so tracks only seen on one side keep the order of the others.
+    """
+    from mapose.kernels.lap import linear_sum_assignment
+
+    n_tracks = prev_tail.shape[1]
+    d = np.linalg.norm(prev_tail[:, :, None, :, :2] - cur_head[:, None, :, :, :2], axis=-1)
+    finite = np.isfinite(d)
+    counts = finite.sum(axis=(0, 3))
+    sums = np.where(finite, d, 0).sum(axis=(0, 3))
+    cost = np.where(counts > 0, sums / np.maximum(counts, 1), np.inf)
+    big = (np.nanmax(cost[np.isfinite(cost)]) if np.isfinite(cost).any() else 0.0) + 1e6
+    # no common frame: fall back to the distance of the centroids' nearest observations
+    pc, cc = _centroids(prev_tail), _centroids(cur_head)
+    for i in range(n_tracks):
+        for j in range(n_tracks):
+            if np.isfinite(cost[i, j]):
+                continue
+            pi = pc[:, i][np.isfinite(pc[:, i, 0])]
+            cj = cc[:, j][np.isfinite(cc[:, j, 0])]
+            cost[i, j] = big + (np.linalg.norm(pi[-1] - cj[0]) if len(pi) and len(cj) else big)
+    _, cols = linear_sum_assignment(cost)
+    return np.asarray(cols, dtype=np.intp)
+
+
+def _columns(scorer, animal_names, joints):
+    import pandas as pd
+
+    return pd.MultiIndex.from_product(
+        [[scorer], list(animal_names), list(joints), ["x", "y", "likelihood"]],
+        names=["scorer", "individuals", "bodyparts", "coords"])
+
+
+def track_in_chunks(get_assemblies: Callable[[int, int], dict], n_frames: int, output_h5, *,
+                    joints: list, scorer: str, inference_cfg: dict, n_tracks: int,
+                    animal_names=None, track_method: str = "ellipse",
+                    options: ChunkOptions = ChunkOptions(), save_as_csv: bool = False,
+                    record: ProgressRecord | None = None, keep_chunks: bool = False) -> dict:
+    """Track, stitch and write a video's tracks chunk by chunk (see module docstring).
+
+    Parameters
+    ----------
+    get_assemblies : callable ``(start, stop) -> dict``
+        Assemblies for frames ``[start, stop)`` keyed by global frame index, each an
+        ndarray of shape (n_animals, n_bodyparts, 4).
+    n_frames : int
+    output_h5 : str or os.PathLike
+        Final tracks file (``<stem><scorer>_el.h5``); ``.csv`` beside it with ``save_as_csv``.
+    joints, scorer, inference_cfg, n_tracks, track_method, options
+        See :func:`track_chunk`.
+    animal_names : list of str, optional
+        Column names of the tracks (default ``ind1..indN``, as DLC).
+    record : ProgressRecord, optional
+        Checkpoints: finished chunks are listed here and skipped on the next run.
+    keep_chunks : bool
+        Keep the per-chunk checkpoint files after the join.
+
+    Returns
+    -------
+    dict
+        ``frames`` (rows written), ``chunks``, ``warnings`` (list of str), ``seconds``.
+    """
+    import pandas as pd
+
+    if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) or n_frames < 0:
+        raise ValueError(f"n_frames must be an int >= 0; got {n_frames!r}.")
+    if isinstance(n_tracks, bool) or not isinstance(n_tracks, (int, np.integer)) or n_tracks < 1:
+        raise ValueError(f"n_tracks must be an int >= 1; got {n_tracks!r}.")
+    if not animal_names or len(animal_names) < n_tracks:
+        animal_names = [f"ind{i}" for i in range(1, n_tracks + 1)]
+    animal_names = list(animal_names)[:n_tracks]
+    output_h5 = Path(output_h5)
+    chunk_dir = output_h5.with_name(output_h5.stem + "_chunks")
+    chunk_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    notes: list[str] = []
+    ranges = options.ranges(int(n_frames))
+    n_bpts = len(joints)
+
+    # 1. chunks (skipping checkpointed ones)
+    for i, (start, _core, stop) in enumerate(ranges):
+        path = chunk_dir / f"chunk_{i:06d}.npy"
+        if record is not None and record.chunk_done(_STAGE, i, chunk_dir):
+            notes += record.chunks[_STAGE][str(i)]["info"].get("warnings", [])
+            continue
+        tracks, w = track_chunk(get_assemblies(start, stop), start, stop, n_tracks=n_tracks,
+                                joints=joints, scorer=scorer, inference_cfg=inference_cfg,
+                                track_method=track_method, options=options)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, tracks)
+        notes += w
+        if record is not None:
+            record.mark_chunk(_STAGE, i, [path], info={"warnings": w, "start": start, "stop": stop})
+        del tracks
+
+    # 2. join: stream chunk by chunk into the final files (atomic)
+    columns = _columns(scorer, animal_names, joints)
+    csv_path = output_h5.with_suffix(".csv")
+    written = 0
+    with contextlib.ExitStack() as stack:
+        tmp_h5 = stack.enter_context(atomic_path(output_h5))
+        tmp_csv = stack.enter_context(atomic_path(csv_path)) if save_as_csv else None
+        pending = 0  # all-NaN rows not yet written: DLC's index stops at the last tracked frame
+        prev_tail = None
+        first_csv = True
+        with pd.HDFStore(tmp_h5, mode="w") as store:
+            for i, (start, core, stop) in enumerate(ranges):
+                tracks = np.load(chunk_dir / f"chunk_{i:06d}.npy")
+                if prev_tail is not None and core > start:
+                    perm = match_tracks(prev_tail, tracks[: core - start])
+                    tracks = tracks[:, perm]
+                prev_tail = tracks[max(0, len(tracks) - options.overlap):].copy()
+                block = tracks[core - start:].reshape(stop - core, n_tracks * n_bpts * 3)
+                has = np.isfinite(block).any(axis=1)
+                last = int(np.flatnonzero(has)[-1]) + 1 if has.any() else 0
+                if last:
+                    rows_start = core - pending
+                    rows = np.concatenate([np.full((pending, block.shape[1]), np.nan), block[:last]])
+                    df = pd.DataFrame(rows, columns=columns,
+                                      index=pd.RangeIndex(rows_start, core + last))
+                    store.append("tracks", df, format="table", index=False)
+                    if save_as_csv:
+                        df.to_csv(tmp_csv, mode="w" if first_csv else "a", header=first_csv)
+                        first_csv = False
+                    written = core + last
+                    pending = 0
+                pending += (stop - core) - last
+            if written == 0:
+                notes.append("no tracks in the whole video: the tracks file is empty")
+                store.put("tracks", pd.DataFrame(columns=columns, dtype=float), format="table")
+        if save_as_csv and first_csv:
+            pd.DataFrame(columns=columns, dtype=float).to_csv(tmp_csv)
+    if not keep_chunks:
+        shutil.rmtree(chunk_dir, ignore_errors=True)
+        if record is not None:
+            record.chunks.pop(_STAGE, None)
+            record.save()
+    return {"frames": written, "chunks": len(ranges), "warnings": notes,
+            "seconds": time.perf_counter() - t0}
