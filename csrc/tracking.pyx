@@ -604,25 +604,24 @@ cdef class _SortBase:
                 trk_det[c[i]] = r[i]
         return unmatched
 
-    cdef list _emit(self, long[::1] animalindex, int width):
+    cdef object _emit(self, long[::1] animalindex, int width, int empty_width):
         """Newest tracker first; drop trackers unseen for more than ``max_age`` frames."""
-        cdef Py_ssize_t i
+        cdef Py_ssize_t i, n = 0, nt = len(self.trackers)
         cdef KalmanTracker t
-        cdef list out = []
-        row = None
-        cdef double[::1] rv
-        for i in range(len(self.trackers) - 1, -1, -1):
+        out = np.empty((nt, width))
+        cdef double[:, ::1] o = out
+        for i in range(nt - 1, -1, -1):
             t = self.trackers[i]
             if t.time_since_update < 1 and (t.hit_streak >= self.min_hits or self.n_frames <= self.min_hits):
-                row = np.empty(width)
-                rv = row
-                t._state(&rv[0])
-                rv[width - 2] = t.id
-                rv[width - 1] = animalindex[i]
-                out.append(row)
+                t._state(&o[n, 0])
+                o[n, width - 2] = t.id
+                o[n, width - 1] = animalindex[i]
+                n += 1
             if t.time_since_update > self.max_age:
                 del self.trackers[i]
-        return out
+        if n == 0:
+            return np.empty((0, empty_width))
+        return out[:n]
 
     cdef void _drop_nan_predictions(self, list kept, double[:, ::1] preds):
         """Predict every tracker; keep those whose predicted state is finite."""
@@ -703,8 +702,7 @@ cdef class EllipseSORT(_SortBase):
                 t.id_ = ids[i]
             self.trackers.append(t)
             animalindex[nt + k] = i
-        out = self._emit(animalindex, 7)
-        return np.array(out) if out else np.empty((0, 7))
+        return self._emit(animalindex, 7, 7)
 
 
 cdef class BoxSORT(_SortBase):
@@ -757,8 +755,7 @@ cdef class BoxSORT(_SortBase):
             t._set_positions(z)
             self.trackers.append(t)
             animalindex[nt + k] = i
-        out = self._emit(animalindex, 6)
-        return np.array(out) if out else np.empty((0, 5))
+        return self._emit(animalindex, 6, 5)
 
 
 cdef class SkeletonSORT(_SortBase):

@@ -1,5 +1,4 @@
 """``deeplabcut.core.trackingutils`` names, backed by mapose's compiled trackers."""
-from mapose.kernels.tracking_ref import KalmanFilter  # noqa: F401  (textbook filter, for reference)
 from mapose.tracking.boxes import calc_bboxes_from_keypoints
 from mapose.tracking.sort import (
     TRACK_METHODS,

@@ -30,7 +30,7 @@ def _poses(poses, name="poses", n_bodyparts=None) -> np.ndarray:
             f"{name} must have shape (n_animals, n_bodyparts, 2+) with x, y first; got shape "
             f"{arr.shape}. Stack one frame's assemblies, e.g. np.stack([a.data for a in assemblies])."
         )
-    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+    if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name} must hold real numbers; got dtype {arr.dtype}.")
     if n_bodyparts is not None and arr.shape[1] != n_bodyparts and arr.shape[0]:
         raise ValueError(
@@ -106,7 +106,7 @@ class BoxSORT:
                 f"dets must have shape (n_boxes, 4+) holding [x1, y1, x2, y2, ...]; got shape "
                 f"{d.shape}. Use calc_bboxes_from_keypoints(poses) to build boxes."
             )
-        if not np.issubdtype(d.dtype, np.number) or np.iscomplexobj(d):
+        if d.dtype.kind not in "fiub":
             raise TypeError(f"dets must hold real numbers; got dtype {d.dtype}.")
         return self._core.track(np.ascontiguousarray(d, dtype=np.float64))
 
