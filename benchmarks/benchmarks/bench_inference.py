@@ -1,0 +1,92 @@
+"""Inference post-processing kernels and a small end-to-end predictor/network case."""
+import numpy as np
+
+from mapose.kernels.peaks import find_peaks, paf_costs
+
+
+def _maps(animals, bodyparts, frames, h=65, w=81, seed=0):
+    """Heatmap logits with one Gaussian bump per animal and bodypart, plus random PAFs."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    hm = np.full((frames, bodyparts, h, w), -8.0, np.float32)
+    for f in range(frames):
+        for k in range(bodyparts):
+            for _ in range(animals):
+                cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+                hm[f, k] += 16 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 3.0)
+    lr = rng.normal(scale=0.2, size=(frames, 2 * bodyparts, h, w)).astype(np.float32)
+    graph = [[i, j] for i in range(bodyparts) for j in range(i + 1, bodyparts)]
+    paf = rng.normal(size=(frames, 2 * len(graph), h, w)).astype(np.float32)
+    return hm, lr, paf, graph
+
+
+class Peaks:
+    params = [[1, 3, 6], [5, 12], [4, 16]]
+    param_names = ["animals", "bodyparts", "frames"]
+
+    def setup(self, animals, bodyparts, frames):
+        self.hm, self.lr, self.paf, self.graph = _maps(animals, bodyparts, frames)
+        self.peaks = find_peaks(self.hm, self.lr, stride=4.0)
+
+    def time_find_peaks(self, animals, bodyparts, frames):
+        find_peaks(self.hm, self.lr, stride=4.0)
+
+    def time_paf_costs(self, animals, bodyparts, frames):
+        paf_costs(self.paf, self.peaks, self.graph)
+
+    def peakmem_find_peaks(self, animals, bodyparts, frames):
+        find_peaks(self.hm, self.lr, stride=4.0)
+
+
+class Predictor:
+    """Peaks + PAF costs + assembly (DLC's PartAffinityFieldPredictor) per batch."""
+
+    params = [[1, 3, 6], [5, 12], [4, 16]]
+    param_names = ["animals", "bodyparts", "frames"]
+
+    def setup(self, animals, bodyparts, frames):
+        from mapose.inference.predictor import BottomUpPredictor
+        from mapose.models.pose_model import HeadSpec
+
+        hm, lr, paf, graph = _maps(animals, bodyparts, frames)
+        self.out = {"bodypart/heatmap": hm, "bodypart/locref": lr, "bodypart/paf": paf}
+        pred = {"num_animals": animals, "num_multibodyparts": bodyparts, "graph": graph}
+        self.predictor = BottomUpPredictor(
+            [HeadSpec("bodypart", "DLCRNetHead", ("heatmap", "locref", "paf"), 4.0, pred)])
+
+    def time_predict(self, animals, bodyparts, frames):
+        self.predictor(self.out)
+
+
+class NetworkCPU:
+    """Small end-to-end case: ResNet-50-GN + DLCRNet head forward on CPU (torch)."""
+
+    params = [[1, 4]]
+    param_names = ["frames"]
+    timeout = 300
+
+    def setup(self, frames):
+        try:
+            import torch
+        except ImportError:
+            raise NotImplementedError("torch not installed")
+        from mapose.inference.runners import TorchRunner
+        from mapose.models import build_pose_model
+
+        graph = [[i, j] for i in range(5) for j in range(i + 1, 5)]
+
+        def dc(c_out):
+            return {"channels": [2048, c_out], "kernel_size": [3], "strides": [2]}
+
+        cfg = {"net_type": "resnet_50", "model": {
+            "backbone": {"type": "ResNet", "model_name": "resnet50_gn", "output_stride": 16},
+            "heads": {"bodypart": {
+                "type": "DLCRNetHead", "num_stages": 5,
+                "predictor": {"num_animals": 3, "num_multibodyparts": 5, "graph": graph},
+                "heatmap_config": dc(5), "locref_config": dc(10), "paf_config": dc(20)}}}}
+        torch.manual_seed(0)
+        self.runner = TorchRunner(build_pose_model(cfg).eval(), device="cpu")
+        self.frames = np.random.default_rng(0).integers(0, 255, (frames, 256, 320, 3), dtype=np.uint8)
+
+    def time_forward(self, frames):
+        self.runner(self.frames)
