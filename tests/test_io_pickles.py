@@ -181,3 +181,19 @@ def test_tracklets_errors(tmp_path, unittest_data):
     with pytest.raises(ValueError, match="scorer"):
         make_tracklet_header("", ["a"])
     assert not (tmp_path / "x.pickle").exists()
+
+
+def test_dlc_pytorch_config_types_match_dlc(project_a, tmp_path):
+    from mapose.io.meta_pickle import dlc_pytorch_config
+    from mapose.io.pytorch_config import read_pytorch_config
+
+    dlc = read_meta_pickle(next(project_a.glob("videos/*_meta.pickle")))["data"]["pytorch-config"]
+    mine = dlc_pytorch_config(read_pytorch_config(
+        project_a / "dlc-models-pytorch/iteration-0/projANov23-trainset95shuffle1/train"))
+    for key in ("net_type", "method"):
+        assert type(mine[key]) is type(dlc[key]) and mine[key] == dlc[key]
+    assert type(mine["metadata"]["project_path"]) is type(dlc["metadata"]["project_path"])
+    assert type(mine["model"]) is dict  # plain containers, no ruamel types in the pickle
+    write_meta_pickle(tmp_path / "m.pickle", {"pytorch-config": mine})
+    assert b"ruamel" not in (tmp_path / "m.pickle").read_bytes()
+    assert read_meta_pickle(tmp_path / "m.pickle")["data"]["pytorch-config"]["net_type"] == "resnet_50"

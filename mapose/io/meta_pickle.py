@@ -20,9 +20,13 @@ without DeepLabCut installed, and are written back under DLC's class names.
 """
 from __future__ import annotations
 
-from mapose.io.safe_pickle import read_pickle, write_pickle
+from pathlib import Path
 
-__all__ = ["read_meta_pickle", "write_meta_pickle", "meta_frame_size"]
+from mapose.io.safe_pickle import dlc_enum_class, read_pickle, write_pickle
+
+__all__ = ["read_meta_pickle", "write_meta_pickle", "meta_frame_size", "dlc_pytorch_config"]
+
+_ENUMS_MODULE = "deeplabcut.pose_estimation_pytorch.config.enums"
 
 _WHAT = "_meta.pickle"
 
@@ -65,3 +69,41 @@ def meta_frame_size(meta: dict) -> tuple[int, int] | None:
     if "pytorch-config" in d:
         return int(dims[0]), int(dims[1])
     return int(dims[1]), int(dims[0])
+
+
+def dlc_pytorch_config(cfg: dict) -> dict:
+    """Copy of a model config typed the way DLC 3.0.2 stores it in ``_meta.pickle``.
+
+    DLC's loaded config holds ``net_type`` as ``NetType``, ``method`` as ``MethodType``
+    (both ``str`` enums) and ``metadata.project_path``/``pose_config_path`` as
+    ``pathlib`` paths; pickled, those are the globals DLC's reader expects.  Plain
+    strings load fine in DLC too; this only makes the file identical in kind.
+    """
+    import copy
+
+    def plain(o):
+        if isinstance(o, dict):
+            return {str(k) if not isinstance(k, (int, float, bool)) else k: plain(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [plain(v) for v in o]
+        if isinstance(o, str):
+            return str(o)
+        if isinstance(o, bool):
+            return bool(o)
+        if isinstance(o, int):
+            return int(o)
+        if isinstance(o, float):  # ruamel's ScalarFloat & co. would pickle as ruamel types
+            return float(o)
+        return copy.deepcopy(o)
+
+    out = plain(cfg)
+    if isinstance(out.get("net_type"), str):
+        out["net_type"] = dlc_enum_class(_ENUMS_MODULE, "NetType")(out["net_type"])
+    if isinstance(out.get("method"), str):
+        out["method"] = dlc_enum_class(_ENUMS_MODULE, "MethodType")(out["method"].lower())
+    md = out.get("metadata")
+    if isinstance(md, dict):
+        for key in ("project_path", "pose_config_path"):
+            if isinstance(md.get(key), str) and md[key]:
+                md[key] = Path(md[key])
+    return out
