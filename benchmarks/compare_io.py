@@ -37,7 +37,25 @@ def best_of(fn, repeat=3):
     return min(times)
 
 
-def mapose_side(paths: dict, project: Path | None, repeat: int) -> dict:
+def interleaved(fn_a, fn_b, repeat):
+    """Best-of-``repeat`` times of two functions run alternately (cancels load drift)."""
+    ta, tb = [], []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn_a()
+        ta.append(time.perf_counter() - t)
+        if fn_b is not None:
+            t = time.perf_counter()
+            fn_b()
+            tb.append(time.perf_counter() - t)
+    return min(ta), (min(tb) if tb else None)
+
+
+def mapose_side(paths: dict, project: Path | None, repeat: int) -> tuple[dict, dict]:
+    """mapose timings and, interleaved in this process, the stdlib/pandas calls DLC makes."""
+    import pickle
+    import shelve
+
     import pandas as pd
 
     from mapose.io.assemblies_pickle import read_assemblies_pickle
@@ -51,22 +69,45 @@ def mapose_side(paths: dict, project: Path | None, repeat: int) -> dict:
     df = read_tracks(paths["tracks_h5"])
     tmp = Path(paths["full"]).parent / "mapose_out"
     tmp.mkdir(exist_ok=True)
-    t = {
-        "read _full.pickle": best_of(lambda: read_full_pickle(paths["full"]), repeat),
-        "read _full.pickle (shelve)": best_of(lambda: read_full_pickle(paths["full_shelve"]), repeat),
-        "write _full.pickle": best_of(lambda: write_full_pickle(tmp / "w_full.pickle", full), repeat),
-        "write _full.pickle (shelve)": best_of(lambda: write_full_pickle(tmp / "s_full.pickle", full, use_shelve=True), repeat),
-        "read _assemblies.pickle": best_of(lambda: read_assemblies_pickle(paths["assemblies"]), repeat),
-        "read _el.pickle": best_of(lambda: read_tracklets_pickle(paths["tracklets"]), repeat),
-        "read _el.h5": best_of(lambda: read_tracks(paths["tracks_h5"]), repeat),
-        "write _el.h5": best_of(lambda: write_tracks_h5(tmp / "w.h5", df), repeat),
-        "read _el.csv": best_of(lambda: read_tracks(paths["tracks_csv"]), repeat),
+
+    def load(p):
+        with open(p, "rb") as fh:
+            return pickle.load(fh)
+
+    def dump(p, obj):
+        with open(p, "wb") as fh:
+            pickle.dump(obj, fh, pickle.HIGHEST_PROTOCOL)
+
+    def shelf_read(p):
+        with shelve.open(p, "r") as db:
+            return {k: db[k] for k in db}
+
+    def shelf_write(p, data):
+        with shelve.open(str(p), "n", protocol=pickle.DEFAULT_PROTOCOL) as db:
+            for k, v in data.items():
+                db[k] = v
+
+    ops = {
+        "read _full.pickle": (lambda: read_full_pickle(paths["full"]), lambda: load(paths["full"])),
+        "read _full.pickle (shelve)": (lambda: read_full_pickle(paths["full_shelve"]), lambda: shelf_read(paths["full_shelve"])),
+        "write _full.pickle": (lambda: write_full_pickle(tmp / "w_full.pickle", full), lambda: dump(tmp / "r_full.pickle", full)),
+        "write _full.pickle (shelve)": (lambda: write_full_pickle(tmp / "s_full.pickle", full, use_shelve=True),
+                                        lambda: shelf_write(tmp / "rs_full.pickle", full)),
+        "read _assemblies.pickle": (lambda: read_assemblies_pickle(paths["assemblies"]), lambda: load(paths["assemblies"])),
+        "read _el.pickle": (lambda: read_tracklets_pickle(paths["tracklets"]), lambda: load(paths["tracklets"])),
+        "read _el.h5": (lambda: read_tracks(paths["tracks_h5"]), lambda: pd.read_hdf(paths["tracks_h5"])),
+        "write _el.h5": (lambda: write_tracks_h5(tmp / "w.h5", df),
+                         lambda: df.to_hdf(tmp / "r.h5", key="tracks", format="table", mode="w")),
+        "read _el.csv": (lambda: read_tracks(paths["tracks_csv"]),
+                         lambda: pd.read_csv(paths["tracks_csv"], header=[0, 1, 2, 3], index_col=0)),
     }
     if project is not None:
-        t["read config.yaml"] = best_of(lambda: read_config(project / "config.yaml"), repeat)
-        t["scorer name"] = best_of(lambda: get_scorer_name(read_config(project / "config.yaml"), 1, 0), repeat)
-    del pd
-    return t
+        ops["read config.yaml"] = (lambda: read_config(project / "config.yaml"), None)
+        ops["scorer name"] = (lambda: get_scorer_name(read_config(project / "config.yaml"), 1, 0), None)
+    mine, base = {}, {}
+    for k, (a, b) in ops.items():
+        mine[k], base[k] = interleaved(a, b, repeat)
+    return mine, base
 
 
 DLC_SCRIPT = textwrap.dedent(r'''
@@ -155,7 +196,7 @@ def main():
     ap.add_argument("--animals", type=int, default=3)
     ap.add_argument("--bodyparts", type=int, default=8)
     ap.add_argument("--unique", type=int, default=1)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--dlc-python", default="/work/dlcenv/bin/python")
     args = ap.parse_args()
 
@@ -184,7 +225,7 @@ def main():
                 meta = read_meta_pickle(next(PROJECT_A.glob("videos/*_meta.pickle")))
                 paths["mapose_meta"] = str(tmp / "m_meta.pickle")
                 write_meta_pickle(paths["mapose_meta"], meta)
-            mine = mapose_side(paths, project, args.repeat)
+            mine, base = mapose_side(paths, project, args.repeat)
             theirs, checks = {}, {}
             if have_dlc:
                 payload = json.dumps({"paths": paths, "repeat": args.repeat, "project": str(project) if project else "",
@@ -197,11 +238,16 @@ def main():
                     res = json.loads(r.stdout.strip().splitlines()[-1])
                     theirs, checks = res["times"], res["checks"]
             print(f"\n## {n} frames, {args.animals} animals, {args.bodyparts} bodyparts (+{args.unique} unique); best of {args.repeat}")
-            print(f"{'operation':34s} {'mapose [ms]':>12s} {'DLC 3.0.2 [ms]':>15s} {'DLC/mapose':>11s}")
+            print("(stdlib = the pickle/shelve/pandas call DLC makes, timed in this process, interleaved with mapose)")
+            print(f"{'operation':30s} {'mapose [ms]':>12s} {'stdlib [ms]':>12s} {'DLC 3.0.2 [ms]':>15s} {'DLC/mapose':>11s}")
+
+            def fmt(x, w):
+                return f"{1e3 * x:{w}.2f}" if x else " " * (w - 1) + "-"
+
             for k, v in mine.items():
                 d = theirs.get(k)
                 ratio = f"{d / v:10.2f}x" if d else "         -"
-                print(f"{k:34s} {1e3 * v:12.2f} {(f'{1e3 * d:15.2f}' if d else '              -')} {ratio}")
+                print(f"{k:30s} {fmt(v, 12)} {fmt(base.get(k), 12)} {fmt(d, 15)} {ratio}")
             if checks:
                 if "scorer" in checks:
                     from mapose.io.project import get_scorer_name as gs

@@ -33,7 +33,6 @@ unpickler, and writes them atomically.
 from __future__ import annotations
 
 import dbm
-import math
 import os
 import pickle
 import re
@@ -445,9 +444,3 @@ class FullPickleWriter:
             self.abort()
         return False
 
-
-def summarize_frame_counts(data: dict) -> tuple[int, int]:
-    """``(n_frame_keys, metadata nframes)`` of a full-pickle dict (for ``mapose info``)."""
-    n = sum(1 for _ in iter_frames(data))
-    meta_n = data.get("metadata", {}).get("nframes") if isinstance(data, dict) else None
-    return n, (int(meta_n) if meta_n is not None and not (isinstance(meta_n, float) and math.isnan(meta_n)) else n)
