@@ -295,7 +295,9 @@ def track_in_chunks(get_assemblies: Callable[[int, int], dict], n_frames: int, o
                 pending += (stop - core) - last
             if written == 0:
                 notes.append("no tracks in the whole video: the tracks file is empty")
-                store.put("tracks", pd.DataFrame(columns=columns, dtype=float), format="table")
+                # pandas cannot store an empty *table*; the fixed format keeps the columns
+                store.put("tracks", pd.DataFrame(columns=columns, dtype=float), format="fixed",
+                          track_times=False)
         if save_as_csv and first_csv:
             pd.DataFrame(columns=columns, dtype=float).to_csv(tmp_csv)
     if not keep_chunks:
@@ -305,3 +307,110 @@ def track_in_chunks(get_assemblies: Callable[[int, int], dict], n_frames: int, o
             record.save()
     return {"frames": written, "chunks": len(ranges), "warnings": notes,
             "seconds": time.perf_counter() - t0}
+
+
+# -- sources -------------------------------------------------------------------------------
+def assembled_source(get_full_frames: Callable[[int, int], dict], metadata: dict, *,
+                     n_multibodyparts: int, inference_cfg: dict,
+                     n_threads: int = 1) -> Callable[[int, int], dict]:
+    """Turn a source of classic ``_full.pickle`` frames into a source of assemblies.
+
+    Each call assembles only the requested frames with mapose's compiled
+    :class:`~mapose.assembly.assembler.Assembler`, configured from ``inference_cfg``
+    as DLC's ``convert_detections2tracklets`` does (``topktoretain``, ``pcutoff``,
+    ``pafthreshold``, ``minimalnumberofconnections``).
+
+    Parameters
+    ----------
+    get_full_frames : callable ``(start, stop) -> dict``
+        ``{"frame%0Nd": frame dict}`` for frames ``[start, stop)`` in order.
+    metadata : dict
+        The ``"metadata"`` entry of the full pickle (graph, PAF indices, joint names).
+    n_multibodyparts : int
+    inference_cfg : dict
+    n_threads : int, default 1
+
+    Returns
+    -------
+    callable ``(start, stop) -> dict of int to ndarray (n_animals, n_bodyparts, 4)``
+    """
+    from mapose.assembly.assembler import Assembler
+
+    def get(start, stop):
+        data = {"metadata": metadata}
+        data.update(get_full_frames(start, stop))
+        if len(data) == 1:
+            return {}
+        asm = Assembler(
+            data, max_n_individuals=int(inference_cfg.get("topktoretain", 1)),
+            n_multibodyparts=n_multibodyparts, pcutoff=inference_cfg.get("pcutoff", 0.1),
+            min_affinity=inference_cfg.get("pafthreshold", 0.05),
+            min_n_links=int(inference_cfg.get("minimalnumberofconnections", 2)),
+            n_threads=n_threads)
+        asm.assemble(n_threads=n_threads)
+        arrays = asm.assemblies.arrays() if hasattr(asm.assemblies, "arrays") else {
+            k: np.stack([a.data for a in v]) for k, v in asm.assemblies.items() if v}
+        return {start + k: v for k, v in arrays.items() if v is not None}
+
+    return get
+
+
+def assemblies_pickle_source(path) -> tuple[Callable[[int, int], dict], int]:
+    """A source over DLC 3's ``_assemblies.pickle`` (read once; its arrays are compact).
+
+    Returns
+    -------
+    get : callable ``(start, stop) -> dict``
+    n_frames : int
+        1 + the largest frame index in the file (0 if it holds none).
+    """
+    from mapose.io.assemblies_pickle import read_assemblies_pickle
+
+    assemblies, _single = read_assemblies_pickle(path)
+    frames = sorted(k for k in assemblies if isinstance(k, (int, np.integer)))
+    n = int(frames[-1]) + 1 if frames else 0
+
+    def get(start, stop):
+        out = {}
+        for f in range(start, stop):
+            a = assemblies.get(f)
+            if a is not None and len(a):
+                out[f] = np.asarray(a)
+        return out
+
+    return get, n
+
+
+# -- batch stage ----------------------------------------------------------------------------
+def chunked_stitch_stage(job):
+    """Batch stage: ``_assemblies.pickle`` → tracks ``.h5`` chunk by chunk (no tracklet pickle).
+
+    Used by :func:`mapose.batch.run_videos` when ``chunk_frames`` is set; chunk
+    checkpoints live in the video's progress record, so a rerun resumes mid-video.
+    """
+    from mapose.batch.stages import StageReport, summarize_tracks
+    from mapose.io.config import individuals, multianimal_bodyparts, read_config
+    from mapose.io.inference_cfg import read_inference_cfg
+    from mapose.io.project import get_model_folder
+
+    cfg = read_config(job.config)
+    joints = multianimal_bodyparts(cfg)
+    names = job.animal_names or individuals(cfg)
+    n_tracks = job.n_tracks or len(names)
+    model = get_model_folder(cfg, job.shuffle, job.trainingsetindex, job.modelprefix)
+    inference_cfg = read_inference_cfg(Path(model) / "test" / "inference_cfg.yaml", cfg)
+    get, n_frames = assemblies_pickle_source(job.path("_assemblies.pickle"))
+    from mapose.batch.stages import read_n_frames
+    n_frames = max(n_frames, read_n_frames(job) or 0)
+    opts = ChunkOptions(chunk_frames=int(job.chunk_frames), overlap=int(job.chunk_overlap),
+                        **{k: v for k, v in job.stitch_kwargs.items()
+                           if k in ("min_length", "split_tracklets", "prestitch_residuals", "max_gap")})
+    record = ProgressRecord.load(job.progress_path, video=job.video)
+    out = job.stage_outputs("stitch")[0]
+    info = track_in_chunks(get, n_frames, out, joints=joints, scorer=job.scorer,
+                           inference_cfg=dict(inference_cfg), n_tracks=n_tracks,
+                           animal_names=names, track_method=job.track_method, options=opts,
+                           save_as_csv=job.save_as_csv, record=record)
+    frames, tracks = summarize_tracks(out)
+    return StageReport("stitch", frames=n_frames, warnings=info["warnings"][:20],
+                       info={"tracks": tracks, "chunks": info["chunks"]})

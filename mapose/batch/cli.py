@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="local mode: worker processes for tracking/stitching, overlapped with "
                         "the network (0: inline)")
     b.add_argument("--retries", type=int, default=2, help="Dask: extra attempts per video")
+    b.add_argument("--chunk-frames", type=int, default=None, metavar="N",
+                   help="track and stitch N frames at a time: memory flat in video length, "
+                        "resumable mid-video (default: whole video, as DLC)")
     return parser
 
 
@@ -86,7 +89,8 @@ def run(args: argparse.Namespace, file=None) -> int:
         snapshot_index=_snapshot_index(args.snapshot_index), overwrite=args.overwrite,
         auto_track=args.auto_track, save_as_csv=args.save_as_csv, n_tracks=args.n_tracks,
         animal_names=args.animal_names, scheduler=args.scheduler, cluster=args.cluster,
-        post_workers=args.post_workers, retries=args.retries, analyze_kwargs=analyze_kwargs,
+        post_workers=args.post_workers, retries=args.retries, chunk_frames=args.chunk_frames,
+        analyze_kwargs=analyze_kwargs,
         print_table=True, file=file or sys.stdout,
     )
     return result.exit_code

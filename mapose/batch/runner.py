@@ -86,7 +86,7 @@ def make_jobs(config, videos, video_extensions=None, shuffle=1, trainingsetindex
               detector_snapshot_index=None, overwrite=False, auto_track=True,
               save_as_csv=False, n_tracks=None, animal_names=None, scorer=None,
               analyze_kwargs=None, track_kwargs=None, stitch_kwargs=None,
-              stage_funcs=None) -> tuple[list[VideoJob], str]:
+              stage_funcs=None, chunk_frames=None, chunk_overlap=50) -> tuple[list[VideoJob], str]:
     """Resolve the project once and describe each video as a :class:`VideoJob`.
 
     Returns
@@ -107,6 +107,9 @@ def make_jobs(config, videos, video_extensions=None, shuffle=1, trainingsetindex
         from mapose.io.project import get_scorer_name
         scorer = get_scorer_name(cfg, shuffle, trainingsetindex, snapshot_index=snapshot_index,
                                  modelprefix=modelprefix)
+    if chunk_frames is not None:
+        from mapose.batch.chunked import ChunkOptions
+        ChunkOptions(chunk_frames=chunk_frames, overlap=chunk_overlap)  # validate early
     if isinstance(videos, (str, os.PathLike)):
         videos = [videos]
     video_paths = list_videos(list(videos), video_extensions)
@@ -134,6 +137,7 @@ def make_jobs(config, videos, video_extensions=None, shuffle=1, trainingsetindex
             animal_names=list(animal_names) if animal_names else None,
             analyze_kwargs=analyze_kwargs, track_kwargs=dict(track_kwargs or {}),
             stitch_kwargs=dict(stitch_kwargs or {}), stage_funcs=dict(stage_funcs or {}),
+            chunk_frames=chunk_frames, chunk_overlap=chunk_overlap,
         ))
     return jobs, scorer
 
@@ -142,9 +146,9 @@ def run_videos(config, videos, video_extensions=None, shuffle=1, trainingsetinde
                destfolder=None, modelprefix="", track_method="", snapshot_index=None,
                detector_snapshot_index=None, overwrite=False, auto_track=True,
                save_as_csv=False, n_tracks=None, animal_names=None, *, scheduler=None,
-               cluster=None, post_workers=1, retries=2, scorer=None, analyze_kwargs=None,
-               track_kwargs=None, stitch_kwargs=None, stage_funcs=None,
-               print_table=True, file=None) -> BatchResult:
+               cluster=None, post_workers=1, retries=2, chunk_frames=None, chunk_overlap=50,
+               scorer=None, analyze_kwargs=None, track_kwargs=None, stitch_kwargs=None,
+               stage_funcs=None, print_table=True, file=None) -> BatchResult:
     """Analyse, track and stitch many videos with checkpoints; never stop at one failure.
 
     Parameters
@@ -169,6 +173,12 @@ def run_videos(config, videos, video_extensions=None, shuffle=1, trainingsetinde
         after each video's network stage (no overlap).
     retries : int, default 2
         Dask mode: extra attempts for a task whose worker died.
+    chunk_frames : int, optional
+        Track and stitch in chunks of this many frames (memory flat in video length,
+        checkpoint per chunk; see :mod:`mapose.batch.chunked` for how results can differ
+        from the whole-video stitch).  Default None: DLC's whole-video stages.
+    chunk_overlap : int, default 50
+        Frames shared by consecutive chunks to join their tracks.
     scorer : str, optional
         Use this scorer instead of deriving it from the model folder.
     analyze_kwargs, track_kwargs, stitch_kwargs : dict, optional
@@ -210,6 +220,7 @@ def run_videos(config, videos, video_extensions=None, shuffle=1, trainingsetinde
         auto_track=auto_track, save_as_csv=save_as_csv, n_tracks=n_tracks,
         animal_names=animal_names, scorer=scorer, analyze_kwargs=analyze_kwargs,
         track_kwargs=track_kwargs, stitch_kwargs=stitch_kwargs, stage_funcs=stage_funcs,
+        chunk_frames=chunk_frames, chunk_overlap=chunk_overlap,
     )
     if scheduler is not None or n_local is not None:
         from mapose.batch.cluster import run_jobs_dask

@@ -83,7 +83,8 @@ class VideoJob:
 
     ``config``/``video``/``destfolder`` are absolute path strings; ``scorer`` and
     ``track_method`` are resolved once by the submitting process so that every worker
-    names files identically.  ``stage_funcs`` maps a stage name to the function that
+    names files identically.  ``chunk_frames`` switches tracking + stitching to the
+    bounded-memory chunked mode of :mod:`mapose.batch.chunked`.  ``stage_funcs`` maps a stage name to the function that
     runs it (the defaults are :func:`analyze_stage`, :func:`track_stage`,
     :func:`stitch_stage`; tests and plug-ins may substitute their own).
     """
@@ -105,6 +106,8 @@ class VideoJob:
     track_kwargs: dict = field(default_factory=dict)
     stitch_kwargs: dict = field(default_factory=dict)
     stage_funcs: dict = field(default_factory=dict)
+    chunk_frames: int | None = None
+    chunk_overlap: int = 50
 
     # -- file names ----------------------------------------------------------------
     @property
@@ -135,10 +138,18 @@ class VideoJob:
         raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}.")
 
     def stages(self) -> tuple[str, ...]:
-        return STAGES if self.auto_track else STAGES[:1]
+        if not self.auto_track:
+            return STAGES[:1]
+        # chunked mode: one stage from assemblies straight to the tracks file
+        return ("analyze", "stitch") if self.chunk_frames else STAGES
 
     def func(self, stage: str) -> Callable:
-        return self.stage_funcs.get(stage) or _DEFAULT_FUNCS[stage]
+        if stage in self.stage_funcs:
+            return self.stage_funcs[stage]
+        if stage == "stitch" and self.chunk_frames:
+            from mapose.batch.chunked import chunked_stitch_stage
+            return chunked_stitch_stage
+        return _DEFAULT_FUNCS[stage]
 
 
 # -- the real stages -------------------------------------------------------------------

@@ -178,29 +178,47 @@ class SyntheticDetections:
     def full_frames(self, start: int, stop: int) -> dict:
         """Classic ``_full.pickle`` frames (peaks + PAF costs) for ``[start, stop)``.
 
-        Keys are DLC's ``"frame%0Nd"`` names for the global index.  Peaks of one body part
-        are listed in a shuffled animal order; ``m1`` is high (~0.9) for the two ends of a
-        true limb and low (~0.05) across animals.
+        Keys are DLC's ``"frame%0Nd"`` names for the global index.  Peaks of a body part
+        are listed animal by animal without the animals out of view; a keypoint the
+        network "missed" is a weak peak (confidence 0.02, below DLC's ``pcutoff``) at a
+        noisy position, as real heatmaps produce; ``m1`` is high (0.8-1.0) between the
+        two ends of a true limb and low (0-0.1) across animals; ``distance`` is the peak
+        distance in stride-8 cells.
         """
         width = max(1, math.ceil(math.log10(self.n_frames))) if self.n_frames > 1 else 1
-        asm = self.assemblies(start, stop)
+        data, visible = self.detections(start, stop)
+        xy_true, _ = self.keypoints(start, stop)
+        a = self.n_animals
+        missed = ~np.isfinite(data[..., 0])
+        data[..., :2] = np.where(missed[..., None], xy_true + 3.0, data[..., :2])
+        data[..., 2] = np.where(missed, 0.02, data[..., 2])
+        ok = np.broadcast_to(visible[:, :, None], data.shape[:3])  # (T, A, B)
+        xy = data[..., :2].astype(np.float32)
+        conf = data[..., 2:3].astype(np.float32)
+        eye = np.eye(a, dtype=bool)
+        costs_all = []
+        for e, (s_, t_) in enumerate(self.graph):
+            u = self._uniform(start, stop, 8 + e, (a, a))
+            m1 = np.where(eye, 0.8 + 0.2 * u, 0.1 * u).astype(np.float32)
+            d = (np.linalg.norm(xy[:, :, None, s_] - xy[:, None, :, t_], axis=-1) / 8.0).astype(np.float32)
+            costs_all.append((m1, d))
+        full = ok.all(axis=(1, 2))
         out = {}
-        for f, arr in asm.items():
-            rng = np.random.default_rng((self.seed, f, 1))  # fine here: classic frames are slow anyway
-            coords, conf, owners = [], [], []
-            for b in range(self.n_bodyparts):
-                ok = np.flatnonzero(np.isfinite(arr[:, b, 0]))
-                ok = ok[rng.permutation(len(ok))]
-                coords.append(arr[ok, b, :2].astype(np.float32))
-                conf.append(arr[ok, b, 2:3].astype(np.float32))
-                owners.append(ok)
-            costs = {}
-            for e, (s, t) in enumerate(self.graph):
-                same = owners[s][:, None] == owners[t][None, :]
-                m1 = np.where(same, rng.uniform(0.8, 1.0, same.shape), rng.uniform(0.0, 0.1, same.shape))
-                d = np.linalg.norm(coords[s][:, None] - coords[t][None, :], axis=-1) / 8.0
-                costs[e] = {"m1": m1.astype(np.float32), "distance": d.astype(np.float32)}
+        for k, f in enumerate(range(start, stop)):
+            if full[k]:
+                coords = [xy[k, :, b] for b in range(self.n_bodyparts)]
+                confs = [conf[k, :, b] for b in range(self.n_bodyparts)]
+                costs = {e: {"m1": m1[k], "distance": d[k]} for e, (m1, d) in enumerate(costs_all)}
+            else:
+                rows = [np.flatnonzero(ok[k, :, b]) for b in range(self.n_bodyparts)]
+                coords = [xy[k, r, b] for b, r in enumerate(rows)]
+                confs = [conf[k, r, b] for b, r in enumerate(rows)]
+                costs = {}
+                for e, (s_, t_) in enumerate(self.graph):
+                    m1, d = costs_all[e]
+                    ix = np.ix_(rows[s_], rows[t_])
+                    costs[e] = {"m1": m1[k][ix], "distance": d[k][ix]}
             out["frame" + str(f).zfill(width)] = {
-                "coordinates": (coords,), "confidence": conf, "costs": costs,
+                "coordinates": (coords,), "confidence": confs, "costs": costs,
             }
         return out

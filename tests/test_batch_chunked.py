@@ -1,0 +1,188 @@
+"""Chunked tracking/stitching: DLC's numbers, flat memory, resume, joins at boundaries."""
+from __future__ import annotations
+
+import sys
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _batch_helpers as H  # noqa: E402
+
+from mapose.batch.chunked import ChunkOptions, match_tracks, track_in_chunks  # noqa: E402
+from mapose.batch.progress import ProgressRecord  # noqa: E402
+from mapose.batch.synthetic import SyntheticDetections  # noqa: E402
+
+pd = pytest.importorskip("pandas")
+tracklets_mod = pytest.importorskip("mapose.tracking.tracklets")
+stitcher_mod = pytest.importorskip("mapose.stitching.stitcher")
+
+CFG = dict(variant=0, pafthreshold=0.1, method="m1", minimalnumberofconnections=6, pcutoff=0.1,
+           topktoretain=3, withid=False, boundingboxslack=0, iou_threshold=0.6, max_age=1,
+           min_hits=1)
+
+
+def _run(synth, out, chunk, overlap=30, record=None, source=None):
+    return track_in_chunks(source or synth.assemblies, synth.n_frames, out,
+                           joints=synth.bodyparts, scorer="S", inference_cfg=CFG,
+                           n_tracks=synth.n_animals, record=record,
+                           options=ChunkOptions(chunk_frames=chunk, overlap=overlap))
+
+
+def _whole_video_df(synth):
+    """DLC's whole-video path with mapose's tracker and stitcher."""
+    asm = synth.assemblies(0, synth.n_frames)
+    tr = tracklets_mod.build_tracklets(asm, "ellipse", CFG, synth.bodyparts, "S", synth.n_frames)
+    st = stitcher_mod.TrackletStitcher.from_dict_of_dict(tr, synth.n_animals)
+    st.build_graph()
+    st.stitch()
+    return st.format_df()
+
+
+def test_one_chunk_equals_whole_video_stitch(tmp_path):
+    synth = SyntheticDetections(600, 3, 6, seed=3)
+    info = _run(synth, tmp_path / "x_el.h5", chunk=1000)
+    ours = pd.read_hdf(tmp_path / "x_el.h5", key="tracks")
+    ref = _whole_video_df(synth)
+    assert info["chunks"] == 1 and not (tmp_path / "x_el_chunks").exists()
+    assert ours.columns.equals(ref.columns) and ours.index.equals(ref.index)
+    np.testing.assert_array_equal(ours.to_numpy(), ref.to_numpy())
+
+
+def _gt_identity(synth, df):
+    """(n_frames, n_tracks) index of the ground-truth animal each track is on (-1: none)."""
+    xy, _ = synth.keypoints(0, len(df))
+    tr = df.to_numpy().reshape(len(df), synth.n_animals, synth.n_bodyparts, 3)[..., :2]
+    d = np.nanmean(np.linalg.norm(tr[:, :, None] - xy[:, None], axis=-1), axis=-1)
+    ident = np.where(np.isfinite(d).any(-1), np.nanargmin(np.where(np.isfinite(d), d, np.inf), -1), -1)
+    return ident
+
+
+@pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")
+def test_chunk_boundaries_keep_identities(tmp_path):
+    synth = SyntheticDetections(2400, 3, 6, seed=5)
+    _run(synth, tmp_path / "c_el.h5", chunk=400, overlap=30)
+    df = pd.read_hdf(tmp_path / "c_el.h5")
+    assert len(df) <= synth.n_frames and df.shape[1] == 3 * 6 * 3
+    ident = _gt_identity(synth, df)
+    for b in range(400, len(df), 400):
+        before, after = ident[b - 5:b], ident[b:b + 5]
+        for k in range(synth.n_animals):
+            lo = before[:, k][before[:, k] >= 0]
+            hi = after[:, k][after[:, k] >= 0]
+            if len(lo) and len(hi):
+                assert lo[-1] == hi[0], f"track {k} switched animal at chunk boundary {b}"
+    # and overall the chunked result is as good as the whole-video stitch
+    whole = _gt_identity(synth, _whole_video_df(synth))
+    switches = lambda ident: int(sum(  # noqa: E731
+        np.count_nonzero(np.diff(c[c >= 0])) for c in ident.T))
+    assert switches(ident) <= switches(whole) + 2
+
+
+def test_memory_is_flat_in_video_length(tmp_path):
+    peaks = []
+    for n in (1000, 4000):
+        synth = SyntheticDetections(n, 3, 6, seed=1)
+        tracemalloc.start()
+        _run(synth, tmp_path / f"m{n}_el.h5", chunk=250, overlap=20)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < 1.5 * peaks[0], peaks
+
+
+def test_resume_after_crash_skips_finished_chunks(tmp_path):
+    synth = SyntheticDetections(1000, 3, 6, seed=2)
+    calls = []
+
+    def crashing(start, stop):
+        calls.append(start)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("power cut")
+        return synth.assemblies(start, stop)
+
+    rec = ProgressRecord.load(tmp_path / "x_progress.json")
+    with pytest.raises(KeyboardInterrupt):
+        _run(synth, tmp_path / "x_el.h5", chunk=250, record=rec, source=crashing)
+    assert not (tmp_path / "x_el.h5").exists()  # never a partial final file
+    assert sorted(ProgressRecord.load(tmp_path / "x_progress.json").chunks["chunks"]) == ["0", "1"]
+    calls.clear()
+    rec = ProgressRecord.load(tmp_path / "x_progress.json")
+    _run(synth, tmp_path / "x_el.h5", chunk=250, record=rec, source=crashing)
+    assert calls == [470, 720]  # chunks 2 and 3 only (with their 30-frame overlap)
+    _run(synth, tmp_path / "ref_el.h5", chunk=250)
+    np.testing.assert_array_equal(pd.read_hdf(tmp_path / "x_el.h5").to_numpy(),
+                                  pd.read_hdf(tmp_path / "ref_el.h5").to_numpy())
+    assert "chunks" not in ProgressRecord.load(tmp_path / "x_progress.json").chunks
+
+
+def test_no_detections_gives_empty_tracks_file(tmp_path):
+    synth = SyntheticDetections(300, 2, 4)
+    info = track_in_chunks(lambda a, b: {}, 300, tmp_path / "e_el.h5", joints=synth.bodyparts,
+                           scorer="S", inference_cfg=CFG, n_tracks=2,
+                           options=ChunkOptions(chunk_frames=100, overlap=10), save_as_csv=True)
+    df = pd.read_hdf(tmp_path / "e_el.h5", key="tracks")
+    assert df.empty and list(df.columns.names) == ["scorer", "individuals", "bodyparts", "coords"]
+    assert info["frames"] == 0 and any("no tracks" in w for w in info["warnings"])
+    assert (tmp_path / "e_el.csv").exists()
+
+
+def test_csv_streams_like_dlc(tmp_path):
+    synth = SyntheticDetections(500, 2, 4, seed=4)
+    track_in_chunks(synth.assemblies, 500, tmp_path / "s_el.h5", joints=synth.bodyparts,
+                    scorer="S", inference_cfg=dict(CFG, topktoretain=2), n_tracks=2,
+                    options=ChunkOptions(chunk_frames=200, overlap=20), save_as_csv=True)
+    h5 = pd.read_hdf(tmp_path / "s_el.h5")
+    csv = pd.read_csv(tmp_path / "s_el.csv", header=[0, 1, 2, 3], index_col=0)
+    np.testing.assert_allclose(csv.to_numpy(), h5.to_numpy(), rtol=1e-12)
+    assert csv.columns.tolist() == h5.columns.tolist()
+
+
+@pytest.mark.smoke
+def test_match_tracks_recovers_permutation():
+    rng = np.random.default_rng(0)
+    prev = rng.uniform(0, 500, (20, 4, 5, 3))
+    perm = np.array([2, 0, 3, 1])
+    cur = prev[:, perm] + rng.normal(0, 0.5, prev.shape)  # cur track j is prev track perm[j]
+    m = match_tracks(prev, cur)
+    assert np.array_equal(m, np.argsort(perm))
+    assert np.allclose(cur[:, m], prev, atol=3)
+    # a track missing on one side still gets a slot; the others stay matched
+    cur2 = cur.copy()
+    cur2[:, 1] = np.nan
+    m = match_tracks(prev, cur2)
+    assert sorted(m) == [0, 1, 2, 3]
+    ok = [i for i in range(4) if m[i] != 1]
+    assert np.allclose(cur2[:, m[ok]], prev[:, ok], atol=3)
+
+
+@pytest.mark.smoke
+def test_chunk_options_validation():
+    with pytest.raises(ValueError, match="chunk_frames"):
+        ChunkOptions(chunk_frames=5)
+    with pytest.raises(ValueError, match="overlap"):
+        ChunkOptions(chunk_frames=100, overlap=100)
+    assert ChunkOptions(chunk_frames=100, overlap=10).ranges(250) == [
+        (0, 0, 100), (90, 100, 200), (190, 200, 250)]
+    with pytest.raises(ValueError, match="n_frames"):
+        track_in_chunks(lambda a, b: {}, -1, "x.h5", joints=["a"], scorer="S",
+                        inference_cfg=CFG, n_tracks=1)
+
+
+@pytest.mark.skipif(not H.PROJECT_A.exists(), reason="project A data not found")
+@pytest.mark.parametrize("chunk,overlap", [(1000, 50), (60, 20)])
+def test_batch_chunked_mode_matches_dlc_tracks(tmp_path, chunk, overlap):
+    """run_videos(chunk_frames=...) on project A's DLC assemblies gives DLC's _el.h5."""
+    from mapose.batch import run_videos
+
+    config, videos = H.make_project(tmp_path / "proj", names=("a",))
+    res = run_videos(config, videos, stage_funcs={"analyze": H.replay_analyze},
+                     chunk_frames=chunk, chunk_overlap=overlap, post_workers=0, print_table=False)
+    assert res.ok, res.table()
+    assert list(res.reports[0].stages) == ["analyze", "stitch"]
+    assert res.reports[0].tracks == 3
+    ours = pd.read_hdf(videos[0].parent / ("a" + H.SCORER + "_el.h5"))
+    dlc = pd.read_hdf(H.recorded("_el.h5"))
+    assert ours.columns.equals(dlc.columns) and ours.index.equals(dlc.index)
+    np.testing.assert_array_equal(ours.to_numpy(), dlc.to_numpy())
