@@ -667,7 +667,8 @@ class TrackletStitcher:
 
     # -- residuals ----------------------------------------------------------------------
     def _finalize_tracks(self):
-        residuals = sorted((t for t in self.residuals if len(t) > 1), key=len, reverse=True)
+        # longest first; equal lengths in reverse list order (DLC reverses an ascending sort)
+        residuals = sorted((t for t in self.residuals if len(t) > 1), key=len)[::-1]
         tracks = list(self.tracks)
         if not tracks:
             return
@@ -681,29 +682,37 @@ class TrackletStitcher:
                     tracks[fits[0]] = tracks[fits[0]] + r
                     residuals.remove(r)
                     changed = True
-        # 2) the rest: the track whose neighbouring frames are closest
+        # 2) the rest: the candidate track whose frames around the residual are closest.
+        # Tracks without a frame on both sides of the residual are not eligible.  DLC
+        # indexes the *track list* with the position in the *candidate list* (a quirk kept
+        # for identical output; it only matters when some track overlaps the residual).
         for r in residuals:
-            costs = []
-            cands = []
-            for k, t in enumerate(tracks):
-                if r in t:
+            cands = [t for t in tracks if r not in t]
+            if not cands:
+                continue
+            costs = np.full(len(cands), np.inf)
+            for k, t in enumerate(cands):
+                li = int(np.searchsorted(t.inds, r.start)) - 1
+                ri = int(np.searchsorted(t.inds, r.end))
+                if li < 0 or ri >= len(t):
                     continue
-                left = np.flatnonzero(t.inds < r.start)
-                right = np.flatnonzero(t.inds > r.end)
-                if not left.size and not right.size:
-                    continue
-                dists = []
-                if left.size:
-                    dists.append((r.start - t.inds[left[-1]], np.linalg.norm(t.centroid[left[-1]] - r.centroid[0])))
-                if right.size:
-                    dists.append((t.inds[right[0]] - r.end, np.linalg.norm(t.centroid[right[0]] - r.centroid[-1])))
-                near = [d for gap, d in dists if gap <= 3]
-                cost = min(near) if near else np.mean([d for _, d in dists])
-                costs.append(cost)
-                cands.append(k)
-            if cands:
-                k = cands[int(np.nanargmin(costs))] if not np.all(np.isnan(costs)) else cands[0]
-                tracks[k] = tracks[k] + r
+                left_gap = r.start - t.inds[li]
+                right_gap = t.inds[ri] - r.end
+                d_left = np.sqrt(np.sum((t.centroid[li] - r.centroid[0]) ** 2))
+                d_right = np.sqrt(np.sum((t.centroid[ri] - r.centroid[-1]) ** 2))
+                if left_gap <= 3:
+                    costs[k] = d_left
+                elif right_gap <= 3:
+                    costs[k] = d_right
+                else:
+                    costs[k] = d_left + d_right
+            if np.all(np.isinf(costs)):
+                continue
+            if len(cands) == 1:
+                k = tracks.index(cands[0])
+            else:
+                k = int(np.argmin(costs))
+            tracks[k] = tracks[k] + r
         self.tracks = np.empty(len(tracks), dtype=object)
         self.tracks[:] = tracks
 
