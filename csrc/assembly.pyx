@@ -23,6 +23,7 @@ cdef extern from "assembly_core.h" namespace "mapose_asm" nogil:
         double pcutoff, max_overlap, gamma
         double min_aff[3]
         int n_edges
+        cbool dup_edges
         const int* edge_s
         const int* edge_t
 
@@ -415,6 +416,8 @@ def run(Packed packed, *, int n_multi, int n_keypoints, int max_n, int min_n_lin
     for i in range(3):
         P.min_aff[i] = min_aff[i]
     P.n_edges = <int>edge_s.shape[0]
+    pairs = [(edge_s[i], edge_t[i]) for i in range(edge_s.shape[0]) if edge_s[i] >= 0]
+    P.dup_edges = len(pairs) != len(set(pairs))
     P.edge_s = &edge_s[0] if edge_s.shape[0] else NULL
     P.edge_t = &edge_t[0] if edge_t.shape[0] else NULL
     if frame_index.shape[0] != packed.n_frames:

@@ -23,7 +23,7 @@
 #include <thread>
 #include <vector>
 
-#include "lsap.h"
+#include "assembly_lsap.h"
 
 namespace mapose_asm {
 
@@ -197,7 +197,19 @@ void py_sort(std::vector<int>& v, LT lt, bool reverse) {
             v[l] = pivot;
         }
     } else {
-        std::stable_sort(v.begin(), v.end(), lt);
+        // bottom-up merge sort (stable) with a thread-local buffer: no allocation per call
+        thread_local std::vector<int> buf;
+        buf.resize(n);
+        for (size_t width = 1; width < n; width *= 2) {
+            for (size_t lo = 0; lo < n; lo += 2 * width) {
+                size_t mid = std::min(lo + width, n), hi = std::min(lo + 2 * width, n);
+                size_t a = lo, b = mid, k = lo;
+                while (a < mid && b < hi) buf[k++] = lt(v[b], v[a]) ? v[b++] : v[a++];
+                while (a < mid) buf[k++] = v[a++];
+                while (b < hi) buf[k++] = v[b++];
+            }
+            v.swap(buf);
+        }
     }
     if (reverse) std::reverse(v.begin(), v.end());
 }
@@ -231,6 +243,7 @@ struct Params {
     double pcutoff = 0.1, max_overlap = 0.8, gamma = 0.01;
     double min_aff[3] = {0.05, 0.05, 0.05};  // min_affinity cast to float64/float32/float16
     int n_edges = 0;
+    bool dup_edges = true;  // false when no two edge slots join the same (s, t)
     const int* edge_s = nullptr;  // graph[paf_inds[k]][0]
     const int* edge_t = nullptr;
 };
@@ -267,6 +280,8 @@ struct FrameOut {
 struct Trees { std::vector<const std::vector<double>*> list; };
 
 // ----------------------------------------------------------------------- assembly --
+struct HeapItemT { double key; long counter; int link; };
+
 struct Asm {
     std::vector<double> data;
     std::vector<char> visible;
@@ -300,13 +315,20 @@ class FrameAssembler {
     int jl(int j) const { return F->label[j]; }
 
     int new_asm() {
-        pool.emplace_back();
-        Asm& a = pool.back();
+        // Asm objects are recycled across frames: their buffers keep their capacity
+        if (pool_n == pool.size()) pool.emplace_back();
+        Asm& a = pool[pool_n];
         a.data.assign(size_t(P.n_multi) * 4, NaN);
         for (int r = 0; r < P.n_multi; ++r) a.data[size_t(r) * 4 + 2] = 0.0;
         a.visible.assign(size_t(P.n_multi), 0);
+        a.n_visible = 0;
+        a.idx.clear();
         a.in_idx.assign(size_t(nj), 0);
-        return int(pool.size()) - 1;
+        a.aff = 0.0;
+        a.links.clear();
+        a.joint_order.clear();
+        a.alive = true;
+        return int(pool_n++);
     }
 
     bool add_joint(Asm& a, int j) {
@@ -354,10 +376,17 @@ class FrameAssembler {
     }
 
     // ---- links ----
+    // scratch buffers reused across edges and frames (allocation dominated otherwise)
+    LsapWorkspace lsap;
+    std::vector<double> aff, sub, w;
+    std::vector<int> inds_s, inds_t, keep_s, keep_t, cand;
+    std::vector<long> rows, cols;
+    std::vector<char> used_s, used_t, visited;
+    std::vector<int> seeds;
+    std::vector<HeapItemT> heap;
+    size_t pool_n = 0;
+
     void extract_best_links(const Trees& trees) {
-        std::vector<double> aff, sub, w;
-        std::vector<int> inds_s, inds_t, keep_s, keep_t, cand;
-        std::vector<long> rows, cols;
         for (int k = 0; k < P.n_edges; ++k) {
             const int s = P.edge_s[k], t = P.edge_t[k];
             if (s < 0 || t < 0 || s >= int(bag.size()) || t >= int(bag.size())) continue;
@@ -401,7 +430,8 @@ class FrameAssembler {
                     for (size_t b = 0; b < nt; ++b)
                         if (jc(ds[a]) * jc(dt[b]) >= pc2 && aff[a * nt + b] >= thr) cand.push_back(int(a * nt + b));
                 py_sort(cand, [&](int p, int q) { return aff[size_t(p)] < aff[size_t(q)]; }, true);
-                std::vector<char> used_s(ns, 0), used_t(nt, 0);
+                used_s.assign(ns, 0);
+                used_t.assign(nt, 0);
                 int n_used = 0;
                 for (int q : cand) {
                     size_t a = size_t(q) / nt, b = size_t(q) % nt;
@@ -431,7 +461,7 @@ class FrameAssembler {
                 const size_t K = std::min(R, C);
                 rows.assign(K, 0);
                 cols.assign(K, 0);
-                if (mapose::lsap_solve(long(R), long(C), sub.data(), true, rows.data(), cols.data()) != 0) continue;
+                if (lsap.solve(long(R), long(C), sub.data(), true, rows.data(), cols.data()) != 0) continue;
                 for (size_t q = 0; q < K; ++q) {
                     double v = sub[size_t(rows[q]) * C + size_t(cols[q])];
                     if (v >= thr) links.push_back(LinkOut{ds[size_t(keep_s[size_t(rows[q])])], dt[size_t(keep_t[size_t(cols[q])])], v});
@@ -441,7 +471,7 @@ class FrameAssembler {
     }
 
     // ---- heapq emulation: entries (-affinity, counter, link) ----
-    struct HeapItem { double key; long counter; int link; };
+    using HeapItem = HeapItemT;
     static bool hlt(const HeapItem& a, const HeapItem& b) {
         if (a.key == b.key) return a.counter < b.counter;
         return a.key < b.key;
@@ -482,8 +512,9 @@ class FrameAssembler {
     }
 
     void fill_assembly(int ia) {
-        std::vector<HeapItem> stack;
-        std::vector<char> visited(links.size(), 0);
+        std::vector<HeapItem>& stack = heap;
+        stack.clear();
+        visited.assign(links.size(), 0);
         long counter = 0;
         auto push = [&](int i) {
             Asm& a = pool[size_t(ia)];
@@ -495,11 +526,9 @@ class FrameAssembler {
                 visited[size_t(pid)] = 1;
             }
         };
-        {
-            std::vector<int> seeds;
-            pool[size_t(ia)].idx.for_each([&](int k) { seeds.push_back(k); });
-            for (int k : seeds) push(k);
-        }
+        seeds.clear();
+        pool[size_t(ia)].idx.for_each([&](int k) { seeds.push_back(k); });
+        for (size_t q = 0; q < seeds.size(); ++q) push(seeds[q]);
         while (!stack.empty() && pool[size_t(ia)].n_visible < P.n_multi) {
             HeapItem best = heap_pop(stack);
             Asm& a = pool[size_t(ia)];
@@ -550,7 +579,8 @@ class FrameAssembler {
 
     std::vector<int> build_assemblies() {
         const size_t nl = links.size();
-        lookup.assign(size_t(nj), {});
+        if (lookup.size() < size_t(nj)) lookup.resize(size_t(nj));
+        for (int q = 0; q < nj; ++q) lookup[size_t(q)].clear();
         for (size_t li = 0; li < nl; ++li) {
             lookup_set(links[li].j1, links[li].j2, int(li));
             lookup_set(links[li].j2, links[li].j1, int(li));
@@ -741,9 +771,10 @@ class FrameAssembler {
         nj = frame.n_joints;
         out = FrameOut();
         links.clear();
-        pool.clear();
+        pool_n = 0;
         if (nj == 0) return;
-        bag.assign(size_t(std::max(P.n_keypoints, 1)), {});
+        if (bag.size() < size_t(std::max(P.n_keypoints, 1))) bag.resize(size_t(std::max(P.n_keypoints, 1)));
+        for (auto& b : bag) b.clear();
         for (int j = 0; j < nj; ++j)
             if (jl(j) >= 0 && jl(j) < P.n_keypoints) bag[size_t(jl(j))].push_back(j);
         assembled.assign(size_t(nj), 0);
@@ -822,7 +853,9 @@ class FrameAssembler {
             extract_best_links(trees);
             // _fill_assembly's `visited` holds idx tuples: links joining the same (i, j)
             // share one entry
-            {
+            link_pair_id.resize(links.size());
+            for (size_t a = 0; a < links.size(); ++a) link_pair_id[a] = int(a);
+            if (P.dup_edges) {
                 std::vector<int> ord(links.size());
                 for (size_t a = 0; a < links.size(); ++a) ord[a] = int(a);
                 std::sort(ord.begin(), ord.end(), [&](int p, int q) {
@@ -831,7 +864,6 @@ class FrameAssembler {
                     if (A.j2 != Bq.j2) return A.j2 < Bq.j2;
                     return p < q;
                 });
-                link_pair_id.assign(links.size(), 0);
                 for (size_t a = 0; a < ord.size(); ++a) {
                     const LinkOut& L = links[size_t(ord[a])];
                     bool same = a > 0 && links[size_t(ord[a - 1])].j1 == L.j1 && links[size_t(ord[a - 1])].j2 == L.j2;
