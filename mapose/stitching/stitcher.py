@@ -452,11 +452,16 @@ class TrackletStitcher:
     def _link_weights(self, nodes, li, lj, weight_func):
         if li.size == 0:
             return np.zeros(0, np.int64)
-        if weight_func is None:
+        from mapose.stitching.api import identity_weighted_distance
+
+        if weight_func is None or isinstance(weight_func, identity_weighted_distance):
             # distance_to on non-overlapping tracklets: end centroid -> start centroid
             end_c = np.array([t.centroid[-1] for t in nodes])
             start_c = np.array([t.centroid[0] for t in nodes])
             d = np.sqrt(np.sum((end_c[li] - start_c[lj]) ** 2, axis=1))
+            if weight_func is not None:
+                ids = np.array([t.identity for t in nodes], dtype=np.float64)
+                d = np.where(ids[li] == ids[lj], 0.01, 1.0) * d
             vals = 100 * d
         else:
             vals = np.array([100 * float(weight_func(nodes[i], nodes[j])) for i, j in zip(li, lj)], dtype=np.float64)
@@ -771,8 +776,6 @@ class TrackletStitcher:
 
     def write_tracks(self, output_name="", suffix="", animal_names=None, save_as_csv=False):
         """Write the tracks to ``output_name`` (default: the pickle name with ``.h5``)."""
-        from mapose.io.atomic import atomic_path
-
         df = self.format_df(animal_names)
         if not output_name:
             if not self.filename:
@@ -781,11 +784,10 @@ class TrackletStitcher:
                     "so there is no default name. Pass output_name='tracks.h5'."
                 )
             output_name = self.filename.replace(".pickle", f"_{suffix}.h5" if suffix else ".h5")
+        from mapose.io.tracks_h5 import write_tracks_csv, write_tracks_h5
+
         output_name = os.fspath(output_name)
-        with atomic_path(output_name) as tmp:
-            df.to_hdf(tmp, key="tracks", format="table", mode="w")
+        write_tracks_h5(output_name, df, key="tracks", format="table")
         if save_as_csv:
-            csv = output_name.replace(".h5", ".csv")
-            with atomic_path(csv) as tmp:
-                df.to_csv(tmp)
+            write_tracks_csv(output_name.replace(".h5", ".csv"), df)
         return Path(output_name)
