@@ -240,9 +240,11 @@ def test_oks_map_hand_computed():
     res = oks_map(pred, np.ones((1, 1)), true, oks_sigma=sigma)
     thresholds = np.linspace(0.5, 0.95, 10)
     assert res["mAP"] == pytest.approx(np.mean(thresholds <= oks))
-    # unmatched extra prediction is ignored, as in DLC's evaluate_assembly
+    # an unmatched extra prediction is a false positive: harmless when ranked last...
     pred2 = np.concatenate([pred, pred + 500], axis=1)
-    assert oks_map(pred2, np.ones((1, 2)), true, oks_sigma=sigma)["mAP"] == pytest.approx(res["mAP"])
+    assert oks_map(pred2, np.array([[1.0, 0.5]]), true, oks_sigma=sigma)["mAP"] == pytest.approx(res["mAP"])
+    # ...and halves the precision when ranked first
+    assert oks_map(pred2, np.array([[0.5, 1.0]]), true, oks_sigma=sigma)["mAP"] == pytest.approx(res["mAP"] / 2)
 
 
 def test_oks_map_ranking_by_score():
@@ -299,3 +301,17 @@ def test_property_relabelling_and_swaps(tmp_path_factory, seed, n_animals, swap_
         r2 = evaluate_tracks(write_tracks(tmp / "s.h5", sw), gt)
         assert r2["id_switches"] == 2
         assert r2["idf1"] < 1.0 and r2["rmse"] == pytest.approx(0.0, abs=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 100_000), p=st.integers(1, 5), g=st.integers(1, 5), k=st.integers(1, 8))
+def test_oks_matrix_matches_scalar_reference(seed, p, g, k):
+    from mapose.evaluation.tracks import _oks, _oks_matrix
+
+    rng = np.random.default_rng(seed)
+    pred = rng.uniform(0, 50, (p, k, 2))
+    true = pred[:1].repeat(g, 0) + rng.normal(0, 5, (g, k, 2))
+    pred[rng.random((p, k)) < 0.2] = np.nan
+    true[rng.random((g, k)) < 0.3] = np.nan
+    ref = np.array([[_oks(a, b, 0.072) for b in true] for a in pred])
+    np.testing.assert_allclose(_oks_matrix(pred, true, 0.072), ref, rtol=1e-12, atol=0)

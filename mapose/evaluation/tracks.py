@@ -24,10 +24,11 @@ visible in both.
 OKS mAP / mAR: DeepLabCut's ``evaluate_assembly`` (identity-free pose detection quality):
 per frame the predicted animals are matched to the ground-truth animals by the Hungarian
 algorithm on the object key-point similarity (OKS, ``oks_sigma`` = 0.072, DLC's default),
-matches are ranked by the prediction's mean likelihood, and precision is averaged over the
-OKS thresholds 0.50:0.05:0.95 at 101 recall points.  As in DeepLabCut, animals with fewer
-than two key points are ignored, and predictions left unmatched when there are more
-predictions than ground-truth animals do not count as false positives.
+predictions are ranked by their mean likelihood (unmatched ones count with OKS 0), and
+precision is averaged over the OKS thresholds 0.50:0.05:0.95 at 101 recall points.  As in
+DeepLabCut 3.0.2, animals with fewer than two key points are ignored and only frames with
+ground truth count; ``benchmarks/compare_evaluation.py`` checks the numbers against DLC's
+own ``evaluate_assembly``.
 
 The unique-body-part pseudo-individual ``"single"`` is ignored (it is not tracked).
 """
@@ -234,6 +235,29 @@ def _oks(pred, true, sigma, margin=0.0):
     return float(np.mean(np.exp(-d2 / denom)))
 
 
+def _oks_matrix(pred, true, sigma, margin=0.0):
+    """OKS of every prediction (P, K, 2) against every ground truth (G, K, 2): (P, G).
+
+    Vectorised form of :func:`_oks` (same arithmetic, NaN for a ground truth with fewer
+    than two visible key points).
+    """
+    vis = ~np.isnan(true).any(axis=-1)                          # (G, K)
+    t = np.where(vis[..., None], true, np.nan)
+    hi = np.where(vis[..., None], t, -np.inf).max(axis=1)
+    lo = np.where(vis[..., None], t, np.inf).min(axis=1)
+    with np.errstate(invalid="ignore"):
+        s2 = np.prod(hi - lo + np.spacing(1) + 2 * margin, axis=-1)  # (G,)
+    bad = (vis.sum(axis=1) < 2) | np.isclose(s2, 0) | ~np.isfinite(s2)
+    denom = 2 * s2 * (2 * sigma) ** 2
+    d2 = np.sum((pred[:, None] - true[None]) ** 2, axis=-1)     # (P, G, K)
+    d2[np.isnan(d2)] = np.inf
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e = np.exp(-d2 / denom[None, :, None])
+        oks = np.where(vis[None], e, 0.0).sum(axis=-1) / np.maximum(vis.sum(axis=1), 1)[None]
+    oks[:, bad] = np.nan
+    return oks
+
+
 def oks_map(pred_xy, pred_scores, true_xy, oks_sigma=0.072, oks_thresholds=None, margin=0.0):
     """DLC's ``evaluate_assembly`` (Hungarian matching) on dense arrays.
 
@@ -252,25 +276,31 @@ def oks_map(pred_xy, pred_scores, true_xy, oks_sigma=0.072, oks_thresholds=None,
     dict
         ``precisions`` (T, 101), ``recalls`` (T,), ``mAP``, ``mAR``.
     """
-    from scipy.optimize import linear_sum_assignment
+    from mapose.kernels.lap import linear_sum_assignment  # compiled, SciPy-identical (ties too)
 
     thresholds = np.linspace(0.5, 0.95, 10) if oks_thresholds is None else np.asarray(oks_thresholds, float)
     scores, oks_values = [], []
     num_gt = 0
     for f in range(true_xy.shape[0]):
-        gts = [g for g in true_xy[f] if (~np.isnan(g).all(axis=1)).sum() > 1]
-        if not gts:
-            continue  # only frames with ground truth count
-        keep = [(p, s) for p, s in zip(pred_xy[f], pred_scores[f]) if (~np.isnan(p).all(axis=1)).sum() > 1]
+        if np.isnan(true_xy[f]).all():
+            continue  # only frames with ground truth count (DLC's ground-truth dict skips them)
+        gts = [g for g in true_xy[f] if (~np.isnan(g).any(axis=1)).sum() > 1]
         num_gt += len(gts)
+        keep = [(p, s) for p, s in zip(pred_xy[f], pred_scores[f]) if (~np.isnan(p).any(axis=1)).sum() > 1]
         if not keep:
             continue
-        mat = np.array([[_oks(p, g, oks_sigma, margin) for g in gts] for p, _ in keep])
-        mat = np.nan_to_num(mat, nan=0.0)
-        rows, cols = linear_sum_assignment(mat, maximize=True)
-        for r, c in zip(rows, cols):
-            scores.append(keep[r][1])
-            oks_values.append(mat[r, c])
+        # DLC orders a frame's predictions by argsort(score)[::-1] (ties: later first) and
+        # keeps every prediction; unmatched ones enter with OKS 0, i.e. as false positives
+        order = np.argsort([s for _, s in keep])[::-1]
+        keep = [keep[i] for i in order]
+        frame_oks = np.zeros(len(keep))
+        if gts:
+            mat = _oks_matrix(np.stack([p for p, _ in keep]), np.stack(gts), oks_sigma, margin)
+            mat = np.nan_to_num(mat, nan=0.0)
+            rows, cols = linear_sum_assignment(mat, maximize=True)
+            frame_oks[rows] = mat[rows, cols]
+        scores.extend(s for _, s in keep)
+        oks_values.extend(frame_oks)
     if not oks_values:
         return {"precisions": np.zeros((0, 101)), "recalls": np.zeros(0), "mAP": 0.0, "mAR": 0.0}
     order = np.argsort(-np.asarray(scores, float), kind="mergesort")
@@ -388,7 +418,7 @@ def evaluate_tracks(predicted_h5, ground_truth_h5, max_dist=None, pcutoff=0.0, o
     gt_present = ~np.isnan(true_xy).all(axis=(-1, -2))   # (F, G)
     pr_present = ~np.isnan(pred_xy).all(axis=(-1, -2))   # (F, P)
     n_predictions = int(pr_present.sum())
-    from scipy.optimize import linear_sum_assignment
+    from mapose.kernels.lap import linear_sum_assignment  # compiled, SciPy-identical (ties too)
 
     for f in range(len(gt.frames)):
         g_idx = np.flatnonzero(gt_present[f])
