@@ -33,6 +33,8 @@ class EvaluateTracks:
         _write(self.tmp / "gt.h5", true, np.where(np.isnan(true[..., 0]), np.nan, 1.0))
         _write(self.tmp / "pred.h5", pred[..., :2], pred[..., 2])
         self.true, self.pred = true, pred
+        kept = ~np.isnan(pred[..., 0])
+        self.scores = np.where(kept, pred[..., 2], 0).sum(-1) / np.maximum(kept.sum(-1), 1)
 
     def teardown(self, animals, bodyparts, frames):
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -45,7 +47,7 @@ class EvaluateTracks:
     def time_oks_map(self, animals, bodyparts, frames):
         from mapose.evaluation.tracks import oks_map
 
-        oks_map(self.pred[..., :2], np.nan_to_num(np.nanmean(self.pred[..., 2], axis=-1)), self.true)
+        oks_map(self.pred[..., :2], self.scores, self.true)
 
     def peakmem_evaluate_tracks(self, animals, bodyparts, frames):
         from mapose.evaluation.tracks import evaluate_tracks
