@@ -252,7 +252,8 @@ def write_full_pickle(path, data: dict, use_shelve: bool = False) -> None:
     _check_full_dict(data)
     if not use_shelve:
         with atomic_open(path, "wb") as fh:
-            fh.write(dumps(data))
+            # streamed, not dumps(): no second copy of a large file in memory
+            pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
         return
     writer = _ShelfSpool(path)
     try:

@@ -288,6 +288,8 @@ def write_pickle(path, obj) -> None:
 
     DLC enum stand-ins (:class:`DLCEnum`) are written under DeepLabCut's class names.
     """
-    data = dumps(obj)
     with atomic_open(path, "wb") as fh:
-        fh.write(data)
+        if _contains_dlc_enum(obj):
+            _DLCPickler(fh, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+        else:
+            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
