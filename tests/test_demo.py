@@ -199,6 +199,7 @@ def test_model_detects_without_ground_truth(tmp_path):
 def test_demo_end_to_end_regression(tmp_path, capsys):
     """Short `mapose demo`: tracking quality must not drop below the stored level minus a margin."""
     pytest.importorskip("torch")
+    pytest.importorskip("motmetrics")
     pytest.importorskip("mapose.tracking.convert")
     pytest.importorskip("mapose.stitching.api")
     from mapose.cli import main
@@ -220,3 +221,22 @@ def test_demo_end_to_end_regression(tmp_path, capsys):
     # the project's tracks are DLC's layout and live outside the ground-truth folder
     tracks = Path(summary["files"]["tracks"])
     assert tracks.parent.name == "videos" and "ground_truth" not in str(tracks)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"animals": 0}, "animals"), ({"animals": 7}, "1 to 6"), ({"frames": 5}, "frames >= 10"),
+    ({"batch_size": True}, "batch_size"),
+])
+def test_demo_settings_errors(tmp_path, kwargs, match):
+    from mapose.demo.runner import DemoSettings, run_demo
+
+    with pytest.raises(ValueError, match=match):
+        run_demo(DemoSettings(out=str(tmp_path), **kwargs), verbose=False)
+    assert not any(tmp_path.iterdir())  # nothing written before validation
+
+
+def test_demo_cli_reports_bad_arguments(tmp_path, capsys):
+    from mapose.cli import main
+
+    assert main(["demo", "--animals", "0", "--out", str(tmp_path)]) == 1
+    assert "animals must be a positive int" in capsys.readouterr().err

@@ -315,3 +315,18 @@ def test_oks_matrix_matches_scalar_reference(seed, p, g, k):
     true[rng.random((g, k)) < 0.3] = np.nan
     ref = np.array([[_oks(a, b, 0.072) for b in true] for a in pred])
     np.testing.assert_allclose(_oks_matrix(pred, true, 0.072), ref, rtol=1e-12, atol=0)
+
+
+def test_evaluate_command(tmp_path, gt_file, capsys):
+    import json
+
+    from mapose.cli import main
+
+    xy, gt = gt_file
+    pred = write_tracks(tmp_path / "pred.h5", xy)
+    assert main(["evaluate", str(pred), str(gt), "--json", str(tmp_path / "m.json")]) == 0
+    out = capsys.readouterr().out
+    assert "MOTA 1.000" in out and "IDF1 1.000" in out
+    assert json.loads((tmp_path / "m.json").read_text())["id_switches"] == 0
+    assert main(["evaluate", str(tmp_path / "missing.h5"), str(gt)]) == 1
+    assert "predicted_h5" in capsys.readouterr().err
