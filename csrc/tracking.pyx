@@ -14,7 +14,10 @@ Everything is float64 on purpose: DLC's trackers run in float64 and their decisi
 threshold comparisons on those values.
 """
 import numpy as np
+cimport cython
 cimport numpy as cnp
+from libc.string cimport memcpy
+from libcpp.algorithm cimport sort
 from libc.math cimport sqrt, cos, atan2, fmod, isnan, isfinite, INFINITY, NAN, M_PI
 from libcpp.vector cimport vector
 from lsap cimport lsap_solve
@@ -315,7 +318,8 @@ cdef class KalmanTracker:
     cdef int nc
     cdef vector[double] s
     cdef public long id
-    cdef public object id_
+    cdef double ident  # identity for identity-aware matching; NaN when unset
+    cdef bint has_ident
     cdef public long time_since_update
     cdef public long age
     cdef public long hits
@@ -325,20 +329,21 @@ cdef class KalmanTracker:
         self.kind = K_ELLIPSE
         self.nc = 0
         self.id = 0
-        self.id_ = None
+        self.ident = NAN
+        self.has_ident = False
         self.time_since_update = 0
         self.age = 0
         self.hits = 0
         self.hit_streak = 0
 
-    cdef void _setup(self, int kind, int nc, long tid):
+    cdef void _setup(self, int kind, int nc, long tid) noexcept:
         self.kind = kind
         self.nc = nc
         self.s.assign(6 * nc, 0.0)
         _kf_init(self.s.data(), kind, nc)
         self.id = tid
 
-    cdef void _set_positions(self, const double* z):
+    cdef void _set_positions(self, const double* z) noexcept:
         cdef int c
         for c in range(self.nc):
             self.s[6 * c] = z[c]
@@ -347,7 +352,7 @@ cdef class KalmanTracker:
                 _poison(self.s.data(), self.nc)
                 break
 
-    cdef void _predict(self):
+    cdef void _predict(self) noexcept:
         cdef double* s = self.s.data()
         if self.kind == K_BOX and s[12 + 1] + s[12] <= 0.0:
             s[12 + 1] = s[12 + 1] * 0.0  # a shrinking box may not reach zero area
@@ -357,13 +362,13 @@ cdef class KalmanTracker:
             self.hit_streak = 0
         self.time_since_update += 1
 
-    cdef void _update(self, const double* z):
+    cdef void _update(self, const double* z) noexcept:
         self.time_since_update = 0
         self.hits += 1
         self.hit_streak += 1
         _kf_update(self.s.data(), self.kind, self.nc, z, False)
 
-    cdef void _skeleton_update(self, const double* z):
+    cdef void _skeleton_update(self, const double* z) noexcept:
         cdef int c
         for c in range(self.nc):
             if isnan(z[c]):
@@ -387,6 +392,16 @@ cdef class KalmanTracker:
             self._positions(out)
 
     # -- Python API (DLC's BaseTracker) --------------------------------------------
+    @property
+    def id_(self):
+        """Identity the tracker was created with (identity-aware ellipse SORT), or None."""
+        return self.ident if self.has_ident else None
+
+    @id_.setter
+    def id_(self, value):
+        self.has_ident = value is not None
+        self.ident = NAN if value is None else float(value)
+
     def predict(self):
         """Advance one frame; return the predicted :attr:`state`."""
         self._predict()
@@ -512,7 +527,7 @@ def make_box_tracker(const double[::1] bbox, long tid):
     return t
 
 
-cdef void _skeleton_init(KalmanTracker t, const double* pose, Py_ssize_t nb):
+cdef void _skeleton_init(KalmanTracker t, const double* pose, Py_ssize_t nb) noexcept:
     """State = the pose; all-NaN keypoints take the pose's per-axis nanmean."""
     cdef Py_ssize_t i, k
     cdef vector[double] z
@@ -561,90 +576,199 @@ def set_skeleton_state(KalmanTracker t, pose):
 
 
 # ----------------------------------------------------------------------------- SORT
+# The per-frame path allocates only the returned array: inputs are read in place (any
+# strides) into a reused buffer, and predictions, costs, assignments and bookkeeping live
+# in C++ vectors owned by the tracker.  Inputs that are not float64 ndarrays of the right
+# rank go through ``_coerce`` (overridden by the gateway to validate with clear errors).
+
+cdef inline bint _readable(object x, int ndim, Py_ssize_t min_last, Py_ssize_t mid) noexcept:
+    """Whether ``x`` is a native, aligned float64 ndarray of rank ``ndim`` readable in place.
+
+    ``min_last``: minimum size of the last axis; ``mid`` >= 0: required size of axis 1
+    (checked only for non-empty inputs).
+    """
+    if not cnp.PyArray_Check(x):
+        return False
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    if cnp.PyArray_NDIM(a) != ndim or cnp.PyArray_TYPE(a) != cnp.NPY_DOUBLE:
+        return False
+    if not (cnp.PyArray_ISNOTSWAPPED(a) and cnp.PyArray_ISALIGNED(a)):
+        return False
+    if cnp.PyArray_DIM(a, ndim - 1) < min_last:
+        return False
+    if mid >= 0 and cnp.PyArray_DIM(a, 0) and cnp.PyArray_DIM(a, 1) != mid:
+        return False
+    return True
+
+
+cdef void _gather(cnp.ndarray a, Py_ssize_t ncols, vector[double]& buf) noexcept:
+    """Copy ``a[..., :ncols]`` (rank 2 or 3, any strides) into ``buf`` in C order."""
+    cdef int nd = cnp.PyArray_NDIM(a)
+    cdef Py_ssize_t n0 = cnp.PyArray_DIM(a, 0)
+    cdef Py_ssize_t n1 = cnp.PyArray_DIM(a, 1) if nd == 3 else 1
+    cdef Py_ssize_t s0 = cnp.PyArray_STRIDE(a, 0)
+    cdef Py_ssize_t s1 = cnp.PyArray_STRIDE(a, 1) if nd == 3 else 0
+    cdef Py_ssize_t sk = cnp.PyArray_STRIDE(a, nd - 1)
+    cdef const char* base = cnp.PyArray_BYTES(a)
+    cdef const char* row
+    cdef Py_ssize_t i, j, k, o = 0
+    buf.resize(n0 * n1 * ncols)
+    cdef double* out = buf.data()
+    for i in range(n0):
+        for j in range(n1):
+            row = base + i * s0 + j * s1
+            for k in range(ncols):
+                out[o] = (<const double*>(row + k * sk))[0]
+                o += 1
+
+
+cdef object _to_array(const double* src, Py_ssize_t n, Py_ssize_t width):
+    cdef cnp.npy_intp dims[2]
+    dims[0] = n
+    dims[1] = width
+    out = cnp.PyArray_EMPTY(2, dims, cnp.NPY_DOUBLE, 0)
+    if n * width:
+        memcpy(cnp.PyArray_DATA(<cnp.ndarray>out), src, n * width * sizeof(double))
+    return out
+
+
+cdef double _mode(const double* v, Py_ssize_t m, vector[double]& tmp) noexcept:
+    """Most frequent value (smallest on ties, as scipy's mode); NaN if empty or any NaN."""
+    cdef Py_ssize_t i, run = 1, best_run = 0
+    cdef double best = NAN
+    if m == 0:
+        return NAN
+    for i in range(m):
+        if isnan(v[i]):
+            return NAN
+    tmp.assign(v, v + m)
+    sort(tmp.begin(), tmp.end())
+    for i in range(1, m + 1):
+        if i < m and tmp[i] == tmp[i - 1]:
+            run += 1
+            continue
+        if run > best_run:  # strictly: the smaller value wins ties
+            best_run = run
+            best = tmp[i - 1]
+        run = 1
+    return best
+
+
 cdef class _SortBase:
     cdef public int max_age
     cdef public int min_hits
     cdef public long n_frames
     cdef public long n_created
     cdef public list trackers
+    cdef vector[double] buf      # the frame's input, contiguous
+    cdef vector[double] preds    # predicted states of the kept trackers
+    cdef vector[double] cost     # (detections, trackers), row major
+    cdef vector[long] rows
+    cdef vector[long] cols
+    cdef vector[long] trk_det    # detection matched to each tracker, -1 if none
+    cdef vector[long] animal     # detection index reported for each tracker
+    cdef vector[long] unmatched
+    cdef vector[char] assigned
+    cdef vector[double] outbuf
 
     def __cinit__(self):
         self.trackers = []
         self.n_frames = 0
         self.n_created = 0
 
-    cdef object _assign(self, double* cost, Py_ssize_t nr, Py_ssize_t nc, bint maximize):
-        """Optimal pairs (rows sorted), as SciPy's linear_sum_assignment returns them."""
+    def _coerce(self, x):
+        """Slow path for inputs that cannot be read in place (the gateway validates here)."""
+        return np.ascontiguousarray(x, dtype=np.float64)
+
+    cdef cnp.ndarray _input(self, object x, int ndim, Py_ssize_t min_last, Py_ssize_t mid, str what):
+        if not _readable(x, ndim, min_last, mid):
+            x = self._coerce(x)
+            if not _readable(x, ndim, min_last, mid):
+                raise ValueError(f"{what}; got shape {np.shape(x)}.")
+        return <cnp.ndarray>x
+
+    cdef Py_ssize_t _assign(self, Py_ssize_t nr, Py_ssize_t nc, bint maximize) except -1:
+        """Optimal pairs of ``cost`` into rows/cols (rows ascending, like SciPy)."""
         cdef Py_ssize_t k = nr if nr < nc else nc
-        rows = np.empty(k, dtype=np.int64)
-        cols = np.empty(k, dtype=np.int64)
-        cdef long[::1] r = rows
-        cdef long[::1] c = cols
         cdef int status = 0
+        self.rows.resize(k)
+        self.cols.resize(k)
         if k:
-            with nogil:
-                status = lsap_solve(nr, nc, cost, maximize, &r[0], &c[0])
+            status = lsap_solve(nr, nc, self.cost.data(), maximize, self.rows.data(), self.cols.data())
             if status != 0:
                 raise ValueError("association cost matrix is infeasible or holds NaN")
-        return rows, cols
+        return k
 
-    cdef list _split(self, const double* cost, Py_ssize_t ncol, rows, cols, Py_ssize_t n_det,
-                     double threshold, long[::1] trk_det):
+    cdef void _split(self, Py_ssize_t n_det, Py_ssize_t nt, Py_ssize_t k, double threshold) noexcept:
         """DLC's unmatched-detection order: never assigned (ascending), then gated pairs."""
-        cdef long[::1] r = rows
-        cdef long[::1] c = cols
-        cdef Py_ssize_t k = r.shape[0], i
-        assigned = np.zeros(n_det, dtype=bool)
-        assigned[rows] = True
-        unmatched = [i for i in range(n_det) if not assigned[i]]
+        cdef Py_ssize_t i
+        self.assigned.assign(n_det, 0)
+        self.trk_det.assign(nt, -1)
+        self.unmatched.clear()
         for i in range(k):
-            if cost[r[i] * ncol + c[i]] < threshold:
-                unmatched.append(r[i])
+            self.assigned[self.rows[i]] = 1
+        for i in range(n_det):
+            if not self.assigned[i]:
+                self.unmatched.push_back(i)
+        for i in range(k):
+            if self.cost[self.rows[i] * nt + self.cols[i]] < threshold:
+                self.unmatched.push_back(self.rows[i])
             else:
-                trk_det[c[i]] = r[i]
-        return unmatched
+                self.trk_det[self.cols[i]] = self.rows[i]
 
-    cdef object _emit(self, long[::1] animalindex, int width, int empty_width):
-        """Newest tracker first; drop trackers unseen for more than ``max_age`` frames."""
-        cdef Py_ssize_t i, n = 0, nt = len(self.trackers)
+    cdef Py_ssize_t _predict_finite(self, int dim):
+        """Predict every tracker; keep (in order) those whose predicted state is finite."""
+        cdef list trk = self.trackers
+        cdef Py_ssize_t nt = len(trk), k, j, n = 0
         cdef KalmanTracker t
-        out = np.empty((nt, width))
-        cdef double[:, ::1] o = out
-        for i in range(nt - 1, -1, -1):
-            t = self.trackers[i]
-            if t.time_since_update < 1 and (t.hit_streak >= self.min_hits or self.n_frames <= self.min_hits):
-                t._state(&o[n, 0])
-                o[n, width - 2] = t.id
-                o[n, width - 1] = animalindex[i]
-                n += 1
-            if t.time_since_update > self.max_age:
-                del self.trackers[i]
-        if n == 0:
-            return np.empty((0, empty_width))
-        return out[:n]
-
-    cdef void _drop_nan_predictions(self, list kept, double[:, ::1] preds):
-        """Predict every tracker; keep those whose predicted state is finite."""
-        cdef KalmanTracker t
-        cdef Py_ssize_t j, n = 0
+        cdef double* p
         cdef bint bad
-        for t in self.trackers:
+        self.preds.resize(nt * dim)
+        for k in range(nt):
+            t = <KalmanTracker>trk[k]
             t._predict()
-            t._state(&preds[n, 0])
+            p = self.preds.data() + n * dim
+            t._state(p)
             bad = False
-            for j in range(preds.shape[1]):
-                if isnan(preds[n, j]):
+            for j in range(dim):
+                if isnan(p[j]):
                     bad = True
             if not bad:
-                kept.append(t)
+                if n != k:
+                    trk[n] = t
                 n += 1
-        self.trackers = kept
+        if n < nt:
+            del trk[n:]
+        return n
+
+    cdef object _emit(self, int width, int empty_width):
+        """Newest tracker first; drop trackers unseen for more than ``max_age`` frames."""
+        cdef list trk = self.trackers
+        cdef Py_ssize_t i, n = 0, nt = len(trk)
+        cdef KalmanTracker t
+        cdef double* o
+        self.outbuf.resize(nt * width)
+        for i in range(nt - 1, -1, -1):
+            t = <KalmanTracker>trk[i]
+            if t.time_since_update < 1 and (t.hit_streak >= self.min_hits or self.n_frames <= self.min_hits):
+                o = self.outbuf.data() + n * width
+                t._state(o)
+                o[width - 2] = t.id
+                o[width - 1] = self.animal[i]
+                n += 1
+            if t.time_since_update > self.max_age:
+                del trk[i]
+        return _to_array(self.outbuf.data(), n, width if n else empty_width)
 
 
 cdef class EllipseSORT(_SortBase):
     """Compiled core of DLC's ``SORTEllipse`` (see :class:`mapose.tracking.sort.SORTEllipse`)."""
     cdef public double iou_threshold
     cdef public double sd
+    cdef vector[double] ell      # fitted ellipses, (n_fitted, 5)
+    cdef vector[long] fitidx     # pose index of each fitted ellipse
+    cdef vector[double] eids     # identity of each fitted ellipse
+    cdef vector[double] tmp
 
     def __init__(self, int max_age=1, int min_hits=1, double iou_threshold=0.6, double sd=2.0):
         self.max_age = max_age
@@ -652,57 +776,86 @@ cdef class EllipseSORT(_SortBase):
         self.iou_threshold = iou_threshold
         self.sd = sd
 
-    def track(self, const double[:, :, ::1] poses, pose_ids=None):
-        """One frame: poses (n, n_bodyparts, 2) -> rows ``[x, y, w, h, theta, id, index]``."""
-        cdef Py_ssize_t n = poses.shape[0], nb = poses.shape[1], i, j, ne = 0, nt
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def track(self, poses, identities=None):
+        """Track one frame.
+
+        Parameters
+        ----------
+        poses : ndarray of shape (n_animals, n_bodyparts, 2+)
+            x, y first; float64 arrays are read in place (any strides).
+        identities : array_like of shape (n_animals, n_bodyparts) or (n_animals,), optional
+            Identity per keypoint (or per pose).  A tracker created with the pose's most
+            frequent identity (smallest on ties, NaN if any is NaN) gets double similarity.
+
+        Returns
+        -------
+        ndarray of shape (k, 7)
+            ``[x, y, width, height, theta, tracker id, index]`` for every reported tracker,
+            newest first.  ``index`` counts only the poses an ellipse could be fitted to
+            (at least 3 finite keypoints), as in DLC.
+        """
+        cdef cnp.ndarray a = self._input(
+            poses, 3, 2, -1, "poses must have shape (n_animals, n_bodyparts, 2+) with x, y first")
+        cdef Py_ssize_t n = cnp.PyArray_DIM(a, 0), nb = cnp.PyArray_DIM(a, 1)
+        cdef Py_ssize_t i, j, k, d, ne = 0, nt, nu, m
         cdef KalmanTracker t
+        cdef list trk = self.trackers
+        cdef double c
+        cdef bint has_ids = False
+        cdef const double[:, ::1] idv
+        _gather(a, 2, self.buf)
+        if identities is not None and n:
+            ids = np.asarray(identities, dtype=np.float64)
+            if ids.ndim == 0 or ids.shape[0] != n:
+                raise ValueError(
+                    f"identities must have one row per pose ({n}); got shape {ids.shape}.")
+            idv = np.ascontiguousarray(ids.reshape(n, -1))
+            has_ids = True
         self.n_frames += 1
-        preds_arr = np.empty((len(self.trackers), 5))
-        cdef double[:, ::1] preds = preds_arr
-        self._drop_nan_predictions([], preds)
-        nt = len(self.trackers)
-        ell_arr = np.empty((n, 5))
-        cdef double[:, ::1] ell = ell_arr
-        cdef vector[double] ids
-        with nogil:
+        nt = self._predict_finite(5)
+        self.ell.resize(n * 5)
+        self.fitidx.resize(n)
+        if nb:
             for i in range(n):
-                if nb and _fit_error_ellipse(&poses[i, 0, 0], nb, self.sd, &ell[ne, 0]):
+                if _fit_error_ellipse(self.buf.data() + i * nb * 2, nb, self.sd, self.ell.data() + ne * 5):
+                    self.fitidx[ne] = i
                     ne += 1
-        if pose_ids is not None:
-            # pose_ids is indexed like the poses; keep the ids of the fitted ones
-            ok = np.flatnonzero(~np.isnan(np.asarray(fit_ellipses(poses, self.sd))[:, 0]))
-            for v in np.asarray(pose_ids, dtype=np.float64)[ok]:
-                ids.push_back(v)
-        cost_arr = np.zeros((ne, nt))
-        cdef double[:, ::1] cost = cost_arr
-        cdef double tid
-        for j in range(nt):
-            t = self.trackers[j]
-            tid = NAN if t.id_ is None else float(t.id_)
+        has_ids = has_ids and ne > 0
+        if has_ids:
+            m = idv.shape[1]
+            self.eids.resize(ne)
             for i in range(ne):
-                cost[i, j] = _ellipse_similarity(&ell[i, 0], &preds[j, 0])
-                if ids.size():
-                    cost[i, j] = cost[i, j] * (2.0 if ids[i] == tid else 1.0)
-        rows, cols = self._assign(&cost[0, 0] if ne and nt else NULL, ne, nt, True)
-        trk_det_arr = np.full(nt, -1, dtype=np.int64)
-        cdef long[::1] trk_det = trk_det_arr
-        unmatched = self._split(&cost[0, 0] if ne and nt else NULL, nt, rows, cols, ne,
-                                self.iou_threshold, trk_det)
-        animal_arr = np.empty(nt + len(unmatched), dtype=np.int64)
-        cdef long[::1] animalindex = animal_arr
+                self.eids[i] = _mode(&idv[self.fitidx[i], 0] if m else NULL, m, self.tmp)
+        self.cost.resize(ne * nt)
         for j in range(nt):
-            animalindex[j] = trk_det[j]
-            if trk_det[j] >= 0:
-                (<KalmanTracker>self.trackers[j])._update(&ell[trk_det[j], 0])
-        for k, i in enumerate(unmatched):
+            t = <KalmanTracker>trk[j]
+            for i in range(ne):
+                c = _ellipse_similarity(self.ell.data() + i * 5, self.preds.data() + j * 5)
+                if has_ids:
+                    c = c * (2.0 if self.eids[i] == t.ident else 1.0)
+                self.cost[i * nt + j] = c
+        k = self._assign(ne, nt, True)
+        self._split(ne, nt, k, self.iou_threshold)
+        nu = self.unmatched.size()
+        self.animal.resize(nt + nu)
+        for j in range(nt):
+            d = self.trk_det[j]
+            self.animal[j] = d
+            if d >= 0:
+                (<KalmanTracker>trk[j])._update(self.ell.data() + d * 5)
+        for k in range(nu):
+            i = self.unmatched[k]
             t = _new_tracker(K_ELLIPSE, 5, self.n_created)
             self.n_created += 1
-            t._set_positions(&ell[i, 0])
-            if ids.size():
-                t.id_ = ids[i]
-            self.trackers.append(t)
-            animalindex[nt + k] = i
-        return self._emit(animalindex, 7, 7)
+            t._set_positions(self.ell.data() + i * 5)
+            if has_ids:
+                t.ident = self.eids[i]
+                t.has_ident = True
+            trk.append(t)
+            self.animal[nt + k] = i
+        return self._emit(7, 7)
 
 
 cdef class BoxSORT(_SortBase):
@@ -714,48 +867,59 @@ cdef class BoxSORT(_SortBase):
         self.min_hits = min_hits
         self.iou_threshold = iou_threshold
 
-    def track(self, const double[:, ::1] dets):
-        """One frame: boxes (n, >=4) ``[x1, y1, x2, y2, ...]`` -> rows ``[x1, y1, x2, y2, id, index]``."""
-        cdef Py_ssize_t n = dets.shape[0], i, j, nt
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def track(self, dets):
+        """Track one frame.
+
+        Parameters
+        ----------
+        dets : ndarray of shape (n_boxes, 4+)
+            ``[x1, y1, x2, y2, ...]`` (see :func:`calc_bboxes_from_keypoints`).
+
+        Returns
+        -------
+        ndarray of shape (k, 6)
+            ``[x1, y1, x2, y2, tracker id, box index]`` for every reported tracker, newest
+            first; shape (0, 5) when none is reported (as DLC).
+        """
+        cdef cnp.ndarray a = self._input(
+            dets, 2, 4, -1, "dets must have shape (n_boxes, 4+) holding [x1, y1, x2, y2, ...]")
+        cdef Py_ssize_t n = cnp.PyArray_DIM(a, 0), i, j, k, d, nt, nu
         cdef KalmanTracker t
+        cdef list trk = self.trackers
         cdef double z[4]
-        self.n_frames += 1
-        preds_arr = np.empty((len(self.trackers), 4))
-        cdef double[:, ::1] preds = preds_arr
-        self._drop_nan_predictions([], preds)
-        nt = len(self.trackers)
-        cost_arr = np.zeros((n, nt))
-        cdef double[:, ::1] cost = cost_arr
         cdef float v
-        with nogil:
-            for i in range(n):
-                for j in range(nt):
-                    v = <float>iou_xyxy(&dets[i, 0], &preds[j, 0])
-                    # DLC crashes on NaN IoU (two degenerate boxes); no overlap is the
-                    # defined answer here.
-                    cost[i, j] = 0.0 if isnan(v) else v
-        neg_arr = -cost_arr
-        cdef double[:, ::1] neg = neg_arr
-        rows, cols = self._assign(&neg[0, 0] if n and nt else NULL, n, nt, False)
-        trk_det_arr = np.full(nt, -1, dtype=np.int64)
-        cdef long[::1] trk_det = trk_det_arr
-        unmatched = self._split(&cost[0, 0] if n and nt else NULL, nt, rows, cols, n,
-                                self.iou_threshold, trk_det)
-        animal_arr = np.empty(nt + len(unmatched), dtype=np.int64)
-        cdef long[::1] animalindex = animal_arr
+        _gather(a, 4, self.buf)
+        self.n_frames += 1
+        nt = self._predict_finite(4)
+        self.cost.resize(n * nt)
+        for i in range(n):
+            for j in range(nt):
+                v = <float>iou_xyxy(self.buf.data() + i * 4, self.preds.data() + j * 4)
+                # DLC crashes on NaN IoU (two degenerate boxes); no overlap is the
+                # defined answer here.
+                self.cost[i * nt + j] = 0.0 if isnan(v) else v
+        # maximising negates the costs inside the solver, exactly like DLC's -iou matrix
+        k = self._assign(n, nt, True)
+        self._split(n, nt, k, self.iou_threshold)
+        nu = self.unmatched.size()
+        self.animal.resize(nt + nu)
         for j in range(nt):
-            animalindex[j] = trk_det[j]
-            if trk_det[j] >= 0:
-                _box_to_z(&dets[trk_det[j], 0], z)
-                (<KalmanTracker>self.trackers[j])._update(z)
-        for k, i in enumerate(unmatched):
+            d = self.trk_det[j]
+            self.animal[j] = d
+            if d >= 0:
+                _box_to_z(self.buf.data() + d * 4, z)
+                (<KalmanTracker>trk[j])._update(z)
+        for k in range(nu):
+            i = self.unmatched[k]
             t = _new_tracker(K_BOX, 4, self.n_created)
             self.n_created += 1
-            _box_to_z(&dets[i, 0], z)
+            _box_to_z(self.buf.data() + i * 4, z)
             t._set_positions(z)
-            self.trackers.append(t)
-            animalindex[nt + k] = i
-        return self._emit(animalindex, 6, 5)
+            trk.append(t)
+            self.animal[nt + k] = i
+        return self._emit(6, 5)
 
 
 cdef class SkeletonSORT(_SortBase):
@@ -769,70 +933,88 @@ cdef class SkeletonSORT(_SortBase):
         self.min_hits = min_hits
         self.oks_threshold = oks_threshold
 
-    def track(self, const double[:, :, ::1] poses):
-        """One frame: poses (n, n_bodyparts, 2) -> rows ``[x0, y0, ..., id, index]``."""
-        cdef Py_ssize_t n = poses.shape[0], nb = self.n_bodyparts, i, j, nt, k
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def track(self, poses):
+        """Track one frame.
+
+        Parameters
+        ----------
+        poses : ndarray of shape (n_animals, n_bodyparts, 2+)
+            x, y first; float64 arrays are read in place (any strides).
+
+        Returns
+        -------
+        ndarray of shape (k, 2 n_bodyparts + 2)
+            ``[x0, y0, x1, y1, ..., tracker id, pose index]`` of every live tracker's
+            prediction, newest first (index -1 for trackers without a detection).
+        """
+        cdef Py_ssize_t nb = self.n_bodyparts
+        cdef cnp.ndarray a = self._input(
+            poses, 3, 2, nb, f"poses must have shape (n_animals, {nb}, 2+) with x, y first")
+        cdef Py_ssize_t n = cnp.PyArray_DIM(a, 0), i, j, k, d, nt, nu, m = 0
+        cdef Py_ssize_t w = 2 * nb, width = 2 * nb + 2
         cdef KalmanTracker t
-        cdef int width = 2 * nb + 2
+        cdef list trk = self.trackers
+        cdef double* o
+        _gather(a, 2, self.buf)
         self.n_frames += 1
-        if not self.trackers:
+        if not trk:
             for i in range(n):
-                t = _new_tracker(K_SKELETON, 2 * nb, self.n_created)
+                t = _new_tracker(K_SKELETON, w, self.n_created)
                 self.n_created += 1
                 if nb:
-                    _skeleton_init(t, &poses[i, 0, 0], nb)
-                self.trackers.append(t)
-        nt = len(self.trackers)
-        preds_arr = np.empty((nt, nb, 2))
-        cdef double[:, :, ::1] preds = preds_arr
+                    _skeleton_init(t, self.buf.data() + i * w, nb)
+                trk.append(t)
+        nt = len(trk)
+        self.preds.resize(nt * w)
         for j in range(nt):
-            t = self.trackers[j]
+            t = <KalmanTracker>trk[j]
             t._predict()
             if nb:
-                t._positions(&preds[j, 0, 0])
-        cost_arr = np.zeros((n, nt))
-        cdef double[:, ::1] cost = cost_arr
+                t._positions(self.preds.data() + j * w)
+        self.cost.assign(n * nt, 0.0)
         if nb:
-            with nogil:
-                for i in range(n):
-                    for j in range(nt):
-                        cost[i, j] = _hausdorff(&poses[i, 0, 0], &preds[j, 0, 0], nb, nb)
-        rows, cols = self._assign(&cost[0, 0] if n and nt else NULL, n, nt, False)
-        cdef long[::1] r = rows
-        cdef long[::1] c = cols
-        trk_det_arr = np.full(nt, -1, dtype=np.int64)
-        cdef long[::1] trk_det = trk_det_arr
-        assigned = np.zeros(n, dtype=bool)
-        for k in range(r.shape[0]):
-            trk_det[c[k]] = r[k]
-            assigned[r[k]] = True
-        unmatched = [i for i in range(n) if not assigned[i]]
-        animal_arr = np.empty(nt + len(unmatched), dtype=np.int64)
-        cdef long[::1] animalindex = animal_arr
+            for i in range(n):
+                for j in range(nt):
+                    self.cost[i * nt + j] = _hausdorff(self.buf.data() + i * w, self.preds.data() + j * w, nb, nb)
+        k = self._assign(n, nt, False)
+        self.trk_det.assign(nt, -1)
+        self.assigned.assign(n, 0)
+        for i in range(k):
+            self.trk_det[self.cols[i]] = self.rows[i]
+            self.assigned[self.rows[i]] = 1
+        self.unmatched.clear()
+        for i in range(n):
+            if not self.assigned[i]:
+                self.unmatched.push_back(i)
+        nu = self.unmatched.size()
+        self.animal.resize(nt + nu)
         for j in range(nt):
-            animalindex[j] = trk_det[j]
-            if trk_det[j] >= 0 and nb:
-                (<KalmanTracker>self.trackers[j])._skeleton_update(&poses[trk_det[j], 0, 0])
-        for k, i in enumerate(unmatched):
-            t = _new_tracker(K_SKELETON, 2 * nb, self.n_created)
+            d = self.trk_det[j]
+            self.animal[j] = d
+            if d >= 0 and nb:
+                (<KalmanTracker>trk[j])._skeleton_update(self.buf.data() + d * w)
+        for k in range(nu):
+            i = self.unmatched[k]
+            t = _new_tracker(K_SKELETON, w, self.n_created)
             self.n_created += 1
             if nb:
-                _skeleton_init(t, &poses[i, 0, 0], nb)
-            self.trackers.append(t)
-            animalindex[nt + k] = i
-        cdef list out = []
-        cdef double[::1] rv
-        for i in range(len(self.trackers) - 1, -1, -1):
-            t = self.trackers[i]
+                _skeleton_init(t, self.buf.data() + i * w, nb)
+            trk.append(t)
+            self.animal[nt + k] = i
+        nt = len(trk)
+        self.outbuf.resize(nt * width)
+        for i in range(nt - 1, -1, -1):
+            t = <KalmanTracker>trk[i]
             if t.time_since_update > self.max_age:
-                del self.trackers[i]
+                del trk[i]
                 continue
             t._predict()
-            row = np.empty(width)
-            rv = row
+            o = self.outbuf.data() + m * width
             if nb:
-                t._positions(&rv[0])
-            rv[width - 2] = t.id
-            rv[width - 1] = animalindex[i]
-            out.append(row)
-        return np.array(out) if out else np.empty((0, width))
+                t._positions(o)
+            o[width - 2] = t.id
+            o[width - 1] = self.animal[i]
+            m += 1
+        return _to_array(self.outbuf.data(), m, width)

@@ -1,7 +1,9 @@
 """Tracking gateway: validated entry points to the compiled SORT kernels.
 
-The classes here are the per-frame engines behind :mod:`mapose.tracking.sort`; they check
-shapes and dtypes, make arrays contiguous float64, and call ``mapose._cy.tracking``.
+The classes here are the per-frame engines behind :mod:`mapose.tracking.sort`: subclasses
+of the compiled cores in ``mapose._cy.tracking`` that read float64 ndarrays in place (a
+few C-level checks per frame) and send every other input through ``_coerce``, which
+validates shapes and dtypes with clear errors and converts to float64.
 :mod:`mapose.kernels.tracking_ref` holds the slow NumPy reference with the same API.
 """
 from __future__ import annotations
@@ -72,32 +74,32 @@ def weighted_hausdorff(x, y) -> float:
     return float(_trk.hausdorff_matrix(a, b)[0, 0])
 
 
-class EllipseSORT:
-    """Per-frame SORT over error ellipses (engine of :class:`mapose.SORTEllipse`)."""
+class EllipseSORT(_trk.EllipseSORT):
+    """Per-frame SORT over error ellipses (engine of :class:`mapose.SORTEllipse`).
+
+    ``track(poses (n, n_bodyparts, 2+), identities=None)`` returns rows
+    ``[x, y, w, h, theta, tracker id, pose index]`` of shape (k, 7); ``identities`` is
+    one identity per keypoint (n, n_bodyparts) or per pose (n,).  float64 ndarrays go
+    straight to the kernel; anything else is validated and converted by :meth:`_coerce`.
+    """
 
     def __init__(self, max_age=1, min_hits=1, iou_threshold=0.6, sd=2.0):
-        self._core = _trk.EllipseSORT(int(max_age), int(min_hits), float(iou_threshold), float(sd))
+        super().__init__(int(max_age), int(min_hits), float(iou_threshold), float(sd))
 
-    def track(self, poses, pose_ids=None) -> np.ndarray:
-        """Rows ``[x, y, w, h, theta, tracker id, pose index]`` of shape (k, 7)."""
-        p = _poses(poses)
-        if pose_ids is not None:
-            pose_ids = np.asarray(pose_ids, dtype=np.float64).reshape(-1)
-            if pose_ids.size != p.shape[0]:
-                raise ValueError(
-                    f"pose_ids must hold one identity per pose ({p.shape[0]}); got {pose_ids.size}."
-                )
-        return self._core.track(p, pose_ids)
+    def _coerce(self, poses):
+        return _poses(poses)
 
 
-class BoxSORT:
-    """Per-frame SORT over boxes (engine of :class:`mapose.SORTBox`)."""
+class BoxSORT(_trk.BoxSORT):
+    """Per-frame SORT over boxes (engine of :class:`mapose.SORTBox`).
+
+    ``track(dets (n, 4+))`` returns rows ``[x1, y1, x2, y2, tracker id, box index]``.
+    """
 
     def __init__(self, max_age=1, min_hits=1, iou_threshold=0.3):
-        self._core = _trk.BoxSORT(int(max_age), int(min_hits), float(iou_threshold))
+        super().__init__(int(max_age), int(min_hits), float(iou_threshold))
 
-    def track(self, dets) -> np.ndarray:
-        """Rows ``[x1, y1, x2, y2, tracker id, box index]`` of shape (k, 6)."""
+    def _coerce(self, dets):
         d = np.asarray(dets)
         if d.ndim == 1 and d.size == 0:
             d = d.reshape(0, 5)
@@ -108,18 +110,21 @@ class BoxSORT:
             )
         if d.dtype.kind not in "fiub":
             raise TypeError(f"dets must hold real numbers; got dtype {d.dtype}.")
-        return self._core.track(np.ascontiguousarray(d, dtype=np.float64))
+        return np.ascontiguousarray(d, dtype=np.float64)
 
 
-class SkeletonSORT:
-    """Per-frame skeleton tracker (engine of :class:`mapose.SORTSkeleton`)."""
+class SkeletonSORT(_trk.SkeletonSORT):
+    """Per-frame skeleton tracker (engine of :class:`mapose.SORTSkeleton`).
+
+    ``track(poses (n, n_bodyparts, 2+))`` returns rows ``[x0, y0, ..., tracker id, pose
+    index]`` of shape (k, 2 n_bodyparts + 2).
+    """
 
     def __init__(self, n_bodyparts, max_age=20, min_hits=3, oks_threshold=0.5):
         n = int(n_bodyparts)
         if n < 1:
             raise ValueError(f"n_bodyparts must be >= 1; got {n_bodyparts!r}.")
-        self._core = _trk.SkeletonSORT(n, int(max_age), int(min_hits), float(oks_threshold))
+        super().__init__(n, int(max_age), int(min_hits), float(oks_threshold))
 
-    def track(self, poses) -> np.ndarray:
-        """Rows ``[x0, y0, ..., tracker id, pose index]`` of shape (k, 2 n_bodyparts + 2)."""
-        return self._core.track(_poses(poses, n_bodyparts=self._core.n_bodyparts))
+    def _coerce(self, poses):
+        return _poses(poses, n_bodyparts=self.n_bodyparts)

@@ -209,30 +209,9 @@ class SkeletonTracker(BaseTracker):
 
 
 # ----------------------------------------------------------------------------- SORT
-def _identity_modes(identities, n):
-    """Most frequent identity per pose (smallest on ties; NaN if any is NaN), like scipy mode."""
-    ids = np.asarray(identities, dtype=np.float64)
-    if ids.shape[0] != n:
-        raise ValueError(f"identities must have one row per pose ({n}); got shape {ids.shape}.")
-    ids = ids.reshape(n, -1)
-    out = np.full(n, np.nan)
-    for i, row in enumerate(ids):
-        if row.size == 0 or np.isnan(row).any():
-            continue
-        vals, counts = np.unique(row, return_counts=True)
-        out[i] = vals[np.argmax(counts)]
-    return out
-
-
-class _SORT:
-    def __getattr__(self, name):
-        # expose DLC's attributes (trackers, n_frames, max_age, ...) from the core
-        if name == "_core":
-            raise AttributeError(name)
-        return getattr(self._core, name)
-
-
-class SORTEllipse(_SORT, _k.EllipseSORT):
+# ``track`` is the compiled method itself (no Python layer per frame): see
+# :mod:`mapose.kernels.tracking`.
+class SORTEllipse(_k.EllipseSORT):
     """SORT over covariance error ellipses of the keypoints (DLC's default tracker).
 
     Parameters
@@ -246,45 +225,32 @@ class SORTEllipse(_SORT, _k.EllipseSORT):
         Minimum ellipse similarity for a match.
     sd : float, default 2
         Error-ellipse size in standard deviations.
+
+    Notes
+    -----
+    ``track(poses (n_animals, n_bodyparts, 2), identities=None)`` returns rows
+    ``[x, y, width, height, theta, tracker id, index]`` (k, 7), newest first; ``index``
+    counts only the poses an ellipse could be fitted to (at least 3 finite keypoints), as
+    in DLC.  ``identities`` (n_animals, n_bodyparts): a tracker whose identity equals the
+    pose's most frequent one gets double similarity.
     """
 
     def __init__(self, max_age, min_hits, iou_threshold, sd=2):
-        _k.EllipseSORT.__init__(self, max_age, min_hits, iou_threshold, sd)
+        super().__init__(max_age, min_hits, iou_threshold, sd)
         self.fitter = EllipseFitter(sd)
 
-    def track(self, poses, identities=None) -> np.ndarray:
-        """Track one frame.
 
-        Parameters
-        ----------
-        poses : array_like of shape (n_animals, n_bodyparts, 2)
-        identities : array_like of shape (n_animals, n_bodyparts), optional
-            Identity per keypoint; a tracker whose identity equals the pose's most
-            frequent one gets double similarity.
-
-        Returns
-        -------
-        ndarray of shape (k, 7)
-            ``[x, y, width, height, theta, tracker id, index]`` for every reported tracker,
-            newest first.  ``index`` counts only the poses an ellipse could be fitted to
-            (at least 3 finite keypoints), as in DLC.
-        """
-        p = _k._poses(poses)
-        ids = None if identities is None else _identity_modes(identities, p.shape[0])
-        return self._core.track(p, ids)
-
-
-class SORTBox(_SORT, _k.BoxSORT):
+class SORTBox(_k.BoxSORT):
     """Classic SORT over keypoint bounding boxes (see :func:`calc_bboxes_from_keypoints`).
 
     ``track(bboxes (n, 5))`` returns rows ``[x1, y1, x2, y2, tracker id, box index]``.
     """
 
     def __init__(self, max_age, min_hits, iou_threshold):
-        _k.BoxSORT.__init__(self, max_age, min_hits, iou_threshold)
+        super().__init__(max_age, min_hits, iou_threshold)
 
 
-class SORTSkeleton(_SORT, _k.SkeletonSORT):
+class SORTSkeleton(_k.SkeletonSORT):
     """Skeleton tracker: Hausdorff cost between poses and Kalman-predicted skeletons.
 
     ``oks_threshold`` and ``min_hits`` are accepted for DLC compatibility and unused, as in
@@ -293,8 +259,7 @@ class SORTSkeleton(_SORT, _k.SkeletonSORT):
     """
 
     def __init__(self, n_bodyparts, max_age=20, min_hits=3, oks_threshold=0.5):
-        _k.SkeletonSORT.__init__(self, n_bodyparts, max_age, min_hits, oks_threshold)
-        self.n_bodyparts = int(n_bodyparts)
+        super().__init__(n_bodyparts, max_age, min_hits, oks_threshold)
 
 
 # ----------------------------------------------------------------------------- helpers
