@@ -39,7 +39,7 @@ def _full_metadata(pm, pose_cfg: dict | None, n_frames: int) -> dict:
         "all_joints": [[i] for i in range(len(names))],
         "all_joints_names": names,
         "nframes": n_frames,
-        "key_str_width": frame_key_width(n_frames),
+        "key_str_width": frame_key_width(n_frames),  # n_frames None -> 5, like DLC's shelf
     }
 
 
@@ -265,8 +265,10 @@ def analyze_videos(
                   f"{info.width}x{info.height} px (engine={engine}, batch_size={batch_size})")
         start = time.time()
         identity = predictor.identity is not None
-        with FullPickleWriter(full_path, _full_metadata(pm, pose_cfg, info.n_frames),
-                              n_frames=info.n_frames, use_shelve=use_shelve) as writer:
+        # containers without a frame count (0) get DLC's unknown-length key width
+        n_expected = info.n_frames or None
+        with FullPickleWriter(full_path, _full_metadata(pm, pose_cfg, n_expected),
+                              n_frames=n_expected, use_shelve=use_shelve) as writer:
             sink = _VideoSink(writer, n_unique, identity, keep_df=save_as_df)
             times = run_video(runner, predictor, info, batch_size, sink, progress=progress)
             if times.n_frames == 0:

@@ -49,11 +49,14 @@ class TorchRunner:
         float16 weights and activations (CUDA only; outputs are returned as float32).
     bgr : bool, default True
         Frames arrive in BGR order (OpenCV).
+    channels_last : bool, default True
+        Run convolutions in NHWC memory format (faster with oneDNN / cuDNN).
     """
 
     engine = "torch"
 
-    def __init__(self, model, device=None, half: bool = False, bgr: bool = True):
+    def __init__(self, model, device=None, half: bool = False, bgr: bool = True,
+                 channels_last: bool = True):
         torch = require("torch", "running pose networks")
         from mapose.models.pose_model import FramesModel
 
@@ -63,7 +66,7 @@ class TorchRunner:
             raise ValueError("half=True needs a CUDA device (float16 convolutions are slow or "
                              "missing on CPU); drop half or use device='cuda'.")
         self.half = bool(half)
-        net = FramesModel(model, bgr=bgr).eval().to(self.device)
+        net = FramesModel(model, bgr=bgr, channels_last=channels_last).eval().to(self.device)
         if self.half:
             net = net.half()
         self.net = net

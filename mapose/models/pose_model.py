@@ -98,9 +98,14 @@ class FramesModel(nn.Module):
     exported ONNX model is self-contained.
     """
 
-    def __init__(self, model: PoseModel, bgr: bool = True):
+    def __init__(self, model: PoseModel, bgr: bool = True, channels_last: bool = False):
         super().__init__()
         self.model = model
+        # NHWC activations: ~20 % faster convolutions with oneDNN on CPU (and cuDNN),
+        # same numbers up to float rounding
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
         order = [2, 1, 0] if bgr else [0, 1, 2]
         self.register_buffer("order", torch.tensor(order, dtype=torch.long), persistent=False)
         self.register_buffer("mean", torch.from_numpy(_MEAN255.copy()).view(1, 3, 1, 1), persistent=False)
@@ -111,4 +116,6 @@ class FramesModel(nn.Module):
     def forward(self, frames):
         x = frames.permute(0, 3, 1, 2).index_select(1, self.order).to(self.mean.dtype)
         x = (x - self.mean) * self.inv_std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)
