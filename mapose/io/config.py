@@ -51,8 +51,14 @@ def _rt_yaml():
     return yaml
 
 
-def yaml_load(path, what: str = "YAML file"):
-    """Load a YAML file with ruamel's round-trip loader, with clear errors."""
+def yaml_load(path, what: str = "YAML file", roundtrip: bool = True):
+    """Load a YAML file with clear errors.
+
+    ``roundtrip=True`` keeps comments and order (ruamel round-trip map, for files that
+    are written back); ``roundtrip=False`` returns plain dicts/lists with ruamel's safe
+    loader, the one DLC uses for reading (several times faster).
+    """
+    from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
     path = Path(os.fspath(path))
@@ -62,7 +68,7 @@ def yaml_load(path, what: str = "YAML file"):
         raise IsADirectoryError(f"{what} path '{path}' is a directory, not a file.")
     try:
         with open(path, encoding="utf-8") as fh:
-            data = _rt_yaml().load(fh)
+            data = (_rt_yaml() if roundtrip else YAML(typ="safe", pure=True)).load(fh)
     except (YAMLError, UnicodeDecodeError) as exc:
         raise ValueError(f"{what} '{path}' is not valid YAML: {exc}") from exc
     if data is None:

@@ -120,7 +120,7 @@ def read_inference_cfg(path, cfg, write_missing: bool = True) -> dict:
         p = Path(os.fspath(path))
         where = f"inference config '{p}'"
         if p.exists():
-            inf = dict(yaml_load(p, what="Inference config"))
+            inf = dict(yaml_load(p, what="Inference config", roundtrip=False))
         else:
             inf = form_default_inferencecfg(cfg)
             if write_missing:

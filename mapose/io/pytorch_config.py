@@ -26,11 +26,11 @@ def canonical_net_type(net_type: str) -> str:
     return NET_TYPE_ALIASES.get(str(net_type), str(net_type))
 
 
-def read_pytorch_config(path) -> dict:
+def read_pytorch_config(path, roundtrip: bool = False) -> dict:
     """Read ``pytorch_config.yaml`` (path to the file or to its ``train`` folder).
 
-    Returns a round-trip mapping; ``net_type`` is canonicalised and ``method`` is
-    lower-cased (``"bu"`` when absent).
+    Returns plain dicts (``roundtrip=True``: a comment-keeping map to write back);
+    ``net_type`` is canonicalised and ``method`` is lower-cased (``"bu"`` when absent).
 
     Raises
     ------
@@ -40,7 +40,7 @@ def read_pytorch_config(path) -> dict:
     p = Path(os.fspath(path))
     if p.is_dir():
         p = p / "pytorch_config.yaml"
-    cfg = yaml_load(p, what="PyTorch model config")
+    cfg = yaml_load(p, what="PyTorch model config", roundtrip=roundtrip)
     if "model" not in cfg:
         raise ValueError(f"PyTorch model config '{p}' has no 'model' section; is it a "
                          "DLC 3 pytorch_config.yaml?")
