@@ -166,6 +166,27 @@ def test_onnx_export_and_engine_match_dlc(analyzed, project_a, tmp_path):
     assert set(blob) == {"config", "pose"} and blob["config"]["net_type"] == "resnet_50"
 
 
+@pytest.mark.slow
+def test_auto_track_matches_dlc_tracks(project_a, tmp_path):
+    """auto_track=True: tracklets + stitched _el.h5 equal DLC's on the first 12 frames."""
+    import warnings
+
+    import pandas as pd
+
+    import mapose
+
+    config = make_project(project_a, tmp_path / "p", n_frames=12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mapose.analyze_videos(config, [tmp_path / "p/videos/clip.avi"], progress=False)
+    folder = tmp_path / "p/videos"
+    assert (folder / f"clip{SCORER}_el.pickle").is_file()
+    df = pd.read_hdf(folder / f"clip{SCORER}_el.h5", "tracks")
+    ref = pd.read_hdf(project_a / f"videos/synthA{SCORER}_el.h5", "tracks")
+    assert df.columns.equals(ref.columns) and len(df) == 12
+    np.testing.assert_allclose(df.to_numpy(), ref.iloc[:12].to_numpy(), atol=2e-4)
+
+
 def test_failure_mid_video_leaves_nothing(analyzed, tmp_path, monkeypatch):
     import mapose
     from mapose.inference import analyze as an

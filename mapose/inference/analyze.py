@@ -339,9 +339,7 @@ def _call_compatible(func, *args, **kwargs):
     import inspect
 
     params = inspect.signature(func).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
-    return func(*args, **kwargs)
+    return func(*args, **{k: v for k, v in kwargs.items() if k in params})
 
 
 def _track(config, video, shuffle, trainingsetindex, destfolder, modelprefix, overwrite,
