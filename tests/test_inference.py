@@ -259,3 +259,35 @@ def test_project_errors(bare_project, tmp_path):
     _edit_config(bare_project, multianimalproject=False)
     with pytest.raises(ValueError, match="single-animal"):
         mapose.analyze_videos(bare_project, [video])
+
+
+def test_cropping_from_config(project_a, tmp_path):
+    """config.yaml cropping: predictions in cropped-frame coordinates, crop in the meta file."""
+    import mapose
+    from mapose.io.meta_pickle import read_meta_pickle
+
+    config = make_project(project_a, tmp_path / "p", n_frames=3)
+    _edit_config(config, cropping=True, x1=160, x2=320, y1=128, y2=256)
+    mapose.analyze_videos(config, [tmp_path / "p/videos/clip.avi"], auto_track=False, progress=False,
+                          batch_size=2)
+    meta = read_meta_pickle(tmp_path / f"p/videos/clip{SCORER}_meta.pickle")["data"]
+    assert meta["cropping"] is True and meta["cropping_parameters"] == [160, 320, 128, 256]
+    assert meta["frame_dimensions"] == (160, 128) and meta["batch_size"] == 2
+    full = _load(tmp_path / f"p/videos/clip{SCORER}_full.pickle")
+    xy = np.concatenate([c for c in full["frame0"]["coordinates"][0]])
+    xy = xy[np.isfinite(xy).all(1) & (xy >= 0).all(1)]
+    assert len(xy) and (xy[:, 0] < 160 + 8).all() and (xy[:, 1] < 128 + 8).all()
+    with pytest.raises(ValueError, match="cropping"):
+        mapose.analyze_videos(config, [tmp_path / "p/videos/clip.avi"], cropping=(50, 10, 0, 5),
+                              overwrite=True, progress=False)
+
+
+def test_runner_device_errors():
+    from mapose.inference.runners import resolve_device
+
+    assert resolve_device("cpu") == "cpu" and resolve_device(None) in ("cpu", "cuda")
+    with pytest.raises(ValueError, match="device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            resolve_device("cuda:0")
