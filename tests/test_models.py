@@ -110,6 +110,8 @@ def test_backbone_registry_plugin():
         assert m(torch.zeros(2, 3, 32, 32))[0].shape == (2, 5, 17, 17)
     with pytest.raises(ValueError, match="not supported"):
         build_pose_model(model_cfg({"type": "Swin"}, 16))
+    with pytest.raises(ValueError, match="HRNet"):
+        build_pose_model(model_cfg({"type": "HRNet", "model_name": "hrnet_w32"}, 32))
 
 
 def test_frames_model_equals_numpy_normalisation():

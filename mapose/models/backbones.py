@@ -194,15 +194,13 @@ def build_dlc_backbone(model_cfg: dict):
     elif kind == "DLCRNet":
         m = DLCRNetBackbone(cfg.get("model_name", "resnet50"), int(cfg.get("output_stride", 32)))
     elif kind == "HRNet":
-        from mapose.models.hrnet import HRNetBackbone
-
-        m = HRNetBackbone(
-            cfg.get("model_name", "hrnet_w32"),
-            increased_channel_count=bool(cfg.get("increased_channel_count", False)),
+        raise ValueError(
+            f"model.backbone.type='HRNet' ({cfg.get('model_name')}) is not supported by mapose "
+            "yet; supported: 'ResNet' (resnet_50/resnet_101) and 'DLCRNet' (dlcrnet_stride16/32_ms5)."
         )
     else:
         raise ValueError(
             f"model.backbone.type={kind!r} is not supported by mapose; supported: "
-            "'ResNet' (resnet_50/resnet_101), 'DLCRNet' (dlcrnet_stride16/32_ms5), 'HRNet'."
+            "'ResNet' (resnet_50/resnet_101) and 'DLCRNet' (dlcrnet_stride16/32_ms5)."
         )
     return m, m.out_channels, m.stride
