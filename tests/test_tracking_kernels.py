@@ -115,3 +115,86 @@ def test_kalman_matches_dense_filter():
         trk.update(z)
         np.testing.assert_array_equal(trk.x, ref.x)
         np.testing.assert_array_equal(trk.P, ref.P)
+
+
+# --------------------------------------------------------------------------- input layouts
+def _tracker(kind, nb):
+    from mapose.tracking.sort import SORTBox, SORTEllipse, SORTSkeleton
+
+    if kind == "ellipse":
+        return SORTEllipse(1, 1, 0.6)
+    if kind == "box":
+        return SORTBox(1, 1, 0.1)
+    return SORTSkeleton(nb, 20, 3, 0.5)
+
+
+def _layouts(fr, kind):
+    """The same frame as a contiguous float64 array and as other accepted layouts."""
+    base = calc_bboxes_from_keypoints(fr) if kind == "box" else np.ascontiguousarray(fr[..., :2])
+    wide = fr if kind != "box" else np.c_[base, base]  # read in place through strides
+    yield base, wide if kind == "box" else wide[..., :2]
+    yield base, np.asfortranarray(base)
+    yield base, base.astype(">f8")  # byte-swapped: converted
+    yield base, base.tolist() if len(base) else base
+    rounded = base.astype(np.float32)
+    yield rounded.astype(np.float64), rounded
+
+
+@pytest.mark.parametrize("kind", ["ellipse", "box", "skeleton"])
+def test_track_reads_any_layout_like_contiguous(kind):
+    frames = make_sequence(4, 6, 20, seed=11, p_missing_bpt=0.2, p_missing_animal=0.1)
+    for k in range(5):
+        a, b = _tracker(kind, 6), _tracker(kind, 6)
+        for fr in frames:
+            ref, other = list(_layouts(fr, kind))[k]
+            got = b.track(other)
+            want = a.track(ref)
+            assert got.flags.c_contiguous and got.dtype == np.float64
+            np.testing.assert_array_equal(got, want)
+
+
+def _mode(row):
+    """Most frequent value, smallest on ties, NaN if any NaN (scipy.stats.mode semantics)."""
+    row = np.asarray(row, dtype=float).ravel()
+    if row.size == 0 or np.isnan(row).any():
+        return np.nan
+    vals, counts = np.unique(row, return_counts=True)
+    return vals[np.argmax(counts)]
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), n_ids=st.integers(1, 4), p_nan=st.sampled_from([0.0, 0.05]))
+def test_identity_aware_ellipse_matches_reference(seed, n_ids, p_nan):
+    from mapose.tracking.sort import SORTEllipse
+
+    rng = np.random.default_rng(seed)
+    frames = make_sequence(4, 5, 25, seed=seed, p_missing_bpt=0.2, p_missing_animal=0.1)
+    mine, ref = SORTEllipse(1, 1, 0.6), tracking_ref.EllipseSORT(1, 1, 0.6)
+    for fr in frames:
+        ids = rng.integers(0, n_ids, fr.shape[:2]).astype(float)
+        ids[rng.random(ids.shape) < p_nan] = np.nan
+        with np.errstate(all="ignore"):
+            want = ref.track(np.ascontiguousarray(fr[..., :2]), [_mode(r) for r in ids])
+        got = mine.track(fr[..., :2], ids)
+        np.testing.assert_array_equal(got[:, -2:], want[:, -2:])
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+    live = [t.id_ for t in mine.trackers]
+    assert all(v is None or isinstance(v, float) for v in live)
+
+
+def test_identity_modes_and_shapes():
+    from mapose.tracking.sort import SORTEllipse
+
+    pose = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0], [5.0, 5.0]])
+    t = SORTEllipse(1, 1, 0.6)
+    t.track(pose[None], np.array([[2.0, 2.0, 1.0, 1.0, 3.0]]))
+    assert t.trackers[0].id_ == 1.0  # tie between 1 and 2: the smaller wins
+    t = SORTEllipse(1, 1, 0.6)
+    t.track(pose[None], np.array([7.0]))  # one identity per pose
+    assert t.trackers[0].id_ == 7.0
+    t = SORTEllipse(1, 1, 0.6)
+    t.track(pose[None], np.array([[1.0, np.nan, 1.0, 1.0, 1.0]]))
+    assert np.isnan(t.trackers[0].id_)
+    assert t.track(np.empty((0, 5, 2)), np.empty((0, 5))).shape == (0, 7)  # no poses: ignored
+    with pytest.raises(ValueError, match="identities must have one row per pose"):
+        t.track(pose[None], np.zeros((2, 5)))

@@ -278,15 +278,19 @@ def fill_tracklets(tracklets: dict, trackers, animals, imname) -> None:
     imname : hashable
         Frame key.
     """
-    for content in np.asarray(trackers):
-        tracklet_id, pred_id = content[-2:].astype(int)
-        if tracklet_id not in tracklets:
-            tracklets[tracklet_id] = {}
+    trackers = np.asarray(trackers)
+    if not trackers.size:
+        return
+    # one conversion per frame; iterating yields numpy.int64 keys, as DLC's astype(int)
+    for content, (tracklet_id, pred_id) in zip(trackers, trackers[:, -2:].astype(np.int64)):
+        frames = tracklets.get(tracklet_id)
+        if frames is None:
+            frames = tracklets[tracklet_id] = {}
         if pred_id != -1:
-            tracklets[tracklet_id][imname] = np.asarray(animals[pred_id])
+            frames[imname] = np.asarray(animals[pred_id])
         else:
             xy = np.asarray(content[:-2], dtype=np.float64).reshape(-1, 2)
-            tracklets[tracklet_id][imname] = np.c_[xy, np.ones(len(xy))].ravel()
+            frames[imname] = np.c_[xy, np.ones(len(xy))].ravel()
 
 
 def reconstruct_all_ellipses(data, sd):
