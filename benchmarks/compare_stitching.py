@@ -68,7 +68,21 @@ def run_mapose(path, n_tracks):
                            "total": t4 - t0, "n_tracklets": len(s.tracklets), "n_edges": int(s._graph.tail.size)}
 
 
-def run_dlc(dlc_python, path, n_tracks, timeout):
+def run_dlc(dlc_python, path, n_tracks, timeout, cache_dir=None, key=""):
+    """DLC's stitcher in its own interpreter; results cached per workload in ``cache_dir``."""
+    if cache_dir:
+        cached = Path(cache_dir) / f"{key}.json"
+        if cached.exists():
+            return np.load(cached.with_suffix(".npy")), json.loads(cached.read_text())
+    arr, tm = _run_dlc(dlc_python, path, n_tracks, timeout)
+    if cache_dir and arr is not None:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        np.save(Path(cache_dir) / f"{key}.npy", arr)
+        (Path(cache_dir) / f"{key}.json").write_text(json.dumps(tm))
+    return arr, tm
+
+
+def _run_dlc(dlc_python, path, n_tracks, timeout):
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "df.npy")
         try:
@@ -87,12 +101,17 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="small sizes only")
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--repeat", type=int, default=3, help="mapose repetitions (best time kept)")
+    ap.add_argument("--dlc-cache", default="", help="folder caching DLC's results per workload")
+    ap.add_argument("--only", default="", help="comma-separated size indices to run")
+    ap.add_argument("--no-mapose", action="store_true", help="only run (and cache) DLC")
     args = ap.parse_args(argv)
 
     # (animals, bodyparts, frames, mean tracklet length)
     sizes = [(3, 5, 500, 60), (10, 5, 1000, 60), (10, 5, 2000, 40), (15, 8, 3000, 40), (20, 8, 5000, 30)]
     if args.quick:
         sizes = sizes[:2]
+    if args.only:
+        sizes = [sizes[int(i)] for i in args.only.split(",")]
     have_dlc = Path(args.dlc_python).exists()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,14 +121,18 @@ def main(argv=None):
             with open(path, "wb") as fh:
                 pickle.dump(d, fh, protocol=pickle.HIGHEST_PROTOCOL)
             best = None
-            for _ in range(args.repeat):
+            for _ in range(0 if args.no_mapose else args.repeat):
                 arr, tm = run_mapose(path, n_animals)
                 if best is None or tm["total"] < best["total"]:
                     best = tm
             if have_dlc:
-                ref, dtm = run_dlc(args.dlc_python, path, n_animals, args.timeout)
+                key = f"a{n_animals}_b{n_bpts}_f{n_frames}_l{mean_len}"
+                ref, dtm = run_dlc(args.dlc_python, path, n_animals, args.timeout, args.dlc_cache, key)
             else:
                 ref, dtm = None, {"total": float("nan"), "error": "DLC interpreter not found"}
+            if best is None:
+                print(n_animals, n_frames, "DLC", dtm, flush=True)
+                continue
             same = "n/a" if ref is None else ("yes" if ref.shape == arr.shape and np.array_equal(ref, arr, equal_nan=True) else "NO")
             rows.append((n_animals, n_bpts, n_frames, best["n_tracklets"], best["n_edges"], best, dtm, same))
             r = rows[-1]

@@ -12,12 +12,14 @@ Algorithm
 ---------
 1. Every negative-cost edge is saturated up front; the node imbalances absorb it.  After
    that every residual arc has a non-negative cost, so zero potentials are valid.
-2. A super source feeds every node with positive excess and every node with negative
-   excess drains into a super sink.
-3. Primal-dual phases: Dijkstra on reduced costs (binary heap, lazy deletion) gives the
-   shortest distances; potentials move by ``min(d(v), d(sink))``; then a Dinic blocking
-   flow saturates *all* shortest paths at once on the zero-reduced-cost arcs.  On the
-   stitching graphs (unit capacities, nearly bipartite) this needs few phases.
+2. Successive shortest paths from one excess node at a time (as networkx's
+   ``capacity_scaling`` does at its last scale): Dijkstra on reduced costs (binary
+   heap, lazy deletion) stops at the first settled deficit node, so a search only
+   explores the neighbourhood of that node -- on stitching graphs a few tracklets --
+   instead of the whole graph; potentials of the settled nodes move by
+   ``d(v) - d(t)``; the path is augmented by its bottleneck.
+3. If an excess node reaches no deficit node, no feasible flow exists (the set it
+   reaches has surplus and no residual arc leaving it).
 
 The total cost is optimal; when several flows are optimal the one returned is
 deterministic (it depends only on the input order of edges), not networkx's.
@@ -38,8 +40,7 @@ cdef int _solve(Py_ssize_t n, Py_ssize_t m, const int64_t* supply, const int64_t
                 const int64_t* head, const int64_t* cap, const int64_t* cost,
                 int64_t* flow, int64_t* out_routed, int64_t* out_total) noexcept nogil:
     """Returns 0 when every supply is routed, 1 otherwise (see module docstring)."""
-    cdef Py_ssize_t N = n + 2, S = n, T = n + 1
-    cdef Py_ssize_t i, v, u, a, k, na
+    cdef Py_ssize_t i, v, u, a, k, s, t
     cdef vector[int64_t] excess = vector[int64_t](n, 0)
     cdef int64_t need = 0, routed = 0, total = 0
 
@@ -51,65 +52,62 @@ cdef int _solve(Py_ssize_t n, Py_ssize_t m, const int64_t* supply, const int64_t
             flow[i] = cap[i]
             excess[tail[i]] -= cap[i]
             excess[head[i]] += cap[i]
-
-    # residual arcs: 2*i is edge i forward, 2*i+1 its reverse; then super arcs
-    na = 2 * m
     for v in range(n):
-        if excess[v] != 0:
-            na += 2
+        if excess[v] > 0:
+            need += excess[v]
+
+    # residual arcs: 2*i is edge i forward, 2*i+1 its reverse
+    cdef Py_ssize_t na = 2 * m
     cdef vector[int64_t] to = vector[int64_t](na)
+    cdef vector[int64_t] src = vector[int64_t](na)
     cdef vector[int64_t] res = vector[int64_t](na)
     cdef vector[int64_t] acost = vector[int64_t](na)
-    cdef vector[int64_t] deg = vector[int64_t](N + 1, 0)
-    cdef vector[int64_t] src = vector[int64_t](na)
+    cdef vector[int64_t] deg = vector[int64_t](n + 1, 0)
     for i in range(m):
         src[2 * i] = tail[i]; to[2 * i] = head[i]
         res[2 * i] = cap[i] - flow[i]; acost[2 * i] = cost[i]
         src[2 * i + 1] = head[i]; to[2 * i + 1] = tail[i]
         res[2 * i + 1] = flow[i]; acost[2 * i + 1] = -cost[i]
-    a = 2 * m
-    for v in range(n):
-        if excess[v] > 0:
-            src[a] = S; to[a] = v; res[a] = excess[v]; acost[a] = 0
-            src[a + 1] = v; to[a + 1] = S; res[a + 1] = 0; acost[a + 1] = 0
-            need += excess[v]
-            a += 2
-        elif excess[v] < 0:
-            src[a] = v; to[a] = T; res[a] = -excess[v]; acost[a] = 0
-            src[a + 1] = T; to[a + 1] = v; res[a + 1] = 0; acost[a + 1] = 0
-            a += 2
     # CSR adjacency, arcs of a node kept in input order (deterministic results)
     for a in range(na):
         deg[src[a] + 1] += 1
-    for v in range(N):
+    for v in range(n):
         deg[v + 1] += deg[v]
     cdef vector[int64_t] adj = vector[int64_t](na)
-    cdef vector[int64_t] fill = vector[int64_t](N)
-    for v in range(N):
+    cdef vector[int64_t] fill = vector[int64_t](n)
+    for v in range(n):
         fill[v] = deg[v]
     for a in range(na):
         adj[fill[src[a]]] = a
         fill[src[a]] += 1
 
-    cdef vector[int64_t] pot = vector[int64_t](N, 0)
-    cdef vector[int64_t] dist = vector[int64_t](N)
-    cdef vector[int64_t] level = vector[int64_t](N)
-    cdef vector[int64_t] cur = vector[int64_t](N)
-    cdef vector[int64_t] queue = vector[int64_t](N)
-    cdef vector[int64_t] stack_arc = vector[int64_t](N)
-    cdef vector[char] done = vector[char](N)
+    cdef vector[int64_t] pot = vector[int64_t](n, 0)
+    cdef vector[int64_t] dist = vector[int64_t](n, INF64)
+    cdef vector[int64_t] pred = vector[int64_t](n, -1)
+    cdef vector[char] done = vector[char](n, 0)
+    cdef vector[int64_t] touched
     cdef priority_queue[pair[int64_t, int64_t]] heap
     cdef pair[int64_t, int64_t] top
-    cdef int64_t du, nd, dT, rc, qh, qt, depth, bott, pushed
-    cdef bint advanced
+    cdef int64_t du, nd, dT, bott
+    cdef int status = 0
 
+    s = 0
     while routed < need:
-        # --- Dijkstra on reduced costs -------------------------------------------
-        for v in range(N):
+        while s < n and excess[s] <= 0:
+            s += 1
+        if s >= n:
+            break
+        # --- Dijkstra from s on reduced costs, stopped at the first deficit node ------
+        for k in range(<Py_ssize_t>touched.size()):
+            v = touched[k]
             dist[v] = INF64
             done[v] = 0
-        dist[S] = 0
-        heap.push(pair[int64_t, int64_t](0, S))
+            pred[v] = -1
+        touched.clear()
+        dist[s] = 0
+        touched.push_back(s)
+        heap.push(pair[int64_t, int64_t](0, s))
+        t = -1
         while not heap.empty():
             top = heap.top()
             heap.pop()
@@ -118,7 +116,8 @@ cdef int _solve(Py_ssize_t n, Py_ssize_t m, const int64_t* supply, const int64_t
             if done[u] or du != dist[u]:
                 continue
             done[u] = 1
-            if u == T:
+            if excess[u] < 0:
+                t = u
                 break
             for k in range(deg[u], deg[u + 1]):
                 a = adj[k]
@@ -129,87 +128,48 @@ cdef int _solve(Py_ssize_t n, Py_ssize_t m, const int64_t* supply, const int64_t
                     continue
                 nd = du + acost[a] + pot[u] - pot[v]
                 if nd < dist[v]:
+                    if dist[v] == INF64:
+                        touched.push_back(v)
                     dist[v] = nd
+                    pred[v] = a
                     heap.push(pair[int64_t, int64_t](-nd, v))
         while not heap.empty():
             heap.pop()
-        if not done[T]:
+        if t < 0:
+            # nothing reachable can absorb s's excess: no feasible flow (cut argument)
+            status = 1
             break
-        dT = dist[T]
-        for v in range(N):
-            pot[v] += dist[v] if dist[v] < dT else dT
-
-        # --- Dinic blocking flows on the admissible (zero reduced cost) arcs --------
-        while routed < need:
-            for v in range(N):
-                level[v] = -1
-            level[S] = 0
-            queue[0] = S
-            qh = 0
-            qt = 1
-            while qh < qt:
-                u = queue[qh]
-                qh += 1
-                for k in range(deg[u], deg[u + 1]):
-                    a = adj[k]
-                    v = to[a]
-                    if res[a] > 0 and level[v] < 0 and acost[a] + pot[u] - pot[v] == 0:
-                        level[v] = level[u] + 1
-                        queue[qt] = v
-                        qt += 1
-            if level[T] < 0:
-                break
-            for v in range(N):
-                cur[v] = deg[v]
-            # iterative DFS: stack_arc[d] is the arc taken at depth d
-            pushed = 1
-            while pushed:
-                pushed = 0
-                depth = 0
-                u = S
-                while True:
-                    if u == T:
-                        bott = INF64
-                        for k in range(depth):
-                            if res[stack_arc[k]] < bott:
-                                bott = res[stack_arc[k]]
-                        if bott > need - routed:
-                            bott = need - routed
-                        for k in range(depth):
-                            a = stack_arc[k]
-                            res[a] -= bott
-                            res[a ^ 1] += bott
-                        routed += bott
-                        pushed = 1
-                        break
-                    advanced = False
-                    while cur[u] < deg[u + 1]:
-                        a = adj[cur[u]]
-                        v = to[a]
-                        if (res[a] > 0 and level[v] == level[u] + 1
-                                and acost[a] + pot[u] - pot[v] == 0):
-                            stack_arc[depth] = a
-                            depth += 1
-                            u = v
-                            advanced = True
-                            break
-                        cur[u] += 1
-                    if not advanced:
-                        if u == S:
-                            break
-                        level[u] = -1  # dead end: never enter again this phase
-                        depth -= 1
-                        u = src[stack_arc[depth]]
-                        cur[u] += 1
-                if routed >= need:
-                    break
+        dT = dist[t]
+        # pot += min(d, dT) - dT: only settled nodes move (the shift keeps reduced costs)
+        for k in range(<Py_ssize_t>touched.size()):
+            v = touched[k]
+            if done[v]:
+                pot[v] += dist[v] - dT
+        bott = excess[s]
+        if -excess[t] < bott:
+            bott = -excess[t]
+        v = t
+        while v != s:
+            a = pred[v]
+            if res[a] < bott:
+                bott = res[a]
+            v = src[a]
+        v = t
+        while v != s:
+            a = pred[v]
+            res[a] -= bott
+            res[a ^ 1] += bott
+            v = src[a]
+        excess[s] -= bott
+        excess[t] += bott
+        routed += bott
 
     for i in range(m):
         flow[i] = res[2 * i + 1]
         total += flow[i] * cost[i]
     out_routed[0] = routed
     out_total[0] = total
-    return 0 if routed == need else 1
+    return 0 if (routed == need and status == 0) else 1
 
 
 def min_cost_flow(const int64_t[::1] supply, const int64_t[::1] tail,

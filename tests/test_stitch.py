@@ -222,8 +222,9 @@ def test_same_optimum_as_networkx_capacity_scaling(case):
     got = sum(s.weights.get((s._mapping[a]["out"], s._mapping[b]["in"]), 0)
               for p in s.paths for a, b in zip(p[:-1], p[1:]))
     assert got == want
-    covered = sorted(id(t) for p in s.paths for t in p)
-    assert covered == sorted(id(t) for t in s.tracklets)  # every tracklet in exactly one track
+    # every tracklet is in a track; DLC's graph lets a tracklet serve two tracks (its
+    # in->out edge may carry a unit), so duplicates are legal optima as in networkx
+    assert {id(t) for p in s.paths for t in p} == {id(t) for t in s.tracklets}
 
 
 def test_unique_optimum_paths_are_the_true_animals():
