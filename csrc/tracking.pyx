@@ -307,6 +307,97 @@ def hausdorff_matrix(const double[:, :, ::1] poses, const double[:, :, ::1] pred
     return out
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def clean_assemblies(double[:, :, ::1] animals, pcutoff):
+    """Hide unusable keypoints in place; return the indices of animals still visible.
+
+    A keypoint whose x, y or score is negative (padding), or whose score is below
+    ``pcutoff`` (if not None), gets NaN x and y, as DLC's ``build_tracklets`` does with
+    boolean masks.  An animal is visible while any of its x, y is not NaN.
+
+    Parameters
+    ----------
+    animals : ndarray of shape (n_animals, n_bodyparts, 3+), float64, C-contiguous
+        Modified in place.
+    pcutoff : float or None
+
+    Returns
+    -------
+    ndarray of shape (n_visible,), intp
+    """
+    cdef Py_ssize_t n = animals.shape[0], nb = animals.shape[1], i, j, nk = 0
+    cdef bint use_p = pcutoff is not None, vis
+    cdef double p = float(pcutoff) if use_p else 0.0, x, y, sc
+    keep = np.empty(n, dtype=np.intp)
+    cdef cnp.intp_t[::1] kv = keep
+    if animals.shape[2] < 3:
+        raise ValueError(f"animals must have x, y, score channels; got shape {np.shape(animals)}.")
+    with nogil:
+        for i in range(n):
+            vis = False
+            for j in range(nb):
+                x = animals[i, j, 0]
+                y = animals[i, j, 1]
+                sc = animals[i, j, 2]
+                if x < 0 or y < 0 or sc < 0 or (use_p and sc < p):
+                    animals[i, j, 0] = NAN
+                    animals[i, j, 1] = NAN
+                elif not (isnan(x) and isnan(y)):
+                    vis = True
+            if vis:
+                kv[nk] = i
+                nk += 1
+    return keep[:nk]
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def box_corners(const double[:, :, ::1] animals, const cnp.intp_t[::1] bodyparts, double slack):
+    """``[x1, y1, x2, y2]`` of :func:`calc_bboxes_from_keypoints` over some bodyparts.
+
+    The tracker input of ``build_tracklets``: NaN-ignoring min/max of x and y over
+    ``bodyparts`` (n_animals, n_bodyparts, 2+), minus/plus ``slack``; NaN where a
+    coordinate has no value.  Same values as the NumPy version's first four columns
+    (min and max are exact in any order).
+
+    Returns
+    -------
+    ndarray of shape (n_animals, 4)
+    """
+    cdef Py_ssize_t n = animals.shape[0], nk = bodyparts.shape[0], i, j, b, k
+    out = np.empty((n, 4))
+    cdef double[:, ::1] o = out
+    cdef double v, lo, hi
+    cdef bint any_
+    for j in range(nk):
+        if bodyparts[j] < 0 or bodyparts[j] >= animals.shape[1]:
+            raise IndexError(f"bodypart index {bodyparts[j]} out of range for {animals.shape[1]} bodyparts.")
+    with nogil:
+        for i in range(n):
+            for k in range(2):
+                any_ = False
+                lo = INFINITY
+                hi = -INFINITY
+                for j in range(nk):
+                    v = animals[i, bodyparts[j], k]
+                    if isnan(v):
+                        continue
+                    any_ = True
+                    if v < lo:
+                        lo = v
+                    if v > hi:
+                        hi = v
+                if any_:
+                    # (min - slack) + 0.0: the NumPy version adds its offset (0) afterwards
+                    o[i, k] = (lo - slack) + 0.0 if k == 0 else lo - slack
+                    o[i, k + 2] = (hi + slack) + 0.0 if k == 0 else hi + slack
+                else:
+                    o[i, k] = NAN
+                    o[i, k + 2] = NAN
+    return out
+
+
 # ----------------------------------------------------------------------------- trackers
 cdef class KalmanTracker:
     """One track: a filterpy-1.4.x constant-velocity Kalman filter plus SORT counters.

@@ -198,3 +198,39 @@ def test_identity_modes_and_shapes():
     assert t.track(np.empty((0, 5, 2)), np.empty((0, 5))).shape == (0, 7)  # no poses: ignored
     with pytest.raises(ValueError, match="identities must have one row per pose"):
         t.track(pose[None], np.zeros((2, 5)))
+
+
+# --------------------------------------------------------------------------- build_tracklets helpers
+frame_vals = st.one_of(st.floats(-50, 1e3, allow_nan=False, width=64), st.just(np.nan), st.just(-1.0))
+
+
+@settings(max_examples=100, deadline=None)
+@given(animals=hnp.arrays(np.float64, st.tuples(st.integers(0, 5), st.integers(1, 7), st.sampled_from([3, 4])),
+                          elements=frame_vals),
+       pcutoff=st.one_of(st.none(), st.sampled_from([0.0, 0.5, 100.0])))
+def test_clean_assemblies_matches_numpy_masks(animals, pcutoff):
+    want = animals.copy()
+    want[np.any(want[..., :3] < 0, axis=-1), :2] = np.nan
+    if pcutoff is not None:
+        want[want[..., 2] < pcutoff, :2] = np.nan
+    keep = np.flatnonzero(~np.isnan(want[..., :2]).all(axis=(1, 2)))
+    got = animals.copy()
+    vis = tracking.clean_assemblies(got, pcutoff)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(vis, keep)
+    with pytest.raises(TypeError, match="C-contiguous float64"):
+        tracking.clean_assemblies(animals.astype(np.float32), pcutoff)
+
+
+@settings(max_examples=100, deadline=None)
+@given(animals=hnp.arrays(np.float64, st.tuples(st.integers(0, 5), st.integers(1, 7), st.just(4)),
+                          elements=frame_vals),
+       slack=st.sampled_from([0.0, 3.5]), data=st.data())
+def test_box_corners_match_calc_bboxes(animals, slack, data):
+    nb = animals.shape[1]
+    parts = data.draw(st.lists(st.integers(0, nb - 1), min_size=1, max_size=nb, unique=True).map(sorted))
+    want = calc_bboxes_from_keypoints(animals[:, parts], slack)[:, :4]
+    np.testing.assert_array_equal(tracking.box_corners(animals, parts, slack), want)
+    np.testing.assert_array_equal(tracking.box_corners(animals[..., :2].tolist() if len(animals) else
+                                                       animals, None, slack),
+                                  calc_bboxes_from_keypoints(animals, slack)[:, :4])

@@ -19,7 +19,7 @@ KalmanTracker = _trk.KalmanTracker
 
 __all__ = [
     "KalmanTracker", "fit_ellipses", "ellipse_similarity", "weighted_hausdorff",
-    "iou_matrix", "EllipseSORT", "BoxSORT", "SkeletonSORT",
+    "iou_matrix", "clean_assemblies", "box_corners", "EllipseSORT", "BoxSORT", "SkeletonSORT",
 ]
 
 
@@ -72,6 +72,45 @@ def weighted_hausdorff(x, y) -> float:
     a = _poses(np.asarray(x)[None], "x")
     b = _poses(np.asarray(y)[None], "y")
     return float(_trk.hausdorff_matrix(a, b)[0, 0])
+
+
+def clean_assemblies(animals: np.ndarray, pcutoff=None) -> np.ndarray:
+    """Hide padding and low-score keypoints in place; indices of animals still visible.
+
+    Parameters
+    ----------
+    animals : ndarray of shape (n_animals, n_bodyparts, 3+), float64, C-contiguous
+        x, y, score[, identity]; keypoints with a negative x, y or score, or a score
+        below ``pcutoff``, get NaN x and y (modified in place).
+    pcutoff : float, optional
+
+    Returns
+    -------
+    ndarray of shape (n_visible,), intp
+        Animals with at least one x or y left.
+    """
+    if not (isinstance(animals, np.ndarray) and animals.dtype == np.float64 and animals.ndim == 3
+            and animals.flags.c_contiguous and animals.flags.writeable):
+        raise TypeError(
+            "animals must be a writeable C-contiguous float64 array of shape (n_animals, "
+            f"n_bodyparts, 3+); got {type(animals).__name__} {getattr(animals, 'shape', '')}."
+        )
+    return _trk.clean_assemblies(animals, None if pcutoff is None else float(pcutoff))
+
+
+def box_corners(animals, bodyparts=None, slack: float = 0.0) -> np.ndarray:
+    """``[x1, y1, x2, y2]`` boxes (n_animals, 4) around the finite keypoints of ``bodyparts``.
+
+    The first four columns of :func:`mapose.calc_bboxes_from_keypoints` (what the box
+    tracker reads), computed in one compiled pass.  ``bodyparts``: indices along axis 1
+    (default: all).
+    """
+    a = animals
+    if not (isinstance(a, np.ndarray) and a.dtype == np.float64 and a.ndim == 3 and a.shape[2] >= 2
+            and a.flags.c_contiguous):
+        a = _poses(animals, "animals")
+    idx = np.arange(a.shape[1]) if bodyparts is None else np.asarray(bodyparts, dtype=np.intp)
+    return _trk.box_corners(a, np.ascontiguousarray(idx, dtype=np.intp), float(slack))
 
 
 class EllipseSORT(_trk.EllipseSORT):

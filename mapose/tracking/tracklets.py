@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mapose.kernels.lap import linear_sum_assignment
-from mapose.tracking.boxes import calc_bboxes_from_keypoints
+from mapose.kernels.tracking import box_corners, clean_assemblies
 from mapose.tracking.sort import SORTBox, SORTEllipse, SORTSkeleton, fill_tracklets
 
 __all__ = ["build_tracklets", "TrackingParams", "make_tracklet_header", "frame_key"]
@@ -250,26 +250,29 @@ def build_tracklets(
         from tqdm import tqdm
 
         frames = tqdm(frames, desc=str(progress), unit="frame")
+    all_bodyparts = n_multi is not None and keep_inds.size == n_multi
+    width = int(math.ceil(math.log10(num_frames)))  # frame_key's zero padding
     for i, value in frames:
         animals = _as_animals(value, i, n_multi)
         if animals is None:
             continue
-        animals[np.any(animals[..., :3] < 0, axis=-1), :2] = np.nan
-        if pcutoff is not None:
-            animals[animals[..., 2] < pcutoff, :2] = np.nan
-        animals = animals[~np.isnan(animals[..., :2]).all(axis=(1, 2))]
-        if not len(animals):
+        # compiled per-frame masking: padding / below-pcutoff keypoints -> NaN x, y;
+        # animals without any x, y left are dropped
+        visible = clean_assemblies(animals, pcutoff)
+        if not len(visible):
             continue
+        if len(visible) < len(animals):
+            animals = animals[visible]
         if identity_only:
             mat = _soft_identity_matrix(animals, params.topktoretain)
             rows, cols = linear_sum_assignment(mat, maximize=True)
             trackers = np.c_[cols, rows]
         else:
-            sub = animals[:, keep_inds]
             if track_method == "box":
-                xy = calc_bboxes_from_keypoints(sub, params.boundingboxslack)
+                # the box tracker reads only the corners of calc_bboxes_from_keypoints
+                xy = box_corners(animals, keep_inds, params.boundingboxslack)
             else:
-                xy = sub[..., :2]
+                xy = (animals if all_bodyparts else animals[:, keep_inds])[..., :2]
             trackers = tracker.track(xy)
-        fill_tracklets(tracklets, trackers, animals, frame_key(i, num_frames))
+        fill_tracklets(tracklets, trackers, animals, "frame" + str(i).zfill(width))
     return tracklets
