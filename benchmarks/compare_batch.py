@@ -61,7 +61,6 @@ t = time.perf_counter()
 res = run_videos(config, videos, destfolder=dest, chunk_frames=chunk, post_workers=1, print_table=False)
 wall = time.perf_counter() - t
 assert res.ok, res.table()
-stage = "stitch"
 per = [sum(r.stages[s].seconds for s in r.stages if s != "analyze") for r in res]
 rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 print("RESULT", json.dumps({"import": t_import, "per_video": per, "total": time.perf_counter() - t0,
@@ -129,6 +128,10 @@ def main():
             if chunk is None and not have_api:
                 continue
             dest = tmp / name.replace(" ", "_")
+            dest.mkdir()
+            for v in videos:  # the network's outputs, as analyze_videos(destfolder=) leaves them
+                for sfx in ("_full.pickle", "_meta.pickle", "_assemblies.pickle"):
+                    shutil.copy(v.parent / (v.stem + H.SCORER + sfx), dest)
             rows[name] = run([sys.executable, "-c", MAPOSE_CODE, str(config), vids, str(dest),
                               json.dumps(chunk)], env=env)
             rows[name]["dest"] = str(dest)

@@ -26,16 +26,6 @@ def _place_dlc_outputs(video):
         dst.write_bytes(H.recorded(sfx).read_bytes())
 
 
-@pytest.mark.smoke
-def test_help_lists_batch_options():
-    text = _parser().format_help()
-    for opt in ("--scheduler", "--cluster", "--post-workers", "--destfolder", "--batch-size",
-                "--no-auto-track", "VIDEO_OR_DIR"):
-        assert opt in text
-    with pytest.raises(SystemExit):  # scheduler and cluster are exclusive
-        _parser().parse_args(["c.yaml", "v.avi", "--scheduler", "tcp://x:1", "--cluster", "local:2"])
-
-
 def test_one_bad_video_others_go_on_exit_code(tmp_path):
     """A corrupt video fails in the real network stage; the complete one is skipped."""
     config, videos = H.make_project(tmp_path / "proj", names=("a_good",))

@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _batch_helpers as H  # noqa: E402
 
-from mapose.batch import ProgressRecord, run_videos  # noqa: E402
+from mapose.batch import run_videos  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not H.PROJECT_A.exists(), reason="project A data not found")
 
@@ -201,20 +201,6 @@ def test_destfolder_and_directory_input(tmp_path):
     assert (out / ("a" + H.SCORER + "_progress.json")).exists()
 
 
-@pytest.mark.smoke
-def test_bad_arguments(tmp_path):
-    with pytest.raises(ValueError, match="either scheduler"):
-        run_videos("c.yaml", ["v.avi"], scheduler="tcp://x:1", cluster="local:2")
-    with pytest.raises(ValueError, match="local:N"):
-        run_videos("c.yaml", ["v.avi"], cluster="remote")
-    with pytest.raises(ValueError, match="local:N"):
-        run_videos("c.yaml", ["v.avi"], cluster="local:0")
-    with pytest.raises(ValueError, match="post_workers"):
-        run_videos("c.yaml", ["v.avi"], post_workers=-1)
-    with pytest.raises(FileNotFoundError, match="config"):
-        run_videos(tmp_path / "missing.yaml", ["v.avi"])
-
-
 def test_no_videos_found(tmp_path):
     config, _ = H.make_project(tmp_path / "proj", names=())
     with pytest.raises(FileNotFoundError, match="no videos found"):
@@ -227,26 +213,6 @@ def test_unwritable_destfolder_fails_video_not_batch(tmp_path):
     blocker.write_text("not a folder")
     res = _run(config, videos, destfolder=blocker)
     assert not res.ok and "cannot write" in res.reports[0].error
-
-
-def test_progress_record_roundtrip(tmp_path):
-    f = tmp_path / "x.bin"
-    f.write_bytes(b"abc" * 100)
-    rec = ProgressRecord.load(tmp_path / "p.json", video="v.avi")
-    assert rec.stages == {} and rec.attempts == 0
-    rec.mark_done("track", [f], seconds=1.5, frames=10, info={"tracks": 2})
-    again = ProgressRecord.load(tmp_path / "p.json")
-    assert again.stage_done("track", tmp_path) and again.stages["track"]["frames"] == 10
-    # a copy with a new mtime but identical bytes still counts
-    os.utime(f, ns=(5, 5))
-    assert again.stage_done("track", tmp_path)
-    f.write_bytes(b"abd" * 100)
-    os.utime(f, ns=(6, 6))
-    assert not again.stage_done("track", tmp_path)
-    f.unlink()
-    assert not again.stage_done("track", tmp_path)
-    (tmp_path / "p.json").write_text("{not json")
-    assert ProgressRecord.load(tmp_path / "p.json").stages == {}
 
 
 def test_script_without_main_guard(tmp_path):
