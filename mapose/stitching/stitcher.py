@@ -227,7 +227,11 @@ class TrackletStitcher:
 
     @classmethod
     def _parse_tracklet_dict(cls, dict_, key):
-        inds = np.fromiter((cls.get_frame_ind(k) for k in dict_), dtype=np.int64, count=len(dict_))
+        try:  # fast path for DLC's "frame012" / int keys
+            inds = np.array([int(k[5:]) if isinstance(k, str) and k.startswith("frame") else int(k)
+                             for k in dict_], dtype=np.int64)
+        except (ValueError, TypeError):
+            inds = np.fromiter((cls.get_frame_ind(k) for k in dict_), dtype=np.int64, count=len(dict_))
         rows = [np.asarray(v, dtype=np.float64) for v in dict_.values()]
         shapes = {r.shape for r in rows}
         if len(shapes) == 1:
@@ -259,6 +263,8 @@ class TrackletStitcher:
         valid = ~np.isnan(tracklet.xy).all(axis=(1, 2))
         if not np.any(valid):
             return None
+        if valid.all():
+            return Tracklet(tracklet.data, tracklet.inds)
         return Tracklet(tracklet.data[valid], tracklet.inds[valid])
 
     @staticmethod
@@ -315,7 +321,7 @@ class TrackletStitcher:
                         stack.append(v)
             seen |= comp
             path = self._dag_longest_path([v for v in nodes if v in comp], succ, pred)
-            chains.append(sum(residuals[k] for k in path))
+            chains.append(Tracklet.concatenate(residuals[k] for k in path))
             to_remove.extend(path)
         # DLC removes positions of the *sorted* residuals from the unsorted list (a quirk
         # kept for identical results; it only matters when residuals arrive unsorted)
@@ -361,21 +367,28 @@ class TrackletStitcher:
     def compute_max_gap(tracklets) -> int:
         """Largest, over tracklets in list order, of the smallest positive gap to a later-listed one.
 
-        (DLC pairs each tracklet only with those after it in the list.)
+        (DLC pairs each tracklet only with those after it in the list.)  A positive gap is
+        either a later tracklet starting after this one ends, or one ending before it
+        starts; sorted lists of the later tracklets' starts and ends give both by bisection.
         """
-        if len(tracklets) < 2:
-            return 0
-        starts = np.array([t.start for t in tracklets])
-        ends = np.array([t.end for t in tracklets])
+        import bisect
+
         best = 0
-        for i in range(len(tracklets) - 1):
-            s, e = starts[i + 1:], ends[i + 1:]
-            # tracklets whose frame ranges overlap have a gap <= 0 and never count
-            gaps = np.where(ends[i] < s, s - ends[i], np.where(starts[i] > e, starts[i] - e, 0))
-            pos = gaps[gaps > 0]
-            if pos.size:
-                best = max(best, int(pos.min()))
-        return best
+        later_starts, later_ends = [], []
+        for t in reversed(tracklets):
+            start, end = t.start, t.end
+            gap = None
+            k = bisect.bisect_right(later_starts, end)
+            if k < len(later_starts):
+                gap = later_starts[k] - end
+            k = bisect.bisect_left(later_ends, start) - 1
+            if k >= 0 and (gap is None or start - later_ends[k] < gap):
+                gap = start - later_ends[k]
+            if gap is not None and gap > best:
+                best = gap
+            bisect.insort(later_starts, start)
+            bisect.insort(later_ends, end)
+        return int(best)
 
     @staticmethod
     def calculate_edge_weight(tracklet1, tracklet2):
@@ -412,17 +425,15 @@ class TrackletStitcher:
                 )
         starts = np.array([t.start for t in nodes], dtype=np.int64)
         ends = np.array([t.end for t in nodes], dtype=np.int64)
-        # candidate links i -> j (i < j in start order), scanning j until gap > max_gap
-        li, lj = [], []
-        for i in range(n):
-            gaps = starts[i + 1:] - ends[i]
-            over = np.flatnonzero(gaps > max_gap)
-            stop = over[0] if over.size else gaps.size
-            js = np.flatnonzero(gaps[:stop] > 0)
-            li.append(np.full(js.size, i, np.int64))
-            lj.append(js + i + 1)
-        li = np.concatenate(li) if li else np.zeros(0, np.int64)
-        lj = np.concatenate(lj) if lj else np.zeros(0, np.int64)
+        # candidate links i -> j (i < j in start order) with 0 < start_j - end_i <= max_gap.
+        # Starts are sorted, so DLC's scan (stop at the first gap > max_gap) is a
+        # contiguous range of j per i.
+        lo = np.maximum(np.searchsorted(starts, ends, side="right"), np.arange(1, n + 1))
+        hi = np.searchsorted(starts, ends + max_gap, side="right") if np.isfinite(max_gap) else np.full(n, n)
+        counts = np.clip(hi - lo, 0, None)
+        li = np.repeat(np.arange(n, dtype=np.int64), counts)
+        offsets = np.arange(li.size, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+        lj = (np.repeat(lo, counts) + offsets).astype(np.int64)
         w = self._link_weights(nodes, li, lj, weight_func)
 
         # DLC's edge order: for each node in insertion order (source, sink, ins, outs)
@@ -456,8 +467,8 @@ class TrackletStitcher:
 
         if weight_func is None or isinstance(weight_func, identity_weighted_distance):
             # distance_to on non-overlapping tracklets: end centroid -> start centroid
-            end_c = np.array([t.centroid[-1] for t in nodes])
-            start_c = np.array([t.centroid[0] for t in nodes])
+            end_c = self._endpoint_centroids(nodes, -1)
+            start_c = self._endpoint_centroids(nodes, 0)
             d = np.sqrt(np.sum((end_c[li] - start_c[lj]) ** 2, axis=1))
             if weight_func is not None:
                 ids = np.array([t.identity for t in nodes], dtype=np.float64)
@@ -478,6 +489,17 @@ class TrackletStitcher:
             )
             vals = np.where(bad, worst, vals)
         return np.trunc(vals).astype(np.int64)
+
+    @staticmethod
+    def _endpoint_centroids(nodes, row):
+        """``[t.centroid[row] for t in nodes]`` in one vectorised pass (same arithmetic)."""
+        shapes = {t.data.shape[1:] for t in nodes}
+        if len(shapes) != 1:
+            return np.array([t.centroid_at(row) for t in nodes])
+        data = np.stack([t.data[row] for t in nodes])
+        like = data[..., 2:3] + 1e-10
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.nansum(data[..., :2] * like, axis=-2) / np.nansum(like, axis=-2)
 
     def _update_edge_weights(self, weight_func):
         if self._graph is None:
@@ -570,7 +592,7 @@ class TrackletStitcher:
                 StitchingWarning,
                 stacklevel=2,
             )
-        tracks = [sum(p) for p in self.paths if p]
+        tracks = [Tracklet.concatenate(p) for p in self.paths if p]
         self.tracks = np.empty(len(tracks), dtype=object)
         self.tracks[:] = tracks
         if add_back_residuals:
@@ -675,16 +697,28 @@ class TrackletStitcher:
         # longest first; equal lengths in reverse list order (DLC reverses an ascending sort)
         residuals = sorted((t for t in self.residuals if len(t) > 1), key=len)[::-1]
         tracks = list(self.tracks)
-        if not tracks:
+        if not tracks or not residuals:
             return
+        # occupancy of every track on the frame axis: "residual r fits track k" is then
+        # one fancy-index instead of a set operation per pair
+        lo = min(min(t.start for t in tracks), min(r.start for r in residuals))
+        hi = max(max(t.end for t in tracks), max(r.end for r in residuals))
+        occ = np.zeros((len(tracks), hi - lo + 1), dtype=bool)
+        for k, t in enumerate(tracks):
+            occ[k, t.inds - lo] = True
+
+        def merge(k, r):
+            tracks[k] = tracks[k] + r
+            occ[k, r.inds - lo] = True
+
         # 1) residuals that fit (no shared frame) into exactly one track go there
         changed = True
         while changed and residuals:
             changed = False
             for r in list(residuals):
-                fits = [k for k, t in enumerate(tracks) if r not in t]
-                if len(fits) == 1:
-                    tracks[fits[0]] = tracks[fits[0]] + r
+                fits = np.flatnonzero(~occ[:, r.inds - lo].any(axis=1))
+                if fits.size == 1:
+                    merge(int(fits[0]), r)
                     residuals.remove(r)
                     changed = True
         # 2) the rest: the candidate track whose frames around the residual are closest.
@@ -692,19 +726,20 @@ class TrackletStitcher:
         # indexes the *track list* with the position in the *candidate list* (a quirk kept
         # for identical output; it only matters when some track overlaps the residual).
         for r in residuals:
-            cands = [t for t in tracks if r not in t]
-            if not cands:
+            cand_idx = np.flatnonzero(~occ[:, r.inds - lo].any(axis=1))
+            if not cand_idx.size:
                 continue
-            costs = np.full(len(cands), np.inf)
-            for k, t in enumerate(cands):
+            costs = np.full(cand_idx.size, np.inf)
+            for k, ti in enumerate(cand_idx.tolist()):
+                t = tracks[ti]
                 li = int(np.searchsorted(t.inds, r.start)) - 1
                 ri = int(np.searchsorted(t.inds, r.end))
                 if li < 0 or ri >= len(t):
                     continue
                 left_gap = r.start - t.inds[li]
                 right_gap = t.inds[ri] - r.end
-                d_left = np.sqrt(np.sum((t.centroid[li] - r.centroid[0]) ** 2))
-                d_right = np.sqrt(np.sum((t.centroid[ri] - r.centroid[-1]) ** 2))
+                d_left = np.sqrt(np.sum((t.centroid_at(li) - r.centroid_at(0)) ** 2))
+                d_right = np.sqrt(np.sum((t.centroid_at(ri) - r.centroid_at(-1)) ** 2))
                 if left_gap <= 3:
                     costs[k] = d_left
                 elif right_gap <= 3:
@@ -713,11 +748,8 @@ class TrackletStitcher:
                     costs[k] = d_left + d_right
             if np.all(np.isinf(costs)):
                 continue
-            if len(cands) == 1:
-                k = tracks.index(cands[0])
-            else:
-                k = int(np.argmin(costs))
-            tracks[k] = tracks[k] + r
+            k = int(cand_idx[0]) if cand_idx.size == 1 else int(np.argmin(costs))
+            merge(k, r)
         self.tracks = np.empty(len(tracks), dtype=object)
         self.tracks[:] = tracks
 

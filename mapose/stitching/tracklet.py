@@ -107,7 +107,7 @@ class Tracklet:
     def __contains__(self, other) -> bool:
         if not isinstance(other, Tracklet):
             raise TypeError(f"Only a Tracklet can be tested for membership; got {type(other).__name__}.")
-        return bool(np.isin(other.inds, self.inds, assume_unique=True).any())
+        return self.shares_frame_with(other)
 
     def __repr__(self) -> str:
         return f"Tracklet of length {len(self)} from {self.start} to {self.end} with reliability {self.likelihood:.3f}"
@@ -126,9 +126,37 @@ class Tracklet:
         return self._centroid
 
     def _update_centroid(self) -> None:
-        like = self.data[..., 2:3] + 1e-10
+        self._centroid = self.centroid_at(slice(None))
+
+    def centroid_at(self, rows) -> np.ndarray:
+        """Centroid of the given rows only (same numbers as ``centroid[rows]``, cheaper)."""
+        if self._centroid is not None:
+            return self._centroid[rows]
+        data = self.data[rows]
+        like = data[..., 2:3] + 1e-10
         with np.errstate(invalid="ignore", divide="ignore"):
-            self._centroid = np.nansum(self.xy * like, axis=1) / np.nansum(like, axis=1)
+            return np.nansum(data[..., :2] * like, axis=-2) / np.nansum(like, axis=-2)
+
+    def shares_frame_with(self, other) -> bool:
+        """``other in self`` for sorted tracklets, by binary search (no set operations)."""
+        if other.end < self.start or other.start > self.end or not len(self) or not len(other):
+            return False
+        if len(other) > len(self):
+            self, other = other, self
+        pos = np.searchsorted(self.inds, other.inds)
+        pos[pos >= len(self)] = len(self) - 1
+        return bool(np.any(self.inds[pos] == other.inds))
+
+    @staticmethod
+    def concatenate(tracklets):
+        """``sum(tracklets)`` in one copy (the pairwise sum is quadratic in the pieces)."""
+        tracklets = list(tracklets)
+        if len(tracklets) == 1:
+            return tracklets[0]
+        cols = {t.data.shape[-1] for t in tracklets}
+        if len(cols) > 1:
+            return sum(tracklets)
+        return Tracklet(np.concatenate([t.data for t in tracklets]), np.concatenate([t.inds for t in tracklets]))
 
     @property
     def likelihood(self) -> float:
