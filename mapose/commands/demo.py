@@ -15,7 +15,7 @@ def register(subparsers) -> None:
     p.add_argument("--animals", type=int, default=3, help="number of animals (1-6, default 3)")
     p.add_argument("--frames", type=int, default=300, help="video length in frames (default 300)")
     p.add_argument("--out", default="mapose-demo", help="output folder (default ./mapose-demo)")
-    p.add_argument("--seed", type=int, default=7, help="scene seed (default 7)")
+    p.add_argument("--seed", type=int, default=11, help="scene seed (default 11)")
     p.add_argument("--no-video", action="store_true", help="skip the labeled video")
     p.set_defaults(func=_run)
 

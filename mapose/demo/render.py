@@ -306,8 +306,11 @@ def simulate_motion(cfg: SceneConfig, rng) -> tuple[np.ndarray, np.ndarray, np.n
     bends = np.zeros((f, n))
     for t in range(f):
         if t % cfg.encounter_period == 0 and n > 1:
-            target = np.array([rng.choice([j for j in range(n) if j != i]) if rng.random() < 0.7 else -1
+            target = np.array([rng.choice([j for j in range(n) if j != i]) if rng.random() < 0.5 else -1
                                for i in range(n)])
+        # first part of each period: approach the chosen animal; then move apart again, so
+        # encounters are brief passes rather than permanent huddles
+        approach = (t % cfg.encounter_period) < 0.4 * cfg.encounter_period
         desired = np.zeros(n)
         for i in range(n):
             steer = 0.0
@@ -316,10 +319,15 @@ def simulate_motion(cfg: SceneConfig, rng) -> tuple[np.ndarray, np.ndarray, np.n
             near_wall = np.any(pos[i] < lo + cfg.body_length) or np.any(pos[i] > hi - cfg.body_length)
             if near_wall:
                 steer += 0.25 * _angle_diff(math.atan2(to_c[1], to_c[0]), heading[i])
-            if target[i] >= 0:
-                d = pos[target[i]] - pos[i]
-                if np.hypot(*d) > 0.6 * cfg.body_length:
+            for j in range(n):
+                if j == i:
+                    continue
+                d = pos[j] - pos[i]
+                dist = float(np.hypot(*d))
+                if approach and target[i] == j and dist > 0.6 * cfg.body_length:
                     steer += 0.06 * _angle_diff(math.atan2(d[1], d[0]), heading[i])
+                elif not approach and dist < 1.6 * cfg.body_length:
+                    steer += 0.08 * _angle_diff(math.atan2(-d[1], -d[0]), heading[i])
             desired[i] = steer
         omega = 0.85 * omega + 0.15 * desired + rng.normal(0.0, 0.035, n)
         heading = heading + omega

@@ -50,7 +50,7 @@ class DemoSettings:
     animals: int = 3
     frames: int = 300
     out: str = "mapose-demo"
-    seed: int = 7
+    seed: int = 11
     width: int = 320
     height: int = 256
     labeled_video: bool = True
