@@ -169,10 +169,15 @@ def track_stage(job: VideoJob) -> StageReport:
     """Assemblies → tracklets (``<stem><scorer>_el.pickle``)."""
     from mapose.tracking.convert import convert_detections2tracklets
 
+    # The runner only calls this stage when the tracklets are missing or stale: remove
+    # them rather than pass overwrite=True, which would also rebuild the assemblies
+    # from the _full.pickle (redoing the assembly stage for nothing).
+    for p in job.stage_outputs("track"):
+        p.unlink(missing_ok=True)
     kwargs = dict(job.track_kwargs)
     kwargs.update(shuffle=job.shuffle, trainingsetindex=job.trainingsetindex,
                   destfolder=job.destfolder, modelprefix=job.modelprefix,
-                  track_method=job.track_method, overwrite=True)
+                  track_method=job.track_method, overwrite=job.overwrite)
     convert_detections2tracklets(job.config, [job.video], **kwargs)
     return StageReport("track", frames=read_n_frames(job))
 
