@@ -50,8 +50,8 @@ cdef extern from "assembly_core.h" namespace "mapose_asm" nogil:
         vector[double] x, y, conf
         vector[int] label, group
         vector[signed char] has_cost, dtype
-        vector[int64_t] cost_off
-        vector[double] cost
+        vector[const char*] cost_ptr
+        vector[int64_t] cost_s0, cost_s1
 
     double half_to_double(uint16_t h)
     void run_batch(const Params& P, const Batch& B, const int64_t* frame_index,
@@ -101,15 +101,19 @@ cdef class Packed:
     """Detections and costs of a sequence of frames in flat C++ buffers."""
     cdef Batch b
     cdef public list keys
+    cdef public list refs  # the cost arrays the batch points into: kept alive here
 
     def __cinit__(self):
         self.b.joint_off.clear()
         self.b.joint_off.push_back(0)
 
     def drop_costs(self):
-        """Free the cost buffers once assembled (joints stay, for building objects)."""
-        cdef vector[double] empty
-        self.b.cost.swap(empty)
+        """Release the cost arrays once assembled (joints stay, for building objects)."""
+        cdef vector[const char*] empty
+        self.b.cost_ptr.swap(empty)
+        self.b.cost_s0.clear()
+        self.b.cost_s1.clear()
+        self.refs = None
 
     @property
     def n_frames(self):
@@ -159,8 +163,10 @@ def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] 
     cdef bint nonzero, all_inf
     cdef double v
     cdef vector[int] counts
+    cdef size_t base
     B.n_edges = <int>n_edges
     P.keys = keys
+    refs = P.refs = []
     for f in range(len(frames)):
         frame = frames[f]
         try:
@@ -228,7 +234,9 @@ def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] 
         for k in range(n_edges):
             B.has_cost.push_back(0)
             B.dtype.push_back(0)
-            B.cost_off.push_back(B.cost.size())
+            B.cost_ptr.push_back(NULL)
+            B.cost_s0.push_back(0)
+            B.cost_s1.push_back(0)
             if edge_s[k] < 0 or costs is None:
                 continue
             ns = counts[edge_s[k]]
@@ -268,13 +276,13 @@ def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] 
                     f"be (n_source, n_target)."
                 )
             code = _dtype_code(m)
-            B.has_cost[B.has_cost.size() - 1] = 1
-            B.dtype[B.dtype.size() - 1] = code if code > 0 else 0
-            for a in range(ns):
-                for b2 in range(nt):
-                    v = _get2(m, code, a, b2)
-                    # DLC sets NaN to 0; +-inf would make SciPy raise: mapose uses 0 too
-                    B.cost.push_back(v if isfinite(v) else 0.0)
+            base = B.has_cost.size() - 1
+            B.has_cost[base] = 1
+            B.dtype[base] = code
+            B.cost_ptr[base] = <const char*>cnp.PyArray_DATA(m)
+            B.cost_s0[base] = cnp.PyArray_STRIDE(m, 0)
+            B.cost_s1[base] = cnp.PyArray_STRIDE(m, 1)
+            refs.append(m)
     return P
 
 
@@ -416,7 +424,8 @@ def run(Packed packed, *, int n_multi, int n_keypoints, int max_n, int min_n_lin
     for i in range(3):
         P.min_aff[i] = min_aff[i]
     P.n_edges = <int>edge_s.shape[0]
-    pairs = [(edge_s[i], edge_t[i]) for i in range(edge_s.shape[0]) if edge_s[i] >= 0]
+    # unordered: two slots joining the same two bodyparts can link the same two joints
+    pairs = [tuple(sorted((edge_s[i], edge_t[i]))) for i in range(edge_s.shape[0]) if edge_s[i] >= 0]
     P.dup_edges = len(pairs) != len(set(pairs))
     P.edge_s = &edge_s[0] if edge_s.shape[0] else NULL
     P.edge_t = &edge_t[0] if edge_t.shape[0] else NULL

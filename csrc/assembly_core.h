@@ -254,8 +254,10 @@ struct FrameIn {
     const int *label = nullptr, *group = nullptr;
     const signed char* has_cost = nullptr;  // per edge slot
     const signed char* dtype = nullptr;     // per edge slot
-    const int64_t* cost_off = nullptr;      // per edge slot, into cost
-    const double* cost = nullptr;
+    // per edge slot: the caller's cost array (never copied), read with its strides
+    const char* const* cost_ptr = nullptr;
+    const int64_t* cost_s0 = nullptr;
+    const int64_t* cost_s1 = nullptr;
 };
 
 struct LinkOut { int j1, j2; double affinity; };
@@ -280,6 +282,8 @@ struct FrameOut {
 struct Trees { std::vector<const std::vector<double>*> list; };
 
 // ----------------------------------------------------------------------- assembly --
+inline double half_to_double(uint16_t h);
+
 struct HeapItemT { double key; long counter; int link; };
 
 struct Asm {
@@ -379,14 +383,39 @@ class FrameAssembler {
     // scratch buffers reused across edges and frames (allocation dominated otherwise)
     LsapWorkspace lsap;
     std::vector<double> aff, sub, w;
-    std::vector<int> inds_s, inds_t, keep_s, keep_t, cand;
+    std::vector<int> inds_s, cand;
     std::vector<long> rows, cols;
     std::vector<char> used_s, used_t, visited;
     std::vector<int> seeds;
     std::vector<HeapItemT> heap;
+    std::vector<int> order;
+    std::vector<std::pair<double, int>> keyed;
     size_t pool_n = 0;
 
+    // Candidates of a bodypart for optimal linking: its detections sorted by confidence
+    // (descending, stable), the first max_n of them, those >= pcutoff.  The same for
+    // every edge, so computed once per bodypart and frame.
+    std::vector<std::vector<int>> keep_cache;
+    std::vector<char> keep_done;
+    const std::vector<int>& keep_of(int label) {
+        if (!keep_done[size_t(label)]) {
+            const std::vector<int>& d = bag[size_t(label)];
+            inds_s.resize(d.size());
+            for (size_t q = 0; q < d.size(); ++q) inds_s[q] = int(q);
+            py_sort(inds_s, [&](int p, int q) { return jc(d[size_t(p)]) < jc(d[size_t(q)]); }, true);
+            if (int(inds_s.size()) > P.max_n) inds_s.resize(size_t(P.max_n));
+            std::vector<int>& keep = keep_cache[size_t(label)];
+            keep.clear();
+            for (int q : inds_s)
+                if (jc(d[size_t(q)]) >= P.pcutoff) keep.push_back(q);
+            keep_done[size_t(label)] = 1;
+        }
+        return keep_cache[size_t(label)];
+    }
+
     void extract_best_links(const Trees& trees) {
+        if (keep_cache.size() < bag.size()) keep_cache.resize(bag.size());
+        keep_done.assign(bag.size(), 0);
         for (int k = 0; k < P.n_edges; ++k) {
             const int s = P.edge_s[k], t = P.edge_t[k];
             if (s < 0 || t < 0 || s >= int(bag.size()) || t >= int(bag.size())) continue;
@@ -394,9 +423,23 @@ class FrameAssembler {
             const std::vector<int>& dt = bag[size_t(t)];
             if (ds.empty() || dt.empty() || !F->has_cost[k]) continue;
             const size_t ns = ds.size(), nt = dt.size();
-            const double* src = F->cost + F->cost_off[k];
-            aff.assign(src, src + ns * nt);
             const int dtype = F->dtype[k];
+            aff.resize(ns * nt);
+            {
+                const char* base = F->cost_ptr[k];
+                const int64_t s0 = F->cost_s0[k], s1 = F->cost_s1[k];
+                for (size_t a = 0; a < ns; ++a) {
+                    const char* row = base + int64_t(a) * s0;
+                    for (size_t b = 0; b < nt; ++b) {
+                        const char* q = row + int64_t(b) * s1;
+                        double v = dtype == 1 ? double(*reinterpret_cast<const float*>(q))
+                                 : dtype == 2 ? half_to_double(*reinterpret_cast<const uint16_t*>(q))
+                                              : *reinterpret_cast<const double*>(q);
+                        // DLC sets NaN to 0; +-inf would make SciPy raise: mapose uses 0 too
+                        aff[a * nt + b] = std::isfinite(v) ? v : 0.0;
+                    }
+                }
+            }
             if (!trees.list.empty()) {
                 w.assign(ns * nt, 0.0);
                 for (size_t n = 0; n < trees.list.size(); ++n) {
@@ -442,17 +485,8 @@ class FrameAssembler {
                     if (++n_used == P.max_n) break;
                 }
             } else {
-                auto top = [&](const std::vector<int>& d, std::vector<int>& inds, std::vector<int>& keep) {
-                    inds.resize(d.size());
-                    for (size_t q = 0; q < d.size(); ++q) inds[q] = int(q);
-                    py_sort(inds, [&](int p, int q) { return jc(d[size_t(p)]) < jc(d[size_t(q)]); }, true);
-                    if (int(inds.size()) > P.max_n) inds.resize(size_t(P.max_n));
-                    keep.clear();
-                    for (int q : inds)
-                        if (jc(d[size_t(q)]) >= P.pcutoff) keep.push_back(q);
-                };
-                top(ds, inds_s, keep_s);
-                top(dt, inds_t, keep_t);
+                const std::vector<int>& keep_s = keep_of(s);
+                const std::vector<int>& keep_t = keep_of(t);
                 const size_t R = keep_s.size(), C = keep_t.size();
                 if (!R || !C) continue;
                 sub.resize(R * C);
@@ -551,8 +585,10 @@ class FrameAssembler {
 
     void lookup_set(int i, int j, int li) {
         auto& v = lookup[size_t(i)];
-        for (auto& e : v)
-            if (e.first == j) { e.second = li; return; }
+        if (P.dup_edges) {  // only then can two links join the same two joints
+            for (auto& e : v)
+                if (e.first == j) { e.second = li; return; }
+        }
         v.emplace_back(j, li);
     }
 
@@ -624,9 +660,21 @@ class FrameAssembler {
         }
         if (int(out.size()) == P.max_n) return out;
 
-        std::vector<int> order(nl);
+        order.resize(nl);
         for (size_t q = 0; q < nl; ++q) order[q] = int(q);
-        py_sort(order, [&](int p, int q) { return links[size_t(p)].affinity < links[size_t(q)].affinity; }, true);
+        bool nan_aff = false;
+        for (const LinkOut& L : links) nan_aff = nan_aff || std::isnan(L.affinity);
+        if (nan_aff || nl < 64) {
+            py_sort(order, [&](int p, int q) { return links[size_t(p)].affinity < links[size_t(q)].affinity; }, true);
+        } else {
+            // totally ordered keys: any stable sort gives Python's order; sort (key, index)
+            // pairs to avoid the indirection (descending = stable sort on the negated key)
+            keyed.resize(nl);
+            for (size_t q = 0; q < nl; ++q) keyed[q] = {-links[q].affinity, int(q)};
+            std::stable_sort(keyed.begin(), keyed.end(),
+                             [](const std::pair<double, int>& a, const std::pair<double, int>& b) { return a.first < b.first; });
+            for (size_t q = 0; q < nl; ++q) order[q] = keyed[q].second;
+        }
         for (int li : order) {
             const LinkOut& L = links[size_t(li)];
             if (assembled[size_t(L.j1)] || assembled[size_t(L.j2)]) continue;
@@ -960,8 +1008,8 @@ struct Batch {
     std::vector<double> x, y, conf;
     std::vector<int> label, group;
     std::vector<signed char> has_cost, dtype;  // n_frames * n_edges
-    std::vector<int64_t> cost_off;
-    std::vector<double> cost;
+    std::vector<const char*> cost_ptr;
+    std::vector<int64_t> cost_s0, cost_s1;
     size_t n_frames() const { return joint_off.size() - 1; }
     FrameIn frame(size_t f) const {
         FrameIn in;
@@ -971,7 +1019,7 @@ struct Batch {
         in.label = label.data() + o; in.group = group.data() + o;
         const size_t e = f * size_t(n_edges);
         in.has_cost = has_cost.data() + e; in.dtype = dtype.data() + e;
-        in.cost_off = cost_off.data() + e; in.cost = cost.data();
+        in.cost_ptr = cost_ptr.data() + e; in.cost_s0 = cost_s0.data() + e; in.cost_s1 = cost_s1.data() + e;
         return in;
     }
 };

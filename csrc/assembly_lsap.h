@@ -15,9 +15,48 @@ struct LsapWorkspace {
     std::vector<long> path, col4row, row4col, remaining, order;
     std::vector<char> SR, SC;
 
+    std::vector<long> best;
+    std::vector<char> used;
+
+    // Unique optimum shortcut (maximisation of finite costs): when every row of the
+    // smaller side has a strictly largest entry and these fall in distinct columns,
+    // that assignment beats every other one, so it is the one SciPy returns.
+    bool dominant(long nr, long nc, const double* cost, long* out_rows, long* out_cols) {
+        const bool by_row = nr <= nc;
+        const long R = by_row ? nr : nc, C = by_row ? nc : nr;
+        best.resize(size_t(R));
+        used.assign(size_t(C), 0);
+        for (long i = 0; i < R; ++i) {
+            long arg = 0;
+            double top = by_row ? cost[i * nc] : cost[i];
+            if (std::isnan(top)) return false;
+            bool unique = true;
+            for (long j = 1; j < C; ++j) {
+                double x = by_row ? cost[i * nc + j] : cost[j * nc + i];
+                if (std::isnan(x)) return false;
+                if (x > top) { top = x; arg = j; unique = true; }
+                else if (x == top) unique = false;
+            }
+            if (!unique || used[size_t(arg)]) return false;
+            used[size_t(arg)] = 1;
+            best[size_t(i)] = arg;
+        }
+        if (by_row) {
+            for (long i = 0; i < R; ++i) { out_rows[i] = i; out_cols[i] = best[size_t(i)]; }
+        } else {  // pairs sorted by row index
+            long k = 0;
+            for (long r = 0; r < C; ++r)
+                if (used[size_t(r)])
+                    for (long c = 0; c < R; ++c)
+                        if (best[size_t(c)] == r) { out_rows[k] = r; out_cols[k] = c; ++k; break; }
+        }
+        return true;
+    }
+
     // Same contract as mapose::lsap_solve.
     int solve(long nr, long nc, const double* cost, bool maximize, long* out_rows, long* out_cols) {
         if (nr == 0 || nc == 0) return 0;
+        if (maximize && dominant(nr, nc, cost, out_rows, out_cols)) return 0;
         const bool transpose = nc < nr;
         const long R = transpose ? nc : nr;
         const long C = transpose ? nr : nc;
