@@ -28,6 +28,7 @@ import multiprocessing as mp
 import os
 import sys
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -363,8 +364,13 @@ def _warm_up() -> None:
 def _new_pool(post_workers, ctx) -> ProcessPoolExecutor:
     pool = ProcessPoolExecutor(max_workers=post_workers, mp_context=ctx)
     # Spawning and importing take a second or more; start now, not when video 1 is done.
-    for _ in range(post_workers):
-        pool.submit(_warm_up)
+    # (With fork, the workers are created here, synchronously.)  Python >= 3.12 warns
+    # about forking a multi-threaded process; the workers only run NumPy/Cython code and
+    # never use a lock another thread could hold (torch, CUDA), so the warning is moot.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*multi-threaded.*fork", category=DeprecationWarning)
+        for _ in range(post_workers):
+            pool.submit(_warm_up)
     return pool
 
 
