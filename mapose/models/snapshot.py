@@ -73,14 +73,18 @@ def load_pose_model(pytorch_cfg: dict, snapshot_path, weights_only: bool | None 
     """
     from mapose.models.pose_model import PoseModel
 
+    torch = require("torch", "loading DLC snapshots")
     snap = load_snapshot(snapshot_path, weights_only, pytorch_cfg)
-    model = PoseModel.from_config(pytorch_cfg)
+    # Build on the meta device: no random initialisation of ~25M parameters that the
+    # snapshot overwrites anyway (seconds on a small CPU); `assign=True` adopts its tensors.
+    with torch.device("meta"):
+        model = PoseModel.from_config(pytorch_cfg)
     state = snap["model"]
     # DataParallel snapshots (not written by DLC 3, but seen in the wild)
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as exc:
         msg = str(exc)
         if len(msg) > 1500:
