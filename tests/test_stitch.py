@@ -335,3 +335,19 @@ def test_format_df_names(fake_stitcher):
     assert cols(fake_stitcher.format_df(["x"])) == ["ind1", "ind2"]
     assert cols(fake_stitcher.format_df(["a", "b", "c"])) == ["a", "b"]
     assert fake_stitcher.format_df().columns.get_level_values("bodyparts").unique().tolist() == ["bpt1", "bpt2"]
+
+
+def test_skeleton_flat_rows_and_int_keys(montblanc):
+    # skeleton tracker quirk: a frame without detection stores a flat (3n,) predicted state
+    d = {"header": montblanc["header"]}
+    rows = {k: np.tile([[float(k), 1.0, 0.9, 0.0]], (4, 1)) for k in range(30)}
+    rows[5] = np.tile([5.0, 1.0, 1.0], 4)
+    d[np.int64(0)] = rows
+    d[np.int64(1)] = {f"frame{k:03d}": np.tile([[100.0 + k, 1.0, 0.9, 0.0]], (4, 1)) for k in range(30)}
+    s = TrackletStitcher.from_dict_of_dict(d, n_tracks=2)
+    t0 = min(s.tracklets, key=lambda t: t.data[0, 0, 0])
+    assert t0.data.shape == (30, 4, 4)
+    np.testing.assert_array_equal(t0.data[5, :, :3], np.tile([5.0, 1.0, 1.0], (4, 1)))
+    assert np.isnan(t0.data[5, :, 3]).all()
+    with pytest.raises(ValueError, match="frame number"):
+        TrackletStitcher.get_frame_ind("nodigits")

@@ -225,31 +225,45 @@ class TrackletStitcher:
             raise ValueError(f"Cannot read a frame number from tracklet key {s!r}; expected e.g. 'frame012' or 12.")
         return int(m.group())
 
-    @classmethod
-    def _parse_tracklet_dict(cls, dict_, key):
-        try:  # fast path for DLC's "frame012" / int keys
-            inds = np.array([int(k[5:]) if isinstance(k, str) and k.startswith("frame") else int(k)
-                             for k in dict_], dtype=np.int64)
-        except (ValueError, TypeError):
-            inds = np.fromiter((cls.get_frame_ind(k) for k in dict_), dtype=np.int64, count=len(dict_))
-        rows = [np.asarray(v, dtype=np.float64) for v in dict_.values()]
+    @staticmethod
+    def _ragged_rows(rows, key):
         shapes = {r.shape for r in rows}
         if len(shapes) == 1:
-            data = np.stack(rows)
-        else:
-            # skeleton tracker quirk: frames without a detection store the flat predicted
-            # state [x0, y0, 1, x1, ...] next to (n, 4) arrays; pad those to the common shape
-            full = max(shapes, key=lambda s: (len(s), s))
-            if len(full) != 2:
-                raise ValueError(f"Tracklet {key!r} mixes incompatible frame arrays {sorted(shapes)}.")
-            data = np.full((len(rows), *full), np.nan)
-            for i, r in enumerate(rows):
-                if r.shape == full:
-                    data[i] = r
-                elif r.ndim == 1 and r.size % 3 == 0 and r.size // 3 == full[0]:
-                    data[i, :, :3] = r.reshape(-1, 3)
-                else:
-                    raise ValueError(f"Tracklet {key!r}: frame array of shape {r.shape} does not fit {full}.")
+            return np.stack(rows)
+        # skeleton tracker quirk: frames without a detection store the flat predicted
+        # state [x0, y0, 1, x1, ...] next to (n, 4) arrays; pad those to the common shape
+        full = max(shapes, key=lambda s: (len(s), s))
+        if len(full) != 2:
+            raise ValueError(f"Tracklet {key!r} mixes incompatible frame arrays {sorted(shapes)}.")
+        data = np.full((len(rows), *full), np.nan)
+        for i, r in enumerate(rows):
+            if r.shape == full:
+                data[i] = r
+            elif r.ndim == 1 and r.size % 3 == 0 and r.size // 3 == full[0]:
+                data[i, :, :3] = r.reshape(-1, 3)
+            else:
+                raise ValueError(f"Tracklet {key!r}: frame array of shape {r.shape} does not fit {full}.")
+        return data
+
+    @classmethod
+    def _parse_tracklet_dict(cls, dict_, key):
+        keys = list(dict_)
+        first = keys[0]
+        try:  # fast paths for DLC's "frame012" keys and int keys
+            if isinstance(first, str) and first.startswith("frame"):
+                inds = np.array([int(k[5:]) for k in keys], dtype=np.int64)
+            else:
+                inds = np.array([int(k) for k in keys], dtype=np.int64)
+        except (ValueError, TypeError):
+            inds = np.fromiter((cls.get_frame_ind(k) for k in keys), dtype=np.int64, count=len(keys))
+        values = list(dict_.values())
+        try:
+            data = np.array(values, dtype=np.float64)  # one C-level copy when shapes agree
+        except ValueError:
+            data = None
+        if data is None or data.dtype == object or data.ndim not in (2, 3):
+            rows = [np.asarray(v, dtype=np.float64) for v in values]
+            data = cls._ragged_rows(rows, key)
         if data.ndim == 2:
             if data.shape[1] % 3:
                 raise ValueError(f"Tracklet {key!r}: flat rows must hold 3 values per body part; got {data.shape[1]}.")
