@@ -291,3 +291,13 @@ def test_runner_device_errors():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA"):
             resolve_device("cuda:0")
+
+
+def test_cli_reports_errors_without_traceback(bare_project, tmp_path, capsys):
+    from mapose.cli import main
+
+    assert main(["analyze", str(bare_project), str(tmp_path / "missing.avi"), "--no-track"]) == 1
+    assert "missing.avi" in capsys.readouterr().err
+    (bare_project.parent / SHUFFLE_DIR / "train/snapshot-best-050.pt").unlink()
+    assert main(["export", str(bare_project)]) == 1
+    assert "snapshot" in capsys.readouterr().err
