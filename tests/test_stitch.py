@@ -351,3 +351,19 @@ def test_skeleton_flat_rows_and_int_keys(montblanc):
     assert np.isnan(t0.data[5, :, 3]).all()
     with pytest.raises(ValueError, match="frame number"):
         TrackletStitcher.get_frame_ind("nodigits")
+
+
+def test_plots_run(montblanc):
+    mpl = pytest.importorskip("matplotlib")
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = TrackletStitcher.from_dict_of_dict(montblanc, n_tracks=3)
+    with pytest.raises(ValueError, match="stitch"):
+        s.plot_tracks()
+    s.build_graph()
+    s.stitch()
+    for fig in (s.plot_tracklets(), s.plot_paths(), s.plot_tracks(), s.draw_graph(with_weights=True),
+                s.tracklets[0].plot()[0].figure):
+        assert fig.axes
+    plt.close("all")

@@ -767,6 +767,67 @@ class TrackletStitcher:
         self.tracks = np.empty(len(tracks), dtype=object)
         self.tracks[:] = tracks
 
+    # -- plots (matplotlib, imported lazily) -------------------------------------------
+    def _axes(self, n_rows=1):
+        from mapose._optional import require
+
+        plt = require("matplotlib.pyplot", "plotting tracklets")
+        fig, axes = plt.subplots(n_rows, 1, sharex=True, squeeze=False)
+        return plt, fig, axes[:, 0]
+
+    def plot_tracklets(self, colormap="Paired"):
+        """Centroid x and y of every tracklet (and residual, dashed) against frame."""
+        plt, fig, (ax_x, ax_y) = self._axes(2)
+        colors = plt.get_cmap(colormap)(np.linspace(0, 1, max(len(self.tracklets), 1)))
+        for t, c in zip(self.tracklets, colors):
+            ax_x.plot(t.inds, t.centroid[:, 0], c=c, lw=2)
+            ax_y.plot(t.inds, t.centroid[:, 1], c=c, lw=2)
+        for t in self.residuals:
+            ax_x.plot(t.inds, t.centroid[:, 0], c="k", ls="--")
+            ax_y.plot(t.inds, t.centroid[:, 1], c="k", ls="--")
+        ax_x.set_ylabel("x")
+        ax_y.set_ylabel("y")
+        ax_y.set_xlabel("frame")
+        return fig
+
+    def plot_paths(self, colormap="Set2"):
+        """Centroid x of the tracklets, one colour per stitched path."""
+        if self.paths is None:
+            raise ValueError("No paths yet: call stitch() first.")
+        plt, fig, (ax,) = self._axes(1)
+        colors = plt.get_cmap(colormap)(np.linspace(0, 1, max(len(self.paths), 1)))
+        for path, c in zip(self.paths, colors):
+            for t in path:
+                ax.plot(t.inds, t.centroid[:, 0], c=c, lw=2)
+        ax.set_xlabel("frame")
+        ax.set_ylabel("x")
+        return fig
+
+    def plot_tracks(self, colormap="viridis"):
+        """Centroid x and y of the final tracks."""
+        if self.tracks is None:
+            raise ValueError("No tracks yet: call stitch() first.")
+        plt, fig, (ax_x, ax_y) = self._axes(2)
+        colors = plt.get_cmap(colormap)(np.linspace(0, 1, max(len(self.tracks), 1)))
+        for t, c in zip(self.tracks, colors):
+            ax_x.plot(t.inds, t.centroid[:, 0], c=c, lw=2)
+            ax_y.plot(t.inds, t.centroid[:, 1], c=c, lw=2)
+        ax_y.set_xlabel("frame")
+        return fig
+
+    def draw_graph(self, with_weights=False):
+        """Draw the flow graph (networkx + matplotlib)."""
+        import networkx as nx
+
+        if self.G is None:
+            raise ValueError("No graph yet: call build_graph() first.")
+        plt, fig, (ax,) = self._axes(1)
+        pos = nx.spring_layout(self.G, seed=0)
+        nx.draw_networkx(self.G, pos, ax=ax, node_size=200, font_size=6)
+        if with_weights:
+            nx.draw_networkx_edge_labels(self.G, pos, edge_labels=self.weights, ax=ax, font_size=5)
+        return fig
+
     # -- output -------------------------------------------------------------------------
     def concatenate_data(self):
         """Tracks laid out on frames ``[first, last]``: shape (n_frames, n_tracks * n_bodyparts * 3)."""
