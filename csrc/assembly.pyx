@@ -380,6 +380,28 @@ cdef class Result:
             ov[f + 1] = pos
         return d, off
 
+    def poses(self, int max_n):
+        """(n_frames, max_n, n_multi, 5) array: x, y, confidence, group and the mean link
+        affinity of each assembly, in assembly order; unfilled rows are -1 (the layout of
+        DLC's PartAffinityFieldPredictor output)."""
+        cdef Py_ssize_t f, q, r, n = self.outs.size(), nq
+        out = np.full((n, max_n, self.n_multi, 5), -1.0)
+        cdef double[:, :, :, ::1] ov = out
+        cdef double mean
+        cdef AssemblyOut* a
+        for f in range(n):
+            nq = min(<Py_ssize_t>self.outs[f].assemblies.size(), <Py_ssize_t>max_n)
+            for q in range(nq):
+                a = &self.outs[f].assemblies[q]
+                mean = a.affinity / a.links.size() if a.links.size() else 0.0
+                for r in range(self.n_multi):
+                    ov[f, q, r, 0] = a.data[r * 4]
+                    ov[f, q, r, 1] = a.data[r * 4 + 1]
+                    ov[f, q, r, 2] = a.data[r * 4 + 2]
+                    ov[f, q, r, 3] = a.data[r * 4 + 3]
+                    ov[f, q, r, 4] = mean
+        return out
+
     def tree(self, Py_ssize_t f):
         cdef FrameOut* o = &self.outs[f]
         if o.tree.size() == 0:
@@ -396,7 +418,7 @@ def run(Packed packed, *, int n_multi, int n_keypoints, int max_n, int min_n_lin
         int window_size, bint greedy, bint identity_only, bint force_fusion,
         bint add_discarded, double pcutoff, double max_overlap, double gamma,
         min_aff, const int[::1] edge_s, const int[::1] edge_t,
-        const int64_t[::1] frame_index, int n_threads, dict trees):
+        const int64_t[::1] frame_index, int n_threads, dict trees, bint dup_edges=True):
     """Assemble every frame of ``packed`` (see :mod:`mapose.kernels.assembly`).
 
     ``trees`` maps frame index -> (n_links, 4) link vectors of past frames; it is read and
@@ -424,9 +446,7 @@ def run(Packed packed, *, int n_multi, int n_keypoints, int max_n, int min_n_lin
     for i in range(3):
         P.min_aff[i] = min_aff[i]
     P.n_edges = <int>edge_s.shape[0]
-    # unordered: two slots joining the same two bodyparts can link the same two joints
-    pairs = [tuple(sorted((edge_s[i], edge_t[i]))) for i in range(edge_s.shape[0]) if edge_s[i] >= 0]
-    P.dup_edges = len(pairs) != len(set(pairs))
+    P.dup_edges = dup_edges
     P.edge_s = &edge_s[0] if edge_s.shape[0] else NULL
     P.edge_t = &edge_t[0] if edge_t.shape[0] else NULL
     if frame_index.shape[0] != packed.n_frames:

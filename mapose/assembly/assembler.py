@@ -286,6 +286,21 @@ class Assembler:
         return self.metadata["num_joints"]
 
     def _params(self) -> _kernel.AssemblyParams:
+        # cached: attributes may be changed between calls (DLC scripts do), so the key
+        # holds all of them
+        key = (
+            id(self.graph), id(self.paf_inds), self.max_n_individuals, self.n_multibodyparts, self.greedy,
+            self.pcutoff, self.min_affinity, self.min_n_links, self.max_overlap, self.identity_only,
+            self.nan_policy, self.force_fusion, self.add_discarded, self.window_size, self.method, self._gamma,
+        )
+        cached = self.__dict__.get("_params_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        params = self._make_params()
+        self._params_cache = (key, params)
+        return params
+
+    def _make_params(self) -> _kernel.AssemblyParams:
         graph = [] if self.graph is None else self.graph
         paf_inds = [] if self.paf_inds is None else self.paf_inds
         return _kernel.AssemblyParams(
@@ -438,6 +453,31 @@ class Assembler:
         fi = np.arange(first_index, first_index + len(frames), dtype=np.int64)
         result = _kernel.run_packed(packed, params, fi, self._threads(n_threads), self._trees)
         return [_kernel.materialize(result, packed, k) for k in range(len(frames))]
+
+    def assemble_poses(self, frames, first_index=0, n_threads=None):
+        """Assemble frame dicts straight into an array (no Python objects).
+
+        Returns
+        -------
+        ndarray of shape (n_frames, max_n_individuals, n_multibodyparts, 5)
+            ``x, y, confidence, group, mean link affinity`` per keypoint, assemblies in
+            DLC's output order; rows without an assembly are -1 and keypoints missing
+            from an assembly are ``(NaN, NaN, 0, NaN)`` -- the layout of DLC's PyTorch
+            ``PartAffinityFieldPredictor``.
+        """
+        params = self._params()
+        frames = list(frames)
+        if self._kde is not None:
+            out = np.full((len(frames), self.max_n_individuals, self.n_multibodyparts, 5), -1.0)
+            for f, (assemblies, _) in enumerate(self.assemble_frames(frames, first_index)):
+                for q, a in enumerate((assemblies or [])[: self.max_n_individuals]):
+                    out[f, q, :, :4] = a.data
+                    out[f, q, :, 4] = a.affinity
+            return out
+        packed = _kernel.pack_frames(frames, params)
+        fi = np.arange(first_index, first_index + len(frames), dtype=np.int64)
+        result = _kernel.run_packed(packed, params, fi, self._threads(n_threads), self._trees)
+        return result.poses(self.max_n_individuals)
 
     def _threads(self, n_threads=None):
         n = n_threads if n_threads is not None else self.n_threads

@@ -49,10 +49,7 @@ class Link:
         self.j1 = j1
         self.j2 = j2
         self.affinity = affinity
-        # arithmetic in the coordinates' own dtype (float16 in some DLC files), as DLC
-        # does: long float16 links overflow to inf there, silently here
-        with np.errstate(over="ignore", invalid="ignore"):
-            self._length = math.sqrt((j1.pos[0] - j2.pos[0]) ** 2 + (j1.pos[1] - j2.pos[1]) ** 2)
+        self._length = None  # computed on first use (only calibration reads it)
 
     def __repr__(self) -> str:
         return f"Link {self.idx}, affinity={self.affinity:.2f}, length={self.length:.2f}"
@@ -67,6 +64,12 @@ class Link:
 
     @property
     def length(self) -> float:
+        if self._length is None:
+            j1, j2 = self.j1, self.j2
+            # arithmetic in the coordinates' own dtype (float16 in some DLC files), as
+            # DLC does: long float16 links overflow to inf there, silently here
+            with np.errstate(over="ignore", invalid="ignore"):
+                self._length = math.sqrt((j1.pos[0] - j2.pos[0]) ** 2 + (j1.pos[1] - j2.pos[1]) ** 2)
         return self._length
 
     @length.setter

@@ -61,6 +61,8 @@ class AssemblyParams:
     gamma: float = 0.01
     edge_s: np.ndarray = field(init=False, repr=False, compare=False)
     edge_t: np.ndarray = field(init=False, repr=False, compare=False)
+    dup_edges: bool = field(init=False, repr=False, compare=False)
+    _min_aff: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         for name in ("max_n_individuals", "n_multibodyparts", "n_keypoints", "min_n_links", "window_size"):
@@ -103,10 +105,16 @@ class AssemblyParams:
                 s[k], t[k] = a, b
         object.__setattr__(self, "edge_s", s)
         object.__setattr__(self, "edge_t", t)
+        pairs = [tuple(sorted(p)) for p in zip(s.tolist(), t.tolist()) if p[0] >= 0]
+        # two slots joining the same two bodyparts can link the same two joints
+        object.__setattr__(self, "dup_edges", len(pairs) != len(set(pairs)))
+        object.__setattr__(
+            self, "_min_aff", tuple(float(np.asarray(self.min_affinity, dtype=dt)) for dt in (np.float64, np.float32, np.float16))
+        )
 
     def min_affinity_by_dtype(self) -> list:
         """``min_affinity`` as float64/float32/float16 (comparisons happen in the costs' dtype)."""
-        return [float(np.asarray(self.min_affinity, dtype=dt)) for dt in (np.float64, np.float32, np.float16)]
+        return list(self._min_aff)
 
 
 def pack_frames(frames, params: AssemblyParams, keys=None):
@@ -150,7 +158,8 @@ def run_packed(packed, params: AssemblyParams, frame_index=None, n_threads: int 
         pcutoff=float(params.pcutoff),
         max_overlap=float(params.max_overlap),
         gamma=float(params.gamma),
-        min_aff=params.min_affinity_by_dtype(),
+        min_aff=params._min_aff,
+        dup_edges=params.dup_edges,
         edge_s=params.edge_s,
         edge_t=params.edge_t,
         frame_index=fi,
@@ -159,12 +168,17 @@ def run_packed(packed, params: AssemblyParams, frame_index=None, n_threads: int 
     )
 
 
+def _joint(pos, confidence, label, idx, group):
+    # Joint is a frozen dataclass: its __init__ goes through object.__setattr__ per
+    # field, which dominated the cost of building a frame's objects
+    j = object.__new__(Joint)
+    j.__dict__.update(pos=pos, confidence=confidence, label=label, idx=idx, group=group)
+    return j
+
+
 def _joints(packed, f):
-    x, y, c, lab, grp = packed.joints(f)
-    return [
-        Joint((float(x[k]), float(y[k])), float(c[k]), int(lab[k]), k, int(grp[k]))
-        for k in range(len(x))
-    ]
+    x, y, c, lab, grp = (a.tolist() for a in packed.joints(f))
+    return [_joint((x[k], y[k]), c[k], lab[k], k, grp[k]) for k in range(len(x))]
 
 
 def materialize(result, packed, f, joints=None):
