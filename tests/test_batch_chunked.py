@@ -12,7 +12,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _batch_helpers as H  # noqa: E402
 
 from mapose.batch.chunked import ChunkOptions, match_tracks, track_in_chunks  # noqa: E402
-from mapose.batch.progress import ProgressRecord  # noqa: E402
 from mapose.batch.synthetic import SyntheticDetections  # noqa: E402
 
 pd = pytest.importorskip("pandas")
@@ -24,10 +23,10 @@ CFG = dict(variant=0, pafthreshold=0.1, method="m1", minimalnumberofconnections=
            min_hits=1)
 
 
-def _run(synth, out, chunk, overlap=30, record=None, source=None):
+def _run(synth, out, chunk, overlap=30, source=None):
     return track_in_chunks(source or synth.assemblies, synth.n_frames, out,
                            joints=synth.bodyparts, scorer="S", inference_cfg=CFG,
-                           n_tracks=synth.n_animals, record=record,
+                           n_tracks=synth.n_animals,
                            options=ChunkOptions(chunk_frames=chunk, overlap=overlap))
 
 
@@ -102,19 +101,41 @@ def test_resume_after_crash_skips_finished_chunks(tmp_path):
             raise KeyboardInterrupt("power cut")
         return synth.assemblies(start, stop)
 
-    rec = ProgressRecord.load(tmp_path / "x_progress.json")
     with pytest.raises(KeyboardInterrupt):
-        _run(synth, tmp_path / "x_el.h5", chunk=250, record=rec, source=crashing)
+        _run(synth, tmp_path / "x_el.h5", chunk=250, source=crashing)
     assert not (tmp_path / "x_el.h5").exists()  # never a partial final file
-    assert sorted(ProgressRecord.load(tmp_path / "x_progress.json").chunks["chunks"]) == ["0", "1"]
+    done = sorted(p.name for p in (tmp_path / "x_el_chunks").glob("chunk_*.npy"))
+    assert done == ["chunk_000000.npy", "chunk_000001.npy"]
     calls.clear()
-    rec = ProgressRecord.load(tmp_path / "x_progress.json")
-    _run(synth, tmp_path / "x_el.h5", chunk=250, record=rec, source=crashing)
-    assert calls == [470, 720]  # chunks 2 and 3 only (with their 30-frame overlap)
+    info = _run(synth, tmp_path / "x_el.h5", chunk=250, source=crashing)
+    assert calls == [470, 720] and info["resumed"] == 2  # chunks 2 and 3 only
     _run(synth, tmp_path / "ref_el.h5", chunk=250)
     np.testing.assert_array_equal(pd.read_hdf(tmp_path / "x_el.h5").to_numpy(),
                                   pd.read_hdf(tmp_path / "ref_el.h5").to_numpy())
-    assert "chunks" not in ProgressRecord.load(tmp_path / "x_progress.json").chunks
+    assert not (tmp_path / "x_el_chunks").exists()
+
+
+def test_checkpoints_of_other_settings_are_not_reused(tmp_path):
+    synth = SyntheticDetections(600, 3, 6, seed=2)
+    out = tmp_path / "y_el.h5"
+    track_in_chunks(synth.assemblies, 600, out, joints=synth.bodyparts, scorer="S",
+                    inference_cfg=CFG, n_tracks=3, keep_chunks=True,
+                    options=ChunkOptions(chunk_frames=200, overlap=20))
+    calls = []
+
+    def counting(start, stop):
+        calls.append(start)
+        return synth.assemblies(start, stop)
+
+    # same settings: everything reused; another overlap: everything recomputed
+    info = track_in_chunks(counting, 600, out, joints=synth.bodyparts, scorer="S",
+                           inference_cfg=CFG, n_tracks=3, keep_chunks=True,
+                           options=ChunkOptions(chunk_frames=200, overlap=20))
+    assert calls == [] and info["resumed"] == 3
+    info = track_in_chunks(counting, 600, out, joints=synth.bodyparts, scorer="S",
+                           inference_cfg=CFG, n_tracks=3,
+                           options=ChunkOptions(chunk_frames=200, overlap=30))
+    assert calls == [0, 170, 370] and info["resumed"] == 0
 
 
 def test_no_detections_gives_empty_tracks_file(tmp_path):

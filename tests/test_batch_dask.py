@@ -70,3 +70,23 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="Dask scheduler"):
         run_videos(config, videos, scorer=H.SCORER, scheduler="tcp://127.0.0.1:1",
                    print_table=False)
+
+
+def test_long_video_split_into_chunk_tasks(tmp_path):
+    """chunk_frames on a cluster: chunks are tracked in parallel tasks, then joined."""
+    pytest.importorskip("mapose.tracking.tracklets")
+    import numpy as np
+    import pandas as pd
+
+    config, videos = H.make_project(tmp_path / "proj", names=("a", "b"))
+    res = run_videos(config, videos, stage_funcs={"analyze": H.replay_analyze}, cluster="local:2",
+                     chunk_frames=60, chunk_overlap=20, print_table=False)
+    assert res.ok, res.table()
+    dlc = pd.read_hdf(H.recorded("_el.h5"))
+    for r, v in zip(res, videos):
+        st = r.stages["stitch"]
+        # 150 frames / 60 -> 3 chunks, all computed by chunk tasks before the join
+        assert st.info["chunk_tasks"] == 3 and st.info["chunks_reused"] == 3
+        ours = pd.read_hdf(v.parent / (v.stem + H.SCORER + "_el.h5"))
+        np.testing.assert_array_equal(ours.to_numpy(), dlc.to_numpy())
+        assert not (v.parent / (v.stem + H.SCORER + "_el_chunks")).exists()

@@ -8,15 +8,17 @@ solves over.  For long recordings (hours at 30-100 fps) :func:`track_in_chunks` 
    with the previous chunk) from a source that can produce any frame range,
 2. runs mapose's DLC tracker (``build_tracklets``) and stitcher (``TrackletStitcher``) on
    that chunk alone and saves the chunk's ``n_tracks`` tracks as a checkpoint file
-   (``<stem><scorer>_<el>_chunks/chunk_000012.npy``, written atomically and listed in the
-   video's progress record),
+   (``<stem><scorer>_<el>_chunks/chunk_000012.npy``, renamed into place when complete;
+   a manifest in that folder ties the checkpoints to their inputs and settings),
 3. joins consecutive chunks by matching their tracks on the overlapping frames (optimal
    assignment of mean keypoint distances), and streams the result into the tracks
    ``.h5`` (DLC's layout, key ``"tracks"``, table format) chunk by chunk.
 
-Peak memory is set by ``chunk_frames``, not by the video length, and an interrupted run
-resumes at the first chunk without a checkpoint.  Chunks are independent, so they can
-also run in parallel (e.g. one Dask task each) before the join.
+Peak memory is set by ``chunk_frames``, not by the video length (with a streaming source;
+the batch stage reads DLC's ``_assemblies.pickle``, a single pickle, whole — its arrays
+are compact, ~0.5 kB per frame for 3 animals × 12 body parts, but they do grow with the
+video), and an interrupted run resumes at the first chunk without a checkpoint.  Chunks
+are independent, so they also run in parallel (one Dask task each) before the join.
 
 Differences from the whole-video stitch (why this is opt-in): the stitcher's optimisation
 is global within a chunk but greedy across chunk boundaries, so identities can differ
@@ -27,6 +29,7 @@ split at chunk boundaries (``min_length`` applies per chunk); unique body parts
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import time
 import warnings
@@ -36,10 +39,8 @@ from typing import Callable
 
 import numpy as np
 
-from mapose.batch.progress import ProgressRecord
-from mapose.io.atomic import atomic_path
+from mapose.io.atomic import atomic_open, atomic_path
 
-_STAGE = "chunks"
 
 
 @dataclass(frozen=True)
@@ -198,73 +199,94 @@ def _columns(scorer, animal_names, joints):
         names=["scorer", "individuals", "bodyparts", "coords"])
 
 
-def track_in_chunks(get_assemblies: Callable[[int, int], dict], n_frames: int, output_h5, *,
-                    joints: list, scorer: str, inference_cfg: dict, n_tracks: int,
-                    animal_names=None, track_method: str = "ellipse",
-                    options: ChunkOptions = ChunkOptions(), save_as_csv: bool = False,
-                    record: ProgressRecord | None = None, keep_chunks: bool = False) -> dict:
-    """Track, stitch and write a video's tracks chunk by chunk (see module docstring).
+def _manifest(n_frames, joints, scorer, inference_cfg, n_tracks, track_method, options,
+              source_id) -> dict:
+    return {"version": 1, "n_frames": int(n_frames), "joints": list(joints), "scorer": scorer,
+            "inference_cfg": {k: inference_cfg[k] for k in sorted(inference_cfg)},
+            "n_tracks": int(n_tracks), "track_method": track_method,
+            "options": {k: getattr(options, k) for k in ChunkOptions.__dataclass_fields__},
+            "source": source_id}
 
-    Parameters
-    ----------
-    get_assemblies : callable ``(start, stop) -> dict``
-        Assemblies for frames ``[start, stop)`` keyed by global frame index, each an
-        ndarray of shape (n_animals, n_bodyparts, 4).
-    n_frames : int
-    output_h5 : str or os.PathLike
-        Final tracks file (``<stem><scorer>_el.h5``); ``.csv`` beside it with ``save_as_csv``.
-    joints, scorer, inference_cfg, n_tracks, track_method, options
-        See :func:`track_chunk`.
-    animal_names : list of str, optional
-        Column names of the tracks (default ``ind1..indN``, as DLC).
-    record : ProgressRecord, optional
-        Checkpoints: finished chunks are listed here and skipped on the next run.
-    keep_chunks : bool
-        Keep the per-chunk checkpoint files after the join.
+
+def open_chunk_dir(chunk_dir, manifest: dict) -> Path:
+    """Create ``chunk_dir``, or empty it when its checkpoints were made for other inputs.
+
+    A chunk counts as finished when ``chunk_%06d.npy`` exists: it is renamed into place
+    only when complete, and the manifest (frames, body parts, tracker settings, chunking,
+    input fingerprint) guarantees it belongs to this very computation.
+    """
+    chunk_dir = Path(chunk_dir)
+    mpath = chunk_dir / "manifest.json"
+    try:
+        same = json.loads(mpath.read_text()) == json.loads(json.dumps(manifest))
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        shutil.rmtree(chunk_dir, ignore_errors=True)
+        chunk_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_open(mpath, "w", encoding="utf-8") as fh:
+            json.dump(manifest, fh)
+    return chunk_dir
+
+
+def chunk_file(chunk_dir, i: int) -> Path:
+    return Path(chunk_dir) / f"chunk_{i:06d}.npy"
+
+
+def compute_chunk(get_assemblies, i: int, chunk_dir, *, n_frames: int, joints, scorer,
+                  inference_cfg, n_tracks, track_method="ellipse",
+                  options: ChunkOptions = ChunkOptions()) -> list[str]:
+    """Track + stitch chunk ``i`` into its checkpoint file unless it exists; return warnings.
+
+    Chunks are independent, so they may run in any order and in parallel (one Dask task
+    each); :func:`join_chunks` then needs all of them.
+    """
+    path = chunk_file(chunk_dir, i)
+    notes_path = path.with_suffix(".json")
+    if path.exists():
+        try:
+            return json.loads(notes_path.read_text())
+        except (OSError, ValueError):
+            return []
+    start, _core, stop = options.ranges(int(n_frames))[i]
+    tracks, notes = track_chunk(get_assemblies(start, stop), start, stop, n_tracks=n_tracks,
+                                joints=joints, scorer=scorer, inference_cfg=inference_cfg,
+                                track_method=track_method, options=options)
+    with atomic_open(notes_path, "w", encoding="utf-8") as fh:
+        json.dump(notes, fh)
+    with atomic_path(path) as tmp:  # last: its existence marks the chunk finished
+        with open(tmp, "wb") as fh:
+            np.save(fh, tracks)
+    return notes
+
+
+def join_chunks(chunk_dir, output_h5, *, n_frames: int, joints, scorer, n_tracks,
+                animal_names=None, options: ChunkOptions = ChunkOptions(),
+                save_as_csv: bool = False) -> tuple[int, list[str]]:
+    """Stream finished chunks, matched across their overlaps, into the tracks file(s).
 
     Returns
     -------
-    dict
-        ``frames`` (rows written), ``chunks``, ``warnings`` (list of str), ``seconds``.
+    frames : int
+        Rows written (DLC's index: 0 up to the last tracked frame).
+    warnings : list of str
     """
     import pandas as pd
 
-    if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) or n_frames < 0:
-        raise ValueError(f"n_frames must be an int >= 0; got {n_frames!r}.")
-    if isinstance(n_tracks, bool) or not isinstance(n_tracks, (int, np.integer)) or n_tracks < 1:
-        raise ValueError(f"n_tracks must be an int >= 1; got {n_tracks!r}.")
+    ranges = options.ranges(int(n_frames))
+    missing = [i for i in range(len(ranges)) if not chunk_file(chunk_dir, i).exists()]
+    if missing:
+        raise FileNotFoundError(f"chunks {missing[:5]} of {len(ranges)} are not finished in "
+                                f"{chunk_dir}; run compute_chunk for them first.")
     if not animal_names or len(animal_names) < n_tracks:
         animal_names = [f"ind{i}" for i in range(1, n_tracks + 1)]
     animal_names = list(animal_names)[:n_tracks]
-    output_h5 = Path(output_h5)
-    chunk_dir = output_h5.with_name(output_h5.stem + "_chunks")
-    chunk_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    notes: list[str] = []
-    ranges = options.ranges(int(n_frames))
     n_bpts = len(joints)
-
-    # 1. chunks (skipping checkpointed ones)
-    for i, (start, _core, stop) in enumerate(ranges):
-        path = chunk_dir / f"chunk_{i:06d}.npy"
-        if record is not None and record.chunk_done(_STAGE, i, chunk_dir):
-            notes += record.chunks[_STAGE][str(i)]["info"].get("warnings", [])
-            continue
-        tracks, w = track_chunk(get_assemblies(start, stop), start, stop, n_tracks=n_tracks,
-                                joints=joints, scorer=scorer, inference_cfg=inference_cfg,
-                                track_method=track_method, options=options)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, tracks)
-        notes += w
-        if record is not None:
-            record.mark_chunk(_STAGE, i, [path], info={"warnings": w, "start": start, "stop": stop})
-        del tracks
-
-    # 2. join: stream chunk by chunk into the final files (atomic)
+    output_h5 = Path(output_h5)
     columns = _columns(scorer, animal_names, joints)
     csv_path = output_h5.with_suffix(".csv")
     written = 0
+    notes: list[str] = []
     with contextlib.ExitStack() as stack:
         tmp_h5 = stack.enter_context(atomic_path(output_h5))
         tmp_csv = stack.enter_context(atomic_path(csv_path)) if save_as_csv else None
@@ -273,7 +295,7 @@ def track_in_chunks(get_assemblies: Callable[[int, int], dict], n_frames: int, o
         first_csv = True
         with pd.HDFStore(tmp_h5, mode="w") as store:
             for i, (start, core, stop) in enumerate(ranges):
-                tracks = np.load(chunk_dir / f"chunk_{i:06d}.npy")
+                tracks = np.load(chunk_file(chunk_dir, i))
                 if prev_tail is not None and core > start:
                     perm = match_tracks(prev_tail, tracks[: core - start])
                     tracks = tracks[:, perm]
@@ -300,13 +322,69 @@ def track_in_chunks(get_assemblies: Callable[[int, int], dict], n_frames: int, o
                           track_times=False)
         if save_as_csv and first_csv:
             pd.DataFrame(columns=columns, dtype=float).to_csv(tmp_csv)
+    return written, notes
+
+
+def track_in_chunks(get_assemblies: Callable[[int, int], dict], n_frames: int, output_h5, *,
+                    joints: list, scorer: str, inference_cfg: dict, n_tracks: int,
+                    animal_names=None, track_method: str = "ellipse",
+                    options: ChunkOptions = ChunkOptions(), save_as_csv: bool = False,
+                    source_id=None, keep_chunks: bool = False) -> dict:
+    """Track, stitch and write a video's tracks chunk by chunk (see module docstring).
+
+    Parameters
+    ----------
+    get_assemblies : callable ``(start, stop) -> dict``
+        Assemblies for frames ``[start, stop)`` keyed by global frame index, each an
+        ndarray of shape (n_animals, n_bodyparts, 4).
+    n_frames : int
+    output_h5 : str or os.PathLike
+        Final tracks file (``<stem><scorer>_el.h5``); ``.csv`` beside it with ``save_as_csv``.
+    joints, scorer, inference_cfg, n_tracks, track_method, options
+        See :func:`track_chunk`.
+    animal_names : list of str, optional
+        Column names of the tracks (default ``ind1..indN``, as DLC).
+    source_id : json-serialisable, optional
+        Identifies the input (e.g. the assemblies file's fingerprint): checkpoints made
+        from another input are discarded instead of reused.
+    keep_chunks : bool
+        Keep the checkpoint folder ``<output stem>_chunks/`` after the join.
+
+    Returns
+    -------
+    dict
+        ``frames`` (rows written), ``chunks``, ``warnings`` (list of str), ``seconds``,
+        ``resumed`` (chunks found finished from an earlier run).
+    """
+    if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) or n_frames < 0:
+        raise ValueError(f"n_frames must be an int >= 0; got {n_frames!r}.")
+    if isinstance(n_tracks, bool) or not isinstance(n_tracks, (int, np.integer)) or n_tracks < 1:
+        raise ValueError(f"n_tracks must be an int >= 1; got {n_tracks!r}.")
+    output_h5 = Path(output_h5)
+    t0 = time.perf_counter()
+    chunk_dir = chunk_dir_for(output_h5)
+    open_chunk_dir(chunk_dir, _manifest(n_frames, joints, scorer, inference_cfg, n_tracks,
+                                        track_method, options, source_id))
+    ranges = options.ranges(int(n_frames))
+    resumed = sum(chunk_file(chunk_dir, i).exists() for i in range(len(ranges)))
+    notes: list[str] = []
+    for i in range(len(ranges)):
+        notes += compute_chunk(get_assemblies, i, chunk_dir, n_frames=n_frames, joints=joints,
+                               scorer=scorer, inference_cfg=inference_cfg, n_tracks=n_tracks,
+                               track_method=track_method, options=options)
+    written, w = join_chunks(chunk_dir, output_h5, n_frames=n_frames, joints=joints,
+                             scorer=scorer, n_tracks=n_tracks, animal_names=animal_names,
+                             options=options, save_as_csv=save_as_csv)
     if not keep_chunks:
         shutil.rmtree(chunk_dir, ignore_errors=True)
-        if record is not None:
-            record.chunks.pop(_STAGE, None)
-            record.save()
-    return {"frames": written, "chunks": len(ranges), "warnings": notes,
-            "seconds": time.perf_counter() - t0}
+    return {"frames": written, "chunks": len(ranges), "warnings": notes + w,
+            "seconds": time.perf_counter() - t0, "resumed": resumed}
+
+
+def chunk_dir_for(output_h5) -> Path:
+    """``<stem><scorer>_el_chunks/`` beside the tracks file: the chunk checkpoints."""
+    output_h5 = Path(output_h5)
+    return output_h5.with_name(output_h5.stem + "_chunks")
 
 
 # -- sources -------------------------------------------------------------------------------
@@ -382,13 +460,10 @@ def assemblies_pickle_source(path) -> tuple[Callable[[int, int], dict], int]:
 
 
 # -- batch stage ----------------------------------------------------------------------------
-def chunked_stitch_stage(job):
-    """Batch stage: ``_assemblies.pickle`` → tracks ``.h5`` chunk by chunk (no tracklet pickle).
-
-    Used by :func:`mapose.batch.run_videos` when ``chunk_frames`` is set; chunk
-    checkpoints live in the video's progress record, so a rerun resumes mid-video.
-    """
-    from mapose.batch.stages import StageReport, summarize_tracks
+def job_setup(job) -> dict:
+    """Everything chunked tracking needs for a batch job (project config, frames, options)."""
+    from mapose.batch.progress import fingerprint
+    from mapose.batch.stages import read_n_frames
     from mapose.io.config import individuals, multianimal_bodyparts, read_config
     from mapose.io.inference_cfg import read_inference_cfg
     from mapose.io.project import get_model_folder
@@ -396,21 +471,58 @@ def chunked_stitch_stage(job):
     cfg = read_config(job.config)
     joints = multianimal_bodyparts(cfg)
     names = job.animal_names or individuals(cfg)
-    n_tracks = job.n_tracks or len(names)
     model = get_model_folder(cfg, job.shuffle, job.trainingsetindex, job.modelprefix)
-    inference_cfg = read_inference_cfg(Path(model) / "test" / "inference_cfg.yaml", cfg)
-    get, n_frames = assemblies_pickle_source(job.path("_assemblies.pickle"))
-    from mapose.batch.stages import read_n_frames
-    n_frames = max(n_frames, read_n_frames(job) or 0)
+    inference_cfg = dict(read_inference_cfg(Path(model) / "test" / "inference_cfg.yaml", cfg))
+    asm_path = job.path("_assemblies.pickle")
+    n_frames = read_n_frames(job)
+    if n_frames is None:
+        _, n_frames = assemblies_pickle_source(asm_path)
     opts = ChunkOptions(chunk_frames=int(job.chunk_frames), overlap=int(job.chunk_overlap),
                         **{k: v for k, v in job.stitch_kwargs.items()
                            if k in ("min_length", "split_tracklets", "prestitch_residuals", "max_gap")})
-    record = ProgressRecord.load(job.progress_path, video=job.video)
-    out = job.stage_outputs("stitch")[0]
-    info = track_in_chunks(get, n_frames, out, joints=joints, scorer=job.scorer,
-                           inference_cfg=dict(inference_cfg), n_tracks=n_tracks,
-                           animal_names=names, track_method=job.track_method, options=opts,
-                           save_as_csv=job.save_as_csv, record=record)
-    frames, tracks = summarize_tracks(out)
-    return StageReport("stitch", frames=n_frames, warnings=info["warnings"][:20],
-                       info={"tracks": tracks, "chunks": info["chunks"]})
+    fp = fingerprint(asm_path)
+    return dict(joints=joints, names=names, n_tracks=job.n_tracks or len(names),
+                inference_cfg=inference_cfg, n_frames=int(n_frames), options=opts,
+                out=job.stage_outputs("stitch")[0], asm_path=asm_path,
+                source_id={"size": fp["size"], "digest": fp["digest"]})
+
+
+def n_chunks(job) -> int:
+    """How many chunks a batch job's video splits into (after its network stage)."""
+    setup = job_setup(job)
+    return len(setup["options"].ranges(setup["n_frames"]))
+
+
+def chunk_task(job, i: int, *_deps) -> list[str]:
+    """Compute chunk ``i`` of a batch job (one Dask task; ``_deps`` orders it after the network)."""
+    s = job_setup(job)
+    chunk_dir = open_chunk_dir(chunk_dir_for(s["out"]), _manifest(
+        s["n_frames"], s["joints"], job.scorer, s["inference_cfg"], s["n_tracks"],
+        job.track_method, s["options"], s["source_id"]))
+    get, _ = assemblies_pickle_source(s["asm_path"])
+    return compute_chunk(get, i, chunk_dir, n_frames=s["n_frames"], joints=s["joints"],
+                         scorer=job.scorer, inference_cfg=s["inference_cfg"],
+                         n_tracks=s["n_tracks"], track_method=job.track_method,
+                         options=s["options"])
+
+
+def chunked_stitch_stage(job):
+    """Batch stage: ``_assemblies.pickle`` → tracks ``.h5`` chunk by chunk (no tracklet pickle).
+
+    Used by :func:`mapose.batch.run_videos` when ``chunk_frames`` is set.  Finished
+    chunks (checkpoint files) are reused, so a rerun resumes mid-video, and chunks that
+    Dask tasks computed in parallel are only joined here.
+    """
+    from mapose.batch.stages import StageReport, summarize_tracks
+
+    s = job_setup(job)
+    get, _ = assemblies_pickle_source(s["asm_path"])
+    info = track_in_chunks(get, s["n_frames"], s["out"], joints=s["joints"], scorer=job.scorer,
+                           inference_cfg=s["inference_cfg"], n_tracks=s["n_tracks"],
+                           animal_names=s["names"], track_method=job.track_method,
+                           options=s["options"], save_as_csv=job.save_as_csv,
+                           source_id=s["source_id"])
+    _frames, tracks = summarize_tracks(s["out"])
+    return StageReport("stitch", frames=s["n_frames"], warnings=info["warnings"][:20],
+                       info={"tracks": tracks, "chunks": info["chunks"],
+                             "chunks_reused": info["resumed"]})

@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 
 from mapose._optional import require
-from mapose.batch.video import VideoReport, failed_report, process_video
+from mapose.batch.video import VideoReport, failed_report, process_network, process_video
 
 # How long to wait for a remote scheduler before giving up with a clear error.
 CONNECT_TIMEOUT = "30s"
@@ -47,8 +47,29 @@ def _client(scheduler=None, n_local=None):
     return client, [client]
 
 
+def chunk_task_safe(job, i, *deps):
+    """One chunk of a long video; errors become warnings (the join recomputes and reports)."""
+    from mapose.batch.chunked import chunk_task
+
+    try:
+        return chunk_task(job, i)
+    except Exception as exc:  # noqa: BLE001
+        return [f"chunk {i}: {type(exc).__name__}: {exc}"]
+
+
+def post_after(job, report, *deps):
+    """The post-network stages of ``job`` once its chunk tasks (``deps``) are done."""
+    from mapose.batch.video import process_post
+
+    return process_post(job, report)
+
+
 def run_jobs_dask(jobs, scheduler=None, n_local=None, retries=2) -> list[VideoReport]:
     """Submit one :func:`process_video` task per job and gather the reports in order.
+
+    Jobs with ``chunk_frames`` are split: a network task, then one task per chunk of
+    frames (tracking + stitching of that chunk, in parallel across workers), then a task
+    that joins the chunks into the tracks file.
 
     Parameters
     ----------
@@ -70,20 +91,59 @@ def run_jobs_dask(jobs, scheduler=None, n_local=None, retries=2) -> list[VideoRe
     client, owned = _client(scheduler, n_local)
     try:
         token = uuid.uuid4().hex[:8]
-        futures = [
-            client.submit(process_video, job, key=f"mapose-{Path(job.video).stem}-{i}-{token}",
-                          pure=False, retries=retries)
-            for i, job in enumerate(jobs)
-        ]
-        reports: list[VideoReport] = []
-        for job, fut in zip(jobs, futures):
+
+        def key(kind, i, job):
+            return f"mapose-{kind}-{Path(job.video).stem}-{i}-{token}"
+
+        split = [bool(job.chunk_frames and job.auto_track and "stitch" not in job.stage_funcs)
+                 for job in jobs]
+        futures = {}
+        for i, job in enumerate(jobs):
+            fn = process_network if split[i] else process_video
+            futures[i] = client.submit(fn, job, key=key("video", i, job), pure=False,
+                                       retries=retries)
+        reports: dict[int, VideoReport] = {}
+        n_chunk_tasks: dict[int, int] = {}
+        # network tasks of split jobs finish first: fan their chunks out as they do
+        pending = {fut: i for i, fut in futures.items()}
+        for fut in distributed.as_completed(list(pending)):
+            i = pending[fut]
+            job = jobs[i]
             try:
-                reports.append(fut.result())
+                rep = fut.result()
             except distributed.KilledWorker as exc:
-                reports.append(failed_report(job, f"Dask worker died on every attempt ({exc})"))
+                reports[i] = failed_report(job, f"Dask worker died on every attempt ({exc})")
+                continue
             except Exception as exc:  # noqa: BLE001 - one video's failure is not the batch's
-                reports.append(failed_report(job, f"Dask task failed: {type(exc).__name__}: {exc}"))
-        return reports
+                reports[i] = failed_report(job, f"Dask task failed: {type(exc).__name__}: {exc}")
+                continue
+            if not split[i] or not rep.ok:
+                reports[i] = rep
+                continue
+            from mapose.batch.chunked import n_chunks
+
+            try:
+                n = n_chunks(job)
+            except Exception as exc:  # noqa: BLE001
+                n = 0  # the join task will compute (and report on) every chunk itself
+                rep.stages["analyze"].warnings.append(f"cannot plan chunks: {exc}")
+            deps = [client.submit(chunk_task_safe, job, c, key=key(f"chunk{c}", i, job),
+                                  pure=False, retries=retries) for c in range(n)]
+            n_chunk_tasks[i] = n
+            futures[i] = client.submit(post_after, job, rep, *deps, key=key("join", i, job),
+                                       pure=False, retries=retries)
+        for i, n in n_chunk_tasks.items():
+            job = jobs[i]
+            try:
+                reports[i] = futures[i].result()
+                st = reports[i].stages.get("stitch")
+                if st is not None:
+                    st.info["chunk_tasks"] = n
+            except distributed.KilledWorker as exc:
+                reports[i] = failed_report(job, f"Dask worker died on every attempt ({exc})")
+            except Exception as exc:  # noqa: BLE001
+                reports[i] = failed_report(job, f"Dask task failed: {type(exc).__name__}: {exc}")
+        return [reports[i] for i in range(len(jobs))]
     finally:
         for obj in owned:
             obj.close()
