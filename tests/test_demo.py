@@ -241,3 +241,21 @@ def test_demo_cli_reports_bad_arguments(tmp_path, capsys):
 
     assert main(["demo", "--animals", "0", "--out", str(tmp_path)]) == 1
     assert "animals must be a positive int" in capsys.readouterr().err
+
+
+def test_encounter_still_is_the_closest_frame(tmp_path):
+    import cv2
+
+    from mapose.demo.runner import _write_encounter_still
+
+    kps = np.zeros((6, 2, 5, 2))
+    kps[:, 1, :, 0] = [[100 - 10 * abs(t - 4)] * 5 for t in range(6)]  # closest at frame 4
+    gt = GroundTruth(kps, np.ones((6, 2, 5), bool), list(BODYPARTS), ["a", "b"], 25.0, 64, 48)
+    gt.save(tmp_path / "gt.npz")
+    writer = cv2.VideoWriter(str(tmp_path / "v.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for t in range(6):
+        writer.write(np.full((48, 64, 3), 40 * t, np.uint8))
+    writer.release()
+    png = _write_encounter_still(tmp_path / "v.avi", tmp_path / "gt.npz", tmp_path / "still.png")
+    img = cv2.imread(str(png))
+    assert img.shape == (96, 128, 3) and abs(int(img.mean()) - 160) <= 4

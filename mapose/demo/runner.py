@@ -140,7 +140,7 @@ def run_demo(settings: DemoSettings | None = None, verbose: bool = True, model_d
     if not tracks_h5.is_file():
         raise FileNotFoundError(f"analyze_videos did not write the tracks file {str(tracks_h5)!r}.")
 
-    labeled = None
+    labeled = still = None
     if s.labeled_video:
         say("[4/5] create_labeled_video(color_by='individual')")
         from mapose.visualization.videos import create_labeled_video
@@ -151,6 +151,8 @@ def run_demo(settings: DemoSettings | None = None, verbose: bool = True, model_d
         stages.append(_stage("labeled video", time.perf_counter() - t0, s.frames))
         found = sorted((project / "videos").glob(f"demo{scorer}_el*_labeled.mp4"))
         labeled = found[-1] if found else None
+        if labeled is not None:
+            still = _write_encounter_still(labeled, gt_npz, out / "demo_frame.png")
     else:
         say("[4/5] labeled video skipped")
 
@@ -168,6 +170,7 @@ def run_demo(settings: DemoSettings | None = None, verbose: bool = True, model_d
         "end_to_end_frames_per_s": s.frames / total,
         "files": {"config": str(config), "video": str(video), "tracks": str(tracks_h5),
                   "labeled_video": str(labeled) if labeled else None,
+                  "labeled_still": str(still) if still else None,
                   "ground_truth": str(gt_h5), "ground_truth_npz": str(gt_npz)},
         "scorer": scorer,
     }
@@ -176,6 +179,39 @@ def run_demo(settings: DemoSettings | None = None, verbose: bool = True, model_d
     say("")
     say(format_report(result))
     return result
+
+
+def _write_encounter_still(labeled_video: Path, gt_npz: Path, png: Path):
+    """Save the labeled frame where two animals are closest (the interesting one) as PNG."""
+    import cv2
+    import numpy as np
+
+    from mapose.demo.render import GroundTruth
+
+    gt = GroundTruth.load(gt_npz)
+    centres = gt.keypoints[:, :, 3]
+    n = centres.shape[1]
+    if n > 1:
+        d = np.linalg.norm(centres[:, :, None] - centres[:, None], axis=-1)
+        d[:, np.arange(n), np.arange(n)] = np.inf
+        frame_index = int(np.argmin(d.min(axis=(1, 2))))
+    else:
+        frame_index = 0
+    cap = cv2.VideoCapture(str(labeled_video))
+    try:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, frame_index)
+        ok, frame = cap.read()
+    finally:
+        cap.release()
+    if not ok:
+        return None
+    big = cv2.resize(frame, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+    ok, buf = cv2.imencode(".png", big)
+    if not ok:
+        return None
+    with atomic_open(png, "wb") as fh:
+        fh.write(buf.tobytes())
+    return png
 
 
 def format_report(result: dict) -> str:
@@ -200,5 +236,7 @@ def format_report(result: dict) -> str:
     lines.append(f"tracks:        {files['tracks']}")
     if files.get("labeled_video"):
         lines.append(f"labeled video: {files['labeled_video']}")
+    if files.get("labeled_still"):
+        lines.append(f"closest encounter, labeled: {files['labeled_still']}")
     lines.append(f"ground truth:  {files['ground_truth']}")
     return "\n".join(lines)
