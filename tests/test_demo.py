@@ -249,7 +249,7 @@ def test_encounter_still_is_the_closest_frame(tmp_path):
     from mapose.demo.runner import _write_encounter_still
 
     kps = np.zeros((6, 2, 5, 2))
-    kps[:, 1, :, 0] = [[100 - 10 * abs(t - 4)] * 5 for t in range(6)]  # closest at frame 4
+    kps[:, 1, :, 0] = [[60 + 10 * abs(t - 4)] * 5 for t in range(6)]  # closest at frame 4
     gt = GroundTruth(kps, np.ones((6, 2, 5), bool), list(BODYPARTS), ["a", "b"], 25.0, 64, 48)
     gt.save(tmp_path / "gt.npz")
     writer = cv2.VideoWriter(str(tmp_path / "v.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
