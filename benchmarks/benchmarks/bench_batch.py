@@ -16,7 +16,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
 from mapose.batch.chunked import ChunkOptions, assembled_source, track_in_chunks
 from mapose.batch.synthetic import SyntheticDetections
@@ -110,7 +109,6 @@ def _check():  # pragma: no cover - quick manual run: python bench_batch.py
     print(f"{mode} {frames} frames: {time.perf_counter() - t:.1f} s, peak RSS "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     b.teardown(frames)
-    np.seterr(all="ignore")
 
 
 if __name__ == "__main__":  # pragma: no cover
