@@ -16,7 +16,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-
 from mapose.batch.chunked import ChunkOptions, assembled_source, track_in_chunks
 from mapose.batch.synthetic import SyntheticDetections
 
