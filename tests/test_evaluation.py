@@ -330,3 +330,15 @@ def test_evaluate_command(tmp_path, gt_file, capsys):
     assert json.loads((tmp_path / "m.json").read_text())["id_switches"] == 0
     assert main(["evaluate", str(tmp_path / "missing.h5"), str(gt)]) == 1
     assert "predicted_h5" in capsys.readouterr().err
+
+
+def test_real_dlc_files_layouts(unittest_data):
+    # DLC's fixed-format tracks (key /df) with a unique-body-part 'single' individual
+    table = load_keypoints_h5(unittest_data / "montblanc_tracks.h5")
+    assert table.individuals == ["bird1", "bird2", "bird3"] and len(table.frames) == 180
+    assert table.bodyparts == ["head", "tail", "leftwing", "rightwing"]
+    r = evaluate_tracks(unittest_data / "montblanc_tracks.h5", unittest_data / "montblanc_tracks.h5")
+    assert r["mota"] == 1.0 and r["num_frames"] == 180
+    # a CollectedData-style table spanning two videos is refused with a clear message
+    with pytest.raises(ValueError, match="several videos"):
+        load_keypoints_h5(unittest_data / "trimouse_calib.h5", "ground_truth_h5")
