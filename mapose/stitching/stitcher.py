@@ -762,7 +762,9 @@ class TrackletStitcher:
                     costs[k] = d_left + d_right
             if np.all(np.isinf(costs)):
                 continue
-            k = int(cand_idx[0]) if cand_idx.size == 1 else int(np.argmin(costs))
+            valid = np.flatnonzero(~np.isinf(costs))
+            # one eligible track: taken as such; several: the quirk above
+            k = int(cand_idx[valid[0]]) if valid.size == 1 else int(np.argmin(costs))
             merge(k, r)
         self.tracks = np.empty(len(tracks), dtype=object)
         self.tracks[:] = tracks
