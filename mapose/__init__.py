@@ -44,6 +44,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "create_video_from_pickled_tracks": "mapose.visualization.tracks",
     # evaluation / batch
     "evaluate_tracks": "mapose.evaluation.tracks",
+    "run_videos": "mapose.batch.runner",
 }
 
 # DLC-style subpackages reachable as attributes (``mapose.utils.x`` after ``import mapose``).
