@@ -182,7 +182,9 @@ def detection_scores(out, hm_t, stride):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="mapose/data/demo_model")
-    ap.add_argument("--minutes", type=float, default=12.0)
+    ap.add_argument("--minutes", type=float, default=12.0, help="wall-clock budget")
+    ap.add_argument("--iterations", type=int, default=None,
+                    help="stop after this many iterations instead (reproducible on any machine)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--size", type=int, nargs=2, default=(160, 160), metavar=("H", "W"))
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -221,11 +223,15 @@ def main(argv=None):
     best = math.inf
     while True:
         elapsed = time.perf_counter() - t0
-        if elapsed > budget:
+        if args.iterations is not None:
+            progress = it / args.iterations
+        else:
+            progress = elapsed / budget
+        if progress >= 1.0:
             break
-        # cosine decay over the time budget (the iteration count is not known up front)
+        # cosine decay over the budget (iterations, or wall-clock time)
         for g in opt.param_groups:
-            g["lr"] = args.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * elapsed / budget)))
+            g["lr"] = args.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
         model.train()
         x, hm, lr, lm, paf, pm = make_batch(rng, args.batch, size, stride, out_hw, graph,
                                             args.pos_radius, args.paf_width)
@@ -243,7 +249,7 @@ def main(argv=None):
                 vloss = float(v[0] + 0.5 * v[1] + 2.0 * v[2])
                 prec, rec = detection_scores(out, val[1], stride)
             row = dict(it=it, seconds=round(time.perf_counter() - t0, 1), lr=opt.param_groups[0]["lr"],
-                       train_loss=float(loss), val_loss=vloss, val_hm=float(v[0]), val_locref=float(v[1]),
+                       train_loss=float(loss.detach()), val_loss=vloss, val_hm=float(v[0]), val_locref=float(v[1]),
                        val_paf=float(v[2]), val_precision=prec, val_recall=rec)
             log_rows.append(row)
             print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
