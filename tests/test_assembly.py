@@ -325,3 +325,20 @@ def test_lazy_assemblies_mapping_and_nonfinite_costs():
     assert len(ass.assemblies[0]) == 1
     del ass.assemblies[4]
     assert 4 not in ass.assemblies and len(ass.assemblies) == 4
+
+
+@pytest.mark.smoke
+def test_assemble_poses_matches_objects():
+    data = make_full_data(n_frames=15, n_animals=4, n_bodyparts=6, n_false_positives=1.0, seed=9)
+    ass = Assembler(data, max_n_individuals=4, n_multibodyparts=6)
+    frames = [data[k] for k in ass.metadata["imnames"]]
+    poses = ass.assemble_poses(frames, n_threads=2)
+    assert poses.shape == (15, 4, 6, 5)
+    for f, (assemblies, _) in enumerate(ass.assemble_frames(frames)):
+        assemblies = assemblies or []
+        for q, a in enumerate(assemblies):
+            np.testing.assert_array_equal(poses[f, q, :, :4], a.data)
+            np.testing.assert_allclose(poses[f, q, :, 4], a.affinity)
+            missing = np.isnan(a.data[:, 0])
+            np.testing.assert_array_equal(poses[f, q, missing, 2], 0)  # (NaN, NaN, 0, NaN)
+        assert np.all(poses[f, len(assemblies):] == -1)

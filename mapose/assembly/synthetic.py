@@ -34,6 +34,7 @@ def make_full_data(
     empty_frames: float = 0.0,
     nan_confidence: float = 0.0,
     image_size: tuple = (640, 480),
+    p_low_confidence: float = 0.1,
 ):
     """Make a DLC ``_full.pickle`` dict.
 
@@ -57,6 +58,8 @@ def make_full_data(
         Fraction of frames without any detection.
     nan_confidence : float
         Fraction of detections whose confidence is NaN.
+    p_low_confidence : float
+        Fraction of true detections with a low confidence (uniform in [0, 0.15]).
 
     Returns
     -------
@@ -91,7 +94,7 @@ def make_full_data(
                 for a in range(n_animals):
                     if rng.random() < p_detect:
                         xy.append(centers[a] + template[b] + rng.normal(0, 2, 2))
-                        cf.append(rng.uniform(0.3, 1.0) if rng.random() > 0.1 else rng.uniform(0, 0.15))
+                        cf.append(rng.uniform(0.3, 1.0) if rng.random() >= p_low_confidence else rng.uniform(0, 0.15))
                         ow.append(a)
                 for _ in range(rng.poisson(n_false_positives)):
                     xy.append(rng.uniform([0, 0], image_size))
