@@ -390,6 +390,7 @@ class FrameAssembler {
     std::vector<HeapItemT> heap;
     std::vector<int> order;
     std::vector<std::pair<double, int>> keyed;
+    bool nan_aff = false;  // any NaN link affinity in this frame
     size_t pool_n = 0;
 
     // Candidates of a bodypart for optimal linking: its detections sorted by confidence
@@ -550,10 +551,16 @@ class FrameAssembler {
         stack.clear();
         visited.assign(links.size(), 0);
         long counter = 0;
+        // Links to a joint of another assembly are popped and skipped without effect
+        // (`assembled` does not change during a fill), so they need not be pushed; the
+        // pop order of the others is unchanged as long as affinities are totally
+        // ordered (no NaN), since push counters keep their relative order.
+        const bool prune = !nan_aff;
         auto push = [&](int i) {
             Asm& a = pool[size_t(ia)];
             for (const auto& e : lookup[size_t(i)]) {
                 if (a.in_idx[size_t(e.first)]) continue;
+                if (prune && assembled[size_t(e.first)]) continue;
                 int pid = link_pair_id[size_t(e.second)];
                 if (visited[size_t(pid)]) continue;
                 heap_push(stack, HeapItem{-links[size_t(e.second)].affinity, counter++, e.second});
@@ -572,8 +579,10 @@ class FrameAssembler {
             else if (a.in_idx[size_t(L.j2)]) nw = L.j1;
             else continue;
             if (assembled[size_t(nw)]) continue;
+            const bool was_member = a.in_idx[size_t(nw)];
             add_link(a, best.link);
-            push(nw);
+            // a link closing a cycle adds no joint: pushing its end again is a no-op
+            if (!was_member) push(nw);
         }
     }
 
@@ -615,6 +624,8 @@ class FrameAssembler {
 
     std::vector<int> build_assemblies() {
         const size_t nl = links.size();
+        nan_aff = false;
+        for (const LinkOut& L : links) nan_aff = nan_aff || std::isnan(L.affinity);
         if (lookup.size() < size_t(nj)) lookup.resize(size_t(nj));
         for (int q = 0; q < nj; ++q) lookup[size_t(q)].clear();
         for (size_t li = 0; li < nl; ++li) {
@@ -662,8 +673,6 @@ class FrameAssembler {
 
         order.resize(nl);
         for (size_t q = 0; q < nl; ++q) order[q] = int(q);
-        bool nan_aff = false;
-        for (const LinkOut& L : links) nan_aff = nan_aff || std::isnan(L.affinity);
         if (nan_aff || nl < 64) {
             py_sort(order, [&](int p, int q) { return links[size_t(p)].affinity < links[size_t(q)].affinity; }, true);
         } else {

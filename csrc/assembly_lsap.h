@@ -53,10 +53,70 @@ struct LsapWorkspace {
         return true;
     }
 
+    // Exhaustive search for tiny problems (at most 120 injective row->column maps).
+    // Used only when the best total beats every other assignment by a clear margin:
+    // the optimum is then unique and SciPy's solver returns that same assignment.
+    long bf_R = 0, bf_C = 0;
+    bool bf_by_row = true;
+    const double* bf_cost = nullptr;
+    long bf_nc = 0;
+    long cur_sel[8], best_sel[8];
+    double best_sum = 0, second_sum = 0;
+    bool have_best = false;
+    unsigned used_mask = 0;
+    void bf_rec(long i, double acc) {
+        if (i == bf_R) {
+            if (!have_best || acc > best_sum) {
+                if (have_best) second_sum = best_sum;
+                best_sum = acc;
+                have_best = true;
+                for (long k = 0; k < bf_R; ++k) best_sel[k] = cur_sel[k];
+            } else if (acc > second_sum) {
+                second_sum = acc;
+            }
+            return;
+        }
+        for (long j = 0; j < bf_C; ++j) {
+            if (used_mask & (1u << j)) continue;
+            used_mask |= 1u << j;
+            cur_sel[i] = j;
+            bf_rec(i + 1, acc + (bf_by_row ? bf_cost[i * bf_nc + j] : bf_cost[j * bf_nc + i]));
+            used_mask &= ~(1u << j);
+        }
+    }
+    bool brute_force(long nr, long nc, const double* cost, long* out_rows, long* out_cols) {
+        bf_by_row = nr <= nc;
+        bf_R = bf_by_row ? nr : nc;
+        bf_C = bf_by_row ? nc : nr;
+        long count = 1;
+        for (long k = 0; k < bf_R; ++k) count *= (bf_C - k);
+        if (bf_R > 4 || bf_C > 8 || count > 120 || count < 2) return false;
+        for (long q = 0; q < nr * nc; ++q)
+            if (!std::isfinite(cost[q])) return false;
+        bf_cost = cost;
+        bf_nc = nc;
+        have_best = false;
+        used_mask = 0;
+        second_sum = -std::numeric_limits<double>::infinity();
+        bf_rec(0, 0.0);
+        const double scale = std::max(1.0, std::fabs(best_sum));
+        if (!(best_sum - second_sum > 1e-9 * scale)) return false;
+        if (bf_by_row) {
+            for (long i = 0; i < bf_R; ++i) { out_rows[i] = i; out_cols[i] = best_sel[i]; }
+        } else {  // pairs sorted by row index of the original (tall) matrix
+            long k = 0;
+            for (long r = 0; r < bf_C; ++r)
+                for (long c = 0; c < bf_R; ++c)
+                    if (best_sel[c] == r) { out_rows[k] = r; out_cols[k] = c; ++k; }
+        }
+        return true;
+    }
+
     // Same contract as mapose::lsap_solve.
     int solve(long nr, long nc, const double* cost, bool maximize, long* out_rows, long* out_cols) {
         if (nr == 0 || nc == 0) return 0;
         if (maximize && dominant(nr, nc, cost, out_rows, out_cols)) return 0;
+        if (maximize && brute_force(nr, nc, cost, out_rows, out_cols)) return 0;
         const bool transpose = nc < nr;
         const long R = transpose ? nc : nr;
         const long C = transpose ? nr : nc;
