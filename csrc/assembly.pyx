@@ -244,10 +244,21 @@ def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] 
             if ns == 0 or nt == 0:
                 continue
             key = paf_keys[k]
-            if key not in costs:
-                continue
-            entry = costs[key]
-            dist = _as_float_array(entry["distance"])
+            if type(costs) is dict:  # the usual case: one hash lookup, no exception
+                entry = (<dict>costs).get(key)
+                if entry is None:
+                    continue
+            else:
+                if key not in costs:
+                    continue
+                entry = costs[key]
+            if type(entry) is dict:
+                dobj = (<dict>entry).get("distance")
+                if dobj is None:
+                    raise ValueError(f"frame {keys[f]!r}, edge {key!r}: the costs have no 'distance' entry.")
+            else:
+                dobj = entry["distance"]
+            dist = _as_float_array(dobj)
             all_inf = True
             if dist.ndim == 2:
                 dcode = _dtype_code(dist)
