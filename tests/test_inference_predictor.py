@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mapose.inference.predictor import BottomUpPredictor, FramePrediction, identity_scores_at
-from mapose.models.pose_model import HeadSpec
+from mapose.models.specs import HeadSpec
 
 GRAPH = [[0, 1], [0, 2], [1, 2]]
 

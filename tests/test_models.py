@@ -175,3 +175,18 @@ def test_pose_model_rejects_bad_config():
     with pytest.raises(ValueError, match="head type"):
         PoseModel.from_config({"model": {"backbone": {"type": "ResNet", "model_name": "resnet50"},
                                          "heads": {"x": {"type": "Transformer"}}}})
+
+
+@pytest.mark.parametrize("backbone,C,two", [
+    ({"type": "ResNet", "model_name": "resnet50_gn", "output_stride": 16}, 2048, False),
+    ({"type": "DLCRNet", "model_name": "resnet50", "output_stride": 32}, 2304, True),
+])
+def test_head_specs_from_config_match_built_model(backbone, C, two):
+    """The torch-free specs (used by the ONNX engine) equal the built model's."""
+    from mapose.models.specs import head_specs_from_config
+
+    cfg = model_cfg(backbone, C, two=two)
+    with torch.device("meta"):
+        built = build_pose_model(cfg).head_specs
+    assert head_specs_from_config(cfg) == built
+    assert head_specs_from_config(model_cfg({"type": "Plugin"}, 8)) is None

@@ -197,7 +197,7 @@ def test_predictor_matches_dlc_on_project_a(project_a, frame):
     """PAF predictor on DLC's raw head outputs reproduces DLC's poses (B, N, K, 5)."""
     from mapose.inference.predictor import BottomUpPredictor
     from mapose.io.pytorch_config import read_pytorch_config
-    from mapose.models.pose_model import HeadSpec
+    from mapose.models.specs import HeadSpec
 
     pcfg = read_pytorch_config(project_a / "dlc-models-pytorch/iteration-0/projANov23-trainset95shuffle1/train")
     pred_cfg = dict(pcfg["model"]["heads"]["bodypart"]["predictor"])

@@ -46,7 +46,7 @@ class Predictor:
 
     def setup(self, animals, bodyparts, frames):
         from mapose.inference.predictor import BottomUpPredictor
-        from mapose.models.pose_model import HeadSpec
+        from mapose.models.specs import HeadSpec
 
         hm, lr, paf, graph = _maps(animals, bodyparts, frames)
         self.out = {"bodypart/heatmap": hm, "bodypart/locref": lr, "bodypart/paf": paf}

@@ -318,10 +318,18 @@ def runner_head_specs(runner, pm):
     net = getattr(runner, "net", None)
     if net is not None:
         return net.model.head_specs
-    from mapose.models.pose_model import PoseModel
     from mapose.inference.project_model import _plain
+    from mapose.models.specs import head_specs_from_config
 
-    return PoseModel.from_config(_plain(pm.pytorch_cfg)).head_specs
+    cfg = _plain(pm.pytorch_cfg)
+    specs = head_specs_from_config(cfg)
+    if specs is None:  # plugin backbone: ask the module (no weights needed)
+        from mapose._optional import require
+        from mapose.models.pose_model import PoseModel
+
+        with require("torch", "plugin backbones").device("meta"):
+            specs = PoseModel.from_config(cfg).head_specs
+    return specs
 
 
 def _check_transform(pm) -> None:

@@ -1,11 +1,10 @@
 """PoseModel: backbone + heads, with flat tuple outputs for torch and ONNX runners."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from mapose._optional import require
+from mapose.models.specs import HeadSpec
 
 torch = require("torch", "mapose's pose networks")
 nn = torch.nn
@@ -30,17 +29,6 @@ def normalize_frames(frames: np.ndarray) -> np.ndarray:
     """
     x = (frames.astype(np.float32) - _MEAN255) * _INV_STD255
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-
-
-@dataclass(frozen=True)
-class HeadSpec:
-    """Static description of one head's outputs."""
-
-    name: str
-    type: str
-    keys: tuple[str, ...]
-    stride: float
-    predictor: dict
 
 
 class PoseModel(nn.Module):
