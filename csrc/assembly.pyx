@@ -462,8 +462,14 @@ def run(Packed packed, *, int n_multi, int n_keypoints, int max_n, int min_n_lin
     P.edge_t = &edge_t[0] if edge_t.shape[0] else NULL
     if frame_index.shape[0] != packed.n_frames:
         raise ValueError("frame_index must have one entry per packed frame")
-    if window_size >= 1:
+    cdef int64_t lo_key = 0, hi_key = 0
+    if window_size >= 1 and frame_index.shape[0]:
+        # only the trees a frame of this batch can look back at
+        lo_key = min(frame_index) - window_size
+        hi_key = max(frame_index)
         for k, v in trees.items():
+            if not lo_key <= k <= hi_key:
+                continue
             arr = np.ascontiguousarray(v, dtype=np.float64).ravel()
             tv.clear()
             for i in range(arr.shape[0]):

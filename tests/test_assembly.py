@@ -342,3 +342,17 @@ def test_assemble_poses_matches_objects():
             missing = np.isnan(a.data[:, 0])
             np.testing.assert_array_equal(poses[f, q, missing, 2], 0)  # (NaN, NaN, 0, NaN)
         assert np.all(poses[f, len(assemblies):] == -1)
+
+
+def test_window_per_frame_calls_equal_batch(unittest_data):
+    """Temporal coherence through DLC's per-image entry point equals the batched run."""
+    data = load(unittest_data, "montblanc_full.pickle")
+    batch = Assembler(data, max_n_individuals=3, n_multibodyparts=4, min_affinity=0.1, window_size=3)
+    batch.assemble()
+    single = Assembler(data, max_n_individuals=3, n_multibodyparts=4, min_affinity=0.1, window_size=3)
+    for i in range(60):
+        assemblies, _ = single._assemble(single[i], i)
+        if i in batch.assemblies:
+            assert len(assemblies) == len(batch.assemblies[i])
+            for x, y in zip(assemblies, batch.assemblies[i]):
+                np.testing.assert_array_equal(x.data, y.data)
