@@ -207,9 +207,8 @@ def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] 
             if not nonzero:
                 continue
             p = _as_float_array(conf_list[i])
-            if p.ndim == 2 and p.shape[1] == 1:
-                p = p[:, 0]
-            if p.ndim != 1:
+            # (n, 1) arrays are read in place through their first stride (no view)
+            if p.ndim != 1 and not (p.ndim == 2 and p.shape[1] == 1):
                 raise ValueError(
                     f"frame {keys[f]!r}, bodypart {i}: confidence must have shape (n, 1) or (n,); "
                     f"got {(<object>p).shape}."

@@ -391,6 +391,10 @@ class FrameAssembler {
     std::vector<int> order;
     std::vector<std::pair<double, int>> keyed;
     bool nan_aff = false;  // any NaN link affinity in this frame
+    // per-frame scratch kept across frames (allocation otherwise dominates small frames)
+    std::vector<int> ws_parent, ws_nodes, ws_size;
+    std::vector<char> ws_seen, ws_done;
+    PySetEmu ws_discarded;
     size_t pool_n = 0;
 
     // Candidates of a bodypart for optimal linking: its detections sorted by confidence
@@ -634,23 +638,28 @@ class FrameAssembler {
         }
         std::vector<int> out;
         // connected components, in order of first node appearance
-        std::vector<int> parent(static_cast<size_t>(nj));
+        std::vector<int>& parent = ws_parent;
+        parent.resize(size_t(nj));
         for (int q = 0; q < nj; ++q) parent[size_t(q)] = q;
         auto find = [&](int q) {
             while (parent[size_t(q)] != q) { parent[size_t(q)] = parent[size_t(parent[size_t(q)])]; q = parent[size_t(q)]; }
             return q;
         };
-        std::vector<int> node_order;
-        std::vector<char> seen(size_t(nj), 0);
+        std::vector<int>& node_order = ws_nodes;
+        node_order.clear();
+        std::vector<char>& seen = ws_seen;
+        seen.assign(size_t(nj), 0);
         for (const LinkOut& L : links) {
             for (int q : {L.j1, L.j2})
                 if (!seen[size_t(q)]) { seen[size_t(q)] = 1; node_order.push_back(q); }
             int a = find(L.j1), b = find(L.j2);
             if (a != b) parent[size_t(a)] = b;
         }
-        std::vector<int> comp_size(size_t(nj), 0);
+        std::vector<int>& comp_size = ws_size;
+        comp_size.assign(size_t(nj), 0);
         for (int q : node_order) ++comp_size[size_t(find(q))];
-        std::vector<char> comp_done(size_t(nj), 0);
+        std::vector<char>& comp_done = ws_done;
+        comp_done.assign(size_t(nj), 0);
         for (int q : node_order) {
             int root = find(q);
             if (comp_done[size_t(root)]) continue;
@@ -938,7 +947,8 @@ class FrameAssembler {
         }
 
         // Validity
-        PySetEmu discarded;
+        PySetEmu& discarded = ws_discarded;
+        discarded.clear();
         for (int j = 0; j < nj; ++j)
             if (!assembled[size_t(j)] && std::isfinite(jc(j))) discarded.add(j, joint_hash(j));
         auto discard_links = [&](int ia) {
