@@ -2,6 +2,7 @@
 
 Usage::
 
+    python benchmarks/compare_inference.py --check-models   # network parity vs timm / DLC
     python benchmarks/compare_inference.py [--frames 40] [--dlc-python /work/dlcenv/bin/python]
                                            [--project ../shared/data/dlc-3.0.2-project-a]
                                            [--auto-track] [--repeats 1]
@@ -114,6 +115,96 @@ def max_diff(a_path, b_path):
     return d
 
 
+# --- --check-models: mapose's modules vs timm and DLC's PoseModel (random weights) ---------
+TIMM_SCRIPT = r"""
+# runs in /work/dlcenv: dump timm state dicts + outputs for random weights
+import torch, timm, sys
+torch.manual_seed(0)
+res={}
+x=torch.randn(1,3,96,128)
+for name, os_ in [("resnet50_gn",16),("resnet50",8),("resnet101",16),("resnet50",32)]:
+    m=timm.create_model(name, output_stride=os_, pretrained=False, num_classes=0).eval()
+    # randomise BN stats so eval differs from identity
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.normal_(0,0.1); mod.running_var.uniform_(0.5,1.5)
+    with torch.no_grad(): y=m.forward_features(x)
+    res[(name,os_)]=({k:v for k,v in m.state_dict().items()}, y)
+torch.save({"x":x,"res":res}, sys.argv[1])
+print("ok")
+"""
+
+DLC_MODELS_SCRIPT = r"""
+import torch, yaml, copy, sys
+from deeplabcut.pose_estimation_pytorch.models import PoseModel
+torch.manual_seed(0)
+base=yaml.safe_load(open(sys.argv[1]))
+out={}
+def heads_for(C, two):
+    ch=lambda o:{"channels":[C,C//2,o] if two else [C,o],"kernel_size":[3,3] if two else [3],"strides":[2,2] if two else [2]}
+    h=copy.deepcopy(base['model']['heads']['bodypart'])
+    h['heatmap_config']=ch(5); h['locref_config']=ch(10); h['paf_config']=ch(20)
+    uniq={"type":"HeatmapHead","predictor":{"type":"HeatmapPredictor","apply_sigmoid":False,"clip_scores":True,"location_refinement":True,"locref_std":7.2801},
+          "target_generator":{"type":"HeatmapPlateauGenerator","num_heatmaps":1,"pos_dist_thresh":17,"heatmap_mode":"KEYPOINT","generate_locref":True,"locref_std":7.2801},
+          "criterion":{"heatmap":{"type":"WeightedBCECriterion","weight":1.0},"locref":{"type":"WeightedHuberCriterion","weight":0.05}},
+          "heatmap_config":{"channels":[C,1],"kernel_size":[3],"strides":[2]},"locref_config":{"channels":[C,2],"kernel_size":[3],"strides":[2]}}
+    ident={"type":"HeatmapHead","predictor":{"type":"IdentityPredictor","apply_sigmoid":True},
+          "target_generator":{"type":"HeatmapGaussianGenerator","num_heatmaps":3,"pos_dist_thresh":17,"heatmap_mode":"INDIVIDUAL","generate_locref":False},
+          "criterion":{"heatmap":{"type":"WeightedBCECriterion","weight":1.0}},
+          "heatmap_config":{"channels":[C,3],"kernel_size":[3],"strides":[2]}}
+    return {"bodypart":h,"unique_bodypart":uniq,"identity":ident}
+for name,bb,C,two in [("dlcrnet16",{"type":"DLCRNet","model_name":"resnet50","output_stride":16},2304,False),
+                      ("dlcrnet32",{"type":"DLCRNet","model_name":"resnet50","output_stride":32},2304,True),
+                      ("resnet101",{"type":"ResNet","model_name":"resnet101","output_stride":16},2048,False)]:
+    m=copy.deepcopy(base['model']); m['backbone']=bb; m['backbone_output_channels']=C; m['heads']=heads_for(C,two)
+    try:
+        model=PoseModel.build(m).eval()
+    except Exception as e:
+        print(name,'build failed',repr(e)[:300]); continue
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.normal_(0,0.1); mod.running_var.uniform_(0.5,1.5)
+    x=torch.randn(1,3,96,128)
+    with torch.no_grad(): y=model(x)
+    out[name]=dict(cfg=m, sd=model.state_dict(), x=x, y={h:{k:v for k,v in d.items()} for h,d in y.items()}, strides={h:model.get_stride(h) for h in y})
+    print(name, len(model.state_dict()), {h:{k:tuple(v.shape) for k,v in d.items()} for h,d in y.items()})
+torch.save(out,sys.argv[2])
+"""
+
+
+def check_models(dlc_python: str, project: Path) -> None:
+    """Build models in DLC's env (timm / DLC PoseModel), load their weights into mapose's
+    modules and compare outputs on the same random input (max |difference|)."""
+    import torch
+
+    from mapose.models.backbones import TimmResNet
+    from mapose.models.pose_model import PoseModel
+
+    with tempfile.TemporaryDirectory(prefix="mapose_models_") as tmp:
+        t_out, d_out = Path(tmp) / "timm.pt", Path(tmp) / "dlc.pt"
+        subprocess.run([dlc_python, "-c", TIMM_SCRIPT, str(t_out)], check=True, capture_output=True)
+        cfg = project / SHUFFLE_DIR / "train/pytorch_config.yaml"
+        subprocess.run([dlc_python, "-c", DLC_MODELS_SCRIPT, str(cfg), str(d_out)], check=True,
+                       capture_output=True)
+        ref = torch.load(t_out, weights_only=False)
+        for (name, os_), (sd, y) in ref["res"].items():
+            m = TimmResNet(name, os_).eval()
+            m.load_state_dict({k: v for k, v in sd.items() if not k.startswith("fc.")}, strict=True)
+            with torch.no_grad():
+                d = (m(ref["x"]) - y).abs().max().item()
+            print(f"timm {name:<12} output_stride {os_:>2}: max |diff| {d:.3g}")
+        for name, r in torch.load(d_out, weights_only=False).items():
+            m = PoseModel.from_config({"model": r["cfg"]}).eval()
+            m.load_state_dict(r["sd"], strict=True)
+            with torch.no_grad():
+                out = m(r["x"])
+            refs = [r["y"][h][k] for h in r["y"] for k in r["y"][h]]
+            d = max((a - b).abs().max().item() for a, b in zip(out, refs))
+            strides = [s.stride for s in m.head_specs] == list(r["strides"].values())
+            print(f"DLC PoseModel {name:<10} ({len(r['sd'])} keys, heads {list(r['y'])}): "
+                  f"max |diff| {d:.3g}, strides equal: {strides}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=40)
@@ -122,7 +213,12 @@ def main(argv=None):
     ap.add_argument("--auto-track", action="store_true")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--skip-dlc", action="store_true")
+    ap.add_argument("--check-models", action="store_true",
+                    help="only compare mapose's networks with timm / DLC's PoseModel")
     args = ap.parse_args(argv)
+    if args.check_models:
+        sys.path.insert(0, str(REPO))
+        return check_models(args.dlc_python, Path(args.project))
     kinds = ["torch", "onnx"] + ([] if args.skip_dlc else ["dlc"])
     with tempfile.TemporaryDirectory(prefix="mapose_cmp_") as tmp:
         tmp = Path(tmp)
