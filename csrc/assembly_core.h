@@ -23,7 +23,7 @@
 #include <thread>
 #include <vector>
 
-#include "assembly_lsap.h"
+#include "lsap.h"
 
 namespace mapose_asm {
 
@@ -381,7 +381,7 @@ class FrameAssembler {
 
     // ---- links ----
     // scratch buffers reused across edges and frames (allocation dominated otherwise)
-    LsapWorkspace lsap;
+    mapose::LsapWorkspace lsap;
     std::vector<double> aff, sub, w;
     std::vector<int> inds_s, cand;
     std::vector<long> rows, cols;
@@ -418,6 +418,19 @@ class FrameAssembler {
         return keep_cache[size_t(label)];
     }
 
+    // Optimal linking of one edge on `sub` (candidates' affinities, R x C)
+    void link_optimal(const std::vector<int>& ds, const std::vector<int>& dt, const std::vector<int>& keep_s,
+                      const std::vector<int>& keep_t, double thr) {
+        const size_t R = keep_s.size(), C = keep_t.size(), K = std::min(R, C);
+        rows.resize(K);
+        cols.resize(K);
+        if (lsap.solve_max_unique_first(long(R), long(C), sub.data(), rows.data(), cols.data()) != 0) return;
+        for (size_t q = 0; q < K; ++q) {
+            double v = sub[size_t(rows[q]) * C + size_t(cols[q])];
+            if (v >= thr) links.push_back(LinkOut{ds[size_t(keep_s[size_t(rows[q])])], dt[size_t(keep_t[size_t(cols[q])])], v});
+        }
+    }
+
     void extract_best_links(const Trees& trees) {
         if (keep_cache.size() < bag.size()) keep_cache.resize(bag.size());
         keep_done.assign(bag.size(), 0);
@@ -429,22 +442,31 @@ class FrameAssembler {
             if (ds.empty() || dt.empty() || !F->has_cost[k]) continue;
             const size_t ns = ds.size(), nt = dt.size();
             const int dtype = F->dtype[k];
-            aff.resize(ns * nt);
-            {
-                const char* base = F->cost_ptr[k];
-                const int64_t s0 = F->cost_s0[k], s1 = F->cost_s1[k];
-                for (size_t a = 0; a < ns; ++a) {
-                    const char* row = base + int64_t(a) * s0;
-                    for (size_t b = 0; b < nt; ++b) {
-                        const char* q = row + int64_t(b) * s1;
-                        double v = dtype == 1 ? double(*reinterpret_cast<const float*>(q))
-                                 : dtype == 2 ? half_to_double(*reinterpret_cast<const uint16_t*>(q))
-                                              : *reinterpret_cast<const double*>(q);
-                        // DLC sets NaN to 0; +-inf would make SciPy raise: mapose uses 0 too
-                        aff[a * nt + b] = std::isfinite(v) ? v : 0.0;
-                    }
-                }
+            const char* base = F->cost_ptr[k];
+            const int64_t s0 = F->cost_s0[k], s1 = F->cost_s1[k];
+            // DLC sets NaN to 0; +-inf would make SciPy raise: mapose uses 0 too
+            auto cost_at = [&](size_t a, size_t b) -> double {
+                const char* q = base + int64_t(a) * s0 + int64_t(b) * s1;
+                double v = dtype == 1 ? double(*reinterpret_cast<const float*>(q))
+                         : dtype == 2 ? half_to_double(*reinterpret_cast<const uint16_t*>(q))
+                                      : *reinterpret_cast<const double*>(q);
+                return std::isfinite(v) ? v : 0.0;
+            };
+            if (!P.greedy && trees.list.empty()) {
+                // optimal linking only looks at the candidates' submatrix: read just that
+                const std::vector<int>& keep_s = keep_of(s);
+                const std::vector<int>& keep_t = keep_of(t);
+                const size_t R = keep_s.size(), C = keep_t.size();
+                if (!R || !C) continue;
+                sub.resize(R * C);
+                for (size_t a = 0; a < R; ++a)
+                    for (size_t b = 0; b < C; ++b) sub[a * C + b] = cost_at(size_t(keep_s[a]), size_t(keep_t[b]));
+                link_optimal(ds, dt, keep_s, keep_t, P.min_aff[dtype]);
+                continue;
             }
+            aff.resize(ns * nt);
+            for (size_t a = 0; a < ns; ++a)
+                for (size_t b = 0; b < nt; ++b) aff[a * nt + b] = cost_at(a, b);
             if (!trees.list.empty()) {
                 w.assign(ns * nt, 0.0);
                 for (size_t n = 0; n < trees.list.size(); ++n) {
@@ -497,14 +519,7 @@ class FrameAssembler {
                 sub.resize(R * C);
                 for (size_t a = 0; a < R; ++a)
                     for (size_t b = 0; b < C; ++b) sub[a * C + b] = aff[size_t(keep_s[a]) * nt + size_t(keep_t[b])];
-                const size_t K = std::min(R, C);
-                rows.assign(K, 0);
-                cols.assign(K, 0);
-                if (lsap.solve(long(R), long(C), sub.data(), true, rows.data(), cols.data()) != 0) continue;
-                for (size_t q = 0; q < K; ++q) {
-                    double v = sub[size_t(rows[q]) * C + size_t(cols[q])];
-                    if (v >= thr) links.push_back(LinkOut{ds[size_t(keep_s[size_t(rows[q])])], dt[size_t(keep_t[size_t(cols[q])])], v});
-                }
+                link_optimal(ds, dt, keep_s, keep_t, thr);
             }
         }
     }
@@ -680,22 +695,9 @@ class FrameAssembler {
         }
         if (int(out.size()) == P.max_n) return out;
 
-        order.resize(nl);
-        for (size_t q = 0; q < nl; ++q) order[q] = int(q);
-        if (nan_aff || nl < 64) {
-            py_sort(order, [&](int p, int q) { return links[size_t(p)].affinity < links[size_t(q)].affinity; }, true);
-        } else {
-            // totally ordered keys: any stable sort gives Python's order; sort (key, index)
-            // pairs to avoid the indirection (descending = stable sort on the negated key)
-            keyed.resize(nl);
-            for (size_t q = 0; q < nl; ++q) keyed[q] = {-links[q].affinity, int(q)};
-            std::stable_sort(keyed.begin(), keyed.end(),
-                             [](const std::pair<double, int>& a, const std::pair<double, int>& b) { return a.first < b.first; });
-            for (size_t q = 0; q < nl; ++q) order[q] = keyed[q].second;
-        }
-        for (int li : order) {
-            const LinkOut& L = links[size_t(li)];
-            if (assembled[size_t(L.j1)] || assembled[size_t(L.j2)]) continue;
+        // Links are taken in descending affinity (stable); one that touches an
+        // assembled joint is skipped, and `assembled` only grows.
+        auto grow_from = [&](int li) {
             int ia = new_asm();
             add_link(pool[size_t(ia)], li);
             fill_assembly(ia);
@@ -706,6 +708,40 @@ class FrameAssembler {
             for (int j : pool[size_t(ia)].joint_order)
                 if (pool[size_t(ia)].in_idx[size_t(j)]) assembled[size_t(j)] = 1;
             out.push_back(ia);
+        };
+        if (nan_aff) {
+            // NaN keys: only Python's exact comparison sequence gives DLC's order
+            order.resize(nl);
+            for (size_t q = 0; q < nl; ++q) order[q] = int(q);
+            py_sort(order, [&](int p, int q) { return links[size_t(p)].affinity < links[size_t(q)].affinity; }, true);
+            for (int li : order) {
+                const LinkOut& L = links[size_t(li)];
+                if (assembled[size_t(L.j1)] || assembled[size_t(L.j2)]) continue;
+                grow_from(li);
+            }
+        } else {
+            // Totally ordered keys: the next link taken is the largest-affinity one
+            // (lowest index among ties) not touching an assembled joint, so a selection
+            // over the shrinking set of eligible links replaces sorting all of them.
+            order.clear();
+            for (size_t q = 0; q < nl; ++q)
+                if (!assembled[size_t(links[q].j1)] && !assembled[size_t(links[q].j2)]) order.push_back(int(q));
+            while (!order.empty()) {
+                size_t n_keep = 0, best_pos = 0;
+                int best = -1;
+                double best_aff = 0.0;
+                for (size_t q = 0; q < order.size(); ++q) {
+                    const int li = order[q];
+                    const LinkOut& L = links[size_t(li)];
+                    if (assembled[size_t(L.j1)] || assembled[size_t(L.j2)]) continue;
+                    if (best < 0 || L.affinity > best_aff) { best = li; best_aff = L.affinity; best_pos = n_keep; }
+                    order[n_keep++] = li;
+                }
+                if (best < 0) break;
+                order.resize(n_keep);
+                order.erase(order.begin() + long(best_pos));
+                grow_from(best);
+            }
         }
 
         const int n_extra = int(out.size()) - P.max_n;

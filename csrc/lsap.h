@@ -5,101 +5,251 @@
 // The search order (columns scanned from the last remaining one, ties resolved in
 // favour of an unassigned column) deliberately follows the one SciPy's
 // linear_sum_assignment uses: DeepLabCut links with SciPy, and equal-cost ties
-// must resolve the same way for outputs to match DLC bit for bit.
+// must resolve the same way for outputs to match DLC bit for bit.  Every reduced
+// cost is computed with SciPy's operation order, so the floating-point values (and
+// hence the comparisons) are the same too.
+//
+// Two entry points:
+// * lsap_solve(): one call, one problem (allocates its workspace);
+// * LsapWorkspace::solve(): the same solver with buffers kept across calls, for
+//   kernels that solve many tiny problems (the assembler solves one per graph edge
+//   and frame, where a dozen allocations cost more than the solve itself), and
+//   LsapWorkspace::solve_max_unique_first(), which first tries two shortcuts that
+//   are exact only for a *unique* optimum (see there).
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <limits>
-#include <vector>
-#include <algorithm>
 #include <numeric>
+#include <vector>
 
 namespace mapose {
+
+struct LsapWorkspace {
+    // Returns 0 on success, -1 if infeasible, -2 if the cost matrix holds NaN or -inf
+    // (after negation when maximizing).  cost is row-major (nr, nc), read only.
+    // out_rows/out_cols receive min(nr, nc) pairs sorted by row index (as SciPy
+    // returns them).
+    int solve(long nr, long nc, const double* cost, bool maximize, long* out_rows, long* out_cols) {
+        if (nr == 0 || nc == 0) return 0;
+        const bool transpose = nc < nr;
+        const long R = transpose ? nc : nr;
+        const long C = transpose ? nr : nc;
+        const double INF = std::numeric_limits<double>::infinity();
+        c_.resize(size_t(R * C));
+        double* c = c_.data();
+        for (long i = 0; i < R; ++i) {
+            for (long j = 0; j < C; ++j) {
+                double x = transpose ? cost[j * nc + i] : cost[i * nc + j];
+                if (maximize) x = -x;
+                if (!(x > -INF)) return -2;  // NaN or -inf
+                c[i * C + j] = x;
+            }
+        }
+        u_.assign(size_t(R), 0.0);
+        v_.assign(size_t(C), 0.0);
+        spc_.resize(size_t(C));
+        path_.assign(size_t(C), -1);
+        col4row_.assign(size_t(R), -1);
+        row4col_.assign(size_t(C), -1);
+        remaining_.resize(size_t(C));
+        vr_.resize(size_t(R));
+        vc_.resize(size_t(C));
+        double *u = u_.data(), *v = v_.data(), *spc = spc_.data();
+        long *path = path_.data(), *col4row = col4row_.data(), *row4col = row4col_.data();
+        long *remaining = remaining_.data(), *vr = vr_.data(), *vc = vc_.data();
+
+        for (long cur = 0; cur < R; ++cur) {
+            double minVal = 0.0;
+            long i = cur;
+            long num_remaining = C;
+            for (long it = 0; it < C; ++it) remaining[it] = C - it - 1;
+            std::fill(spc, spc + C, INF);
+            // rows (SciPy's SR) and columns (SC) reached by the search, as lists: the
+            // dual updates below touch only those, each independently of the others
+            long n_vr = 0, n_vc = 0;
+            long sink = -1;
+            while (sink == -1) {
+                long index = -1;
+                double lowest = INF;
+                vr[n_vr++] = i;
+                const double* ci = c + i * C;
+                const double ui = u[i];
+                for (long it = 0; it < num_remaining; ++it) {
+                    const long j = remaining[it];
+                    const double r = minVal + ci[j] - ui - v[j];
+                    if (r < spc[j]) {
+                        path[j] = i;
+                        spc[j] = r;
+                    }
+                    if (spc[j] < lowest || (spc[j] == lowest && row4col[j] == -1)) {
+                        lowest = spc[j];
+                        index = it;
+                    }
+                }
+                minVal = lowest;
+                if (minVal == INF) return -1;
+                const long j = remaining[index];
+                if (row4col[j] == -1) sink = j;
+                else i = row4col[j];
+                vc[n_vc++] = j;
+                remaining[index] = remaining[--num_remaining];
+            }
+            u[cur] += minVal;
+            for (long q = 0; q < n_vr; ++q) {
+                const long r = vr[q];
+                if (r != cur) u[r] += minVal - spc[col4row[r]];
+            }
+            for (long q = 0; q < n_vc; ++q) {
+                const long j = vc[q];
+                v[j] -= minVal - spc[j];
+            }
+            long j = sink;
+            while (true) {
+                const long r = path[j];
+                row4col[j] = r;
+                std::swap(col4row[r], j);
+                if (r == cur) break;
+            }
+        }
+        if (transpose) {
+            // pairs sorted by the original row = transposed column (all distinct)
+            long k = 0;
+            for (long j = 0; j < C; ++j) {
+                if (row4col[j] < 0) continue;
+                out_rows[k] = j;
+                out_cols[k] = row4col[j];
+                ++k;
+            }
+        } else {
+            for (long k = 0; k < R; ++k) {
+                out_rows[k] = k;
+                out_cols[k] = col4row[k];
+            }
+        }
+        return 0;
+    }
+
+    // Maximisation of a finite cost matrix, trying two shortcuts before solve():
+    // * every row of the smaller side has a strictly largest entry and these fall in
+    //   distinct columns: that assignment beats every other one;
+    // * tiny problems (at most 120 injective maps, smaller side <= 4): exhaustive
+    //   search, used only when the best total beats every other by a clear margin.
+    // Either way the optimum is unique, so it is the assignment SciPy returns too.
+    int solve_max_unique_first(long nr, long nc, const double* cost, long* out_rows, long* out_cols) {
+        if (nr == 0 || nc == 0) return 0;
+        if (dominant(nr, nc, cost, out_rows, out_cols)) return 0;
+        if (brute_force(nr, nc, cost, out_rows, out_cols)) return 0;
+        return solve(nr, nc, cost, true, out_rows, out_cols);
+    }
+
+  private:
+    std::vector<double> c_, u_, v_, spc_;
+    std::vector<long> path_, col4row_, row4col_, remaining_, vr_, vc_;
+    std::vector<long> best_, inv_;
+    std::vector<char> used_;
+
+    bool dominant(long nr, long nc, const double* cost, long* out_rows, long* out_cols) {
+        const bool by_row = nr <= nc;
+        const long R = by_row ? nr : nc, C = by_row ? nc : nr;
+        best_.resize(size_t(R));
+        used_.assign(size_t(C), 0);
+        const long si = by_row ? nc : 1, sj = by_row ? 1 : nc;  // strides of row i / column j
+        for (long i = 0; i < R; ++i) {
+            const double* ci = cost + i * si;
+            long arg = 0;
+            double top = ci[0];
+            if (std::isnan(top)) return false;
+            bool unique = true;
+            for (long j = 1; j < C; ++j) {
+                const double x = ci[j * sj];
+                if (x > top) { top = x; arg = j; unique = true; }
+                else if (x == top) unique = false;
+                else if (std::isnan(x)) return false;
+            }
+            if (!unique || used_[size_t(arg)]) return false;
+            used_[size_t(arg)] = 1;
+            best_[size_t(i)] = arg;
+        }
+        if (by_row) {
+            for (long i = 0; i < R; ++i) { out_rows[i] = i; out_cols[i] = best_[size_t(i)]; }
+        } else {  // pairs sorted by row index
+            inv_.resize(size_t(C));
+            for (long c = 0; c < R; ++c) inv_[size_t(best_[size_t(c)])] = c;
+            long k = 0;
+            for (long r = 0; r < C; ++r)
+                if (used_[size_t(r)]) { out_rows[k] = r; out_cols[k] = inv_[size_t(r)]; ++k; }
+        }
+        return true;
+    }
+
+    // exhaustive search state
+    long bf_R = 0, bf_C = 0, bf_si = 0, bf_sj = 0;
+    const double* bf_cost = nullptr;
+    long cur_sel[8], best_sel[8];
+    double best_sum = 0, second_sum = 0;
+    bool have_best = false;
+    unsigned used_mask = 0;
+
+    void bf_rec(long i, double acc) {
+        if (i == bf_R) {
+            if (!have_best || acc > best_sum) {
+                if (have_best) second_sum = best_sum;
+                best_sum = acc;
+                have_best = true;
+                for (long k = 0; k < bf_R; ++k) best_sel[k] = cur_sel[k];
+            } else if (acc > second_sum) {
+                second_sum = acc;
+            }
+            return;
+        }
+        for (long j = 0; j < bf_C; ++j) {
+            if (used_mask & (1u << j)) continue;
+            used_mask |= 1u << j;
+            cur_sel[i] = j;
+            bf_rec(i + 1, acc + bf_cost[i * bf_si + j * bf_sj]);
+            used_mask &= ~(1u << j);
+        }
+    }
+
+    bool brute_force(long nr, long nc, const double* cost, long* out_rows, long* out_cols) {
+        const bool by_row = nr <= nc;
+        bf_R = by_row ? nr : nc;
+        bf_C = by_row ? nc : nr;
+        if (bf_R > 4 || bf_C > 8) return false;
+        long count = 1;
+        for (long k = 0; k < bf_R; ++k) count *= (bf_C - k);
+        if (count > 120 || count < 2) return false;
+        for (long q = 0; q < nr * nc; ++q)
+            if (!std::isfinite(cost[q])) return false;
+        bf_cost = cost;
+        bf_si = by_row ? nc : 1;
+        bf_sj = by_row ? 1 : nc;
+        have_best = false;
+        used_mask = 0;
+        second_sum = -std::numeric_limits<double>::infinity();
+        bf_rec(0, 0.0);
+        const double scale = std::max(1.0, std::fabs(best_sum));
+        if (!(best_sum - second_sum > 1e-9 * scale)) return false;
+        if (by_row) {
+            for (long i = 0; i < bf_R; ++i) { out_rows[i] = i; out_cols[i] = best_sel[i]; }
+        } else {  // pairs sorted by row index of the original (tall) matrix
+            long k = 0;
+            for (long r = 0; r < bf_C; ++r)
+                for (long c = 0; c < bf_R; ++c)
+                    if (best_sel[c] == r) { out_rows[k] = r; out_cols[k] = c; ++k; }
+        }
+        return true;
+    }
+};
 
 // Returns 0 on success, -1 if infeasible, -2 if the cost matrix holds NaN or -inf.
 // cost is row-major (nr, nc), read only. out_rows/out_cols receive min(nr, nc) pairs
 // sorted by row index (as SciPy returns them).
 inline int lsap_solve(long nr, long nc, const double* cost, bool maximize,
                       long* out_rows, long* out_cols) {
-    if (nr == 0 || nc == 0) return 0;
-    const bool transpose = nc < nr;
-    const long R = transpose ? nc : nr;
-    const long C = transpose ? nr : nc;
-    std::vector<double> c(static_cast<size_t>(R * C));
-    for (long i = 0; i < R; ++i) {
-        for (long j = 0; j < C; ++j) {
-            double v = transpose ? cost[j * nc + i] : cost[i * nc + j];
-            if (maximize) v = -v;
-            if (std::isnan(v) || v == -std::numeric_limits<double>::infinity()) return -2;
-            c[i * C + j] = v;
-        }
-    }
-    const double INF = std::numeric_limits<double>::infinity();
-    std::vector<double> u(R, 0.0), v(C, 0.0), spc(C);
-    std::vector<long> path(C, -1), col4row(R, -1), row4col(C, -1), remaining(C);
-    std::vector<char> SR(R), SC(C);
-
-    for (long cur = 0; cur < R; ++cur) {
-        double minVal = 0.0;
-        long i = cur;
-        long num_remaining = C;
-        for (long it = 0; it < C; ++it) remaining[it] = C - it - 1;
-        std::fill(SR.begin(), SR.end(), 0);
-        std::fill(SC.begin(), SC.end(), 0);
-        std::fill(spc.begin(), spc.end(), INF);
-        long sink = -1;
-        while (sink == -1) {
-            long index = -1;
-            double lowest = INF;
-            SR[i] = 1;
-            for (long it = 0; it < num_remaining; ++it) {
-                long j = remaining[it];
-                double r = minVal + c[i * C + j] - u[i] - v[j];
-                if (r < spc[j]) {
-                    path[j] = i;
-                    spc[j] = r;
-                }
-                if (spc[j] < lowest || (spc[j] == lowest && row4col[j] == -1)) {
-                    lowest = spc[j];
-                    index = it;
-                }
-            }
-            minVal = lowest;
-            if (minVal == INF) return -1;
-            long j = remaining[index];
-            if (row4col[j] == -1) sink = j;
-            else i = row4col[j];
-            SC[j] = 1;
-            remaining[index] = remaining[--num_remaining];
-        }
-        u[cur] += minVal;
-        for (long r = 0; r < R; ++r)
-            if (SR[r] && r != cur) u[r] += minVal - spc[col4row[r]];
-        for (long j = 0; j < C; ++j)
-            if (SC[j]) v[j] -= minVal - spc[j];
-        long j = sink;
-        while (true) {
-            long r = path[j];
-            row4col[j] = r;
-            std::swap(col4row[r], j);
-            if (r == cur) break;
-        }
-    }
-    if (transpose) {
-        std::vector<long> order(R);
-        std::iota(order.begin(), order.end(), 0);
-        std::stable_sort(order.begin(), order.end(),
-                         [&](long a, long b) { return col4row[a] < col4row[b]; });
-        for (long k = 0; k < R; ++k) {
-            out_rows[k] = col4row[order[k]];
-            out_cols[k] = order[k];
-        }
-    } else {
-        for (long k = 0; k < R; ++k) {
-            out_rows[k] = k;
-            out_cols[k] = col4row[k];
-        }
-    }
-    return 0;
+    LsapWorkspace ws;
+    return ws.solve(nr, nc, cost, maximize, out_rows, out_cols);
 }
 
 }  // namespace mapose
