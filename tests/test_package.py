@@ -40,3 +40,26 @@ def test_optional_dependency_message():
 
     with pytest.raises(ImportError, match=r"pip install 'mapose\[onnx\]'"):
         require("onnx._definitely_missing_")
+
+
+@pytest.mark.parametrize("name", sorted(mapose._LAZY_EXPORTS))
+def test_every_public_name_resolves(name):
+    # Importing a public name must not need an optional dependency: heavy ones load on call.
+    assert callable(getattr(mapose, name))
+
+
+def test_dlc_module_paths():
+    from mapose.core import inferenceutils, trackingutils
+    from mapose.refine_training_dataset import stitch
+
+    assert inferenceutils.Assembler is mapose.Assembler
+    assert trackingutils.SORTEllipse is mapose.SORTEllipse
+    assert stitch.TrackletStitcher is mapose.TrackletStitcher
+
+
+def test_cli_lists_every_command():
+    from mapose.cli import _COMMANDS, build_parser
+
+    help_text = build_parser().format_help()
+    for command in _COMMANDS:
+        assert command in help_text
