@@ -40,10 +40,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--engine", choices=("torch", "onnx"), default="torch")
     g.add_argument("--half", action="store_true", help="float16 network on CUDA")
     g.add_argument("--cropping", type=int, nargs=4, metavar=("X1", "X2", "Y1", "Y2"), default=None)
-    g.add_argument("--save-as-csv", action="store_true")
+    g.add_argument("--save-as-csv", action="store_true", help="also write .csv next to each .h5")
+    g.add_argument("--save-as-df", action="store_true",
+                   help="also write the untracked detections .h5 (DLC's save_as_df)")
+    g.add_argument("--use-shelve", action="store_true",
+                   help="stream the _full.pickle through a shelve database (DLC's use_shelve)")
+    g.add_argument("--dynamic", type=float, nargs=2, metavar=("THRESHOLD", "MARGIN"), default=None,
+                   help="dynamic cropping around the animals (DLC's dynamic=(True, THRESHOLD, "
+                        "MARGIN)); forces batch size 1")
     g.add_argument("--overwrite", action="store_true", help="redo videos whose outputs are complete")
-    g.add_argument("--no-auto-track", dest="auto_track", action="store_false",
-                   help="network only: no tracklets / stitched tracks")
+    g.add_argument("--no-track", "--no-auto-track", dest="auto_track", action="store_false",
+                   help="stop after the assemblies (auto_track=False): no tracklets / stitched tracks")
     g.add_argument("--track-method", default="", choices=("", "ellipse", "box", "skeleton"))
     g.add_argument("--n-tracks", type=int, default=None)
     g.add_argument("--animal-names", nargs="+", default=None)
@@ -78,10 +85,16 @@ def run(args: argparse.Namespace, file=None) -> int:
 
     analyze_kwargs = {"engine": args.engine}
     for name in ("batch_size", "device", "cropping"):
-        if getattr(args, name) is not None:
+        if getattr(args, name, None) is not None:
             analyze_kwargs[name] = getattr(args, name)
-    if args.half:
-        analyze_kwargs["half"] = True
+    for name in ("half", "save_as_df", "use_shelve"):
+        if getattr(args, name, False):
+            analyze_kwargs[name] = True
+    if getattr(args, "dynamic", None) is not None:
+        threshold, margin = args.dynamic
+        if margin != int(margin) or margin < 0:
+            raise ValueError(f"--dynamic MARGIN must be a whole number of pixels >= 0; got {margin}.")
+        analyze_kwargs["dynamic"] = (True, threshold, int(margin))
     result = run_videos(
         args.config, args.videos, video_extensions=args.video_extensions, shuffle=args.shuffle,
         trainingsetindex=args.trainingsetindex, destfolder=args.destfolder,

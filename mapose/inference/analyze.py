@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mapose.inference.pipeline import StageTimes, run_video
+from mapose.inference.pipeline import DynamicCropper, StageTimes, run_video, run_video_dynamic
 
 __all__ = ["analyze_videos"]
 
@@ -173,6 +173,8 @@ def analyze_videos(
     engine: str = "torch",
     half: bool = False,
     progress: bool = True,
+    scheduler=None,
+    cluster=None,
     **kwargs,
 ) -> str:
     """Analyse videos with a trained DLC 3 multi-animal model (DLC 3.0.2 compatible).
@@ -190,6 +192,12 @@ def analyze_videos(
         float16 network on CUDA (torch engine).
     progress : bool, default True
         Progress bars with frames/s and a per-video stage summary.
+    scheduler : str or distributed.Client, optional
+        Run through the batch runner (:func:`mapose.batch.run_videos`) with one Dask task
+        per video on this scheduler (``"tcp://host:8786"``); outputs are the same files,
+        written with per-video checkpoints.  Needs the ``dask`` extra.
+    cluster : str, optional
+        ``"local:N"``: the same on a local Dask cluster of N worker processes.
 
     Returns
     -------
@@ -200,8 +208,12 @@ def analyze_videos(
     -----
     * A video whose ``_full.pickle`` exists is skipped unless ``overwrite=True`` (DLC).
     * Predictions are in cropped-frame coordinates (DLC); the crop is in ``_meta.pickle``.
-    * ``dynamic`` cropping, top-down/CTD models and single-animal projects are not supported
-      yet and raise a ValueError instead of producing different results.
+    * ``dynamic=(True, threshold, margin)`` crops each frame around the previous frame's
+      keypoints (DLC's bottom-up dynamic cropping, batch size 1, see
+      :class:`mapose.inference.pipeline.DynamicCropper`); predictions are in full-frame
+      (after ``cropping``) coordinates.
+    * Top-down/CTD models and single-animal projects are not supported yet and raise a
+      ValueError instead of producing different results.
     """
     unknown = set(kwargs) - {"TFGPUinference", "return_detections"}
     if unknown:
@@ -212,9 +224,7 @@ def analyze_videos(
         video_extensions = videotype
     if device is None and gputouse is not None:
         device = gputouse
-    if dynamic is not None and dynamic and bool(dynamic[0]):
-        raise ValueError("dynamic cropping (dynamic=(True, ...)) is not supported by mapose yet; "
-                         "pass dynamic=(False, 0.5, 10) or use `cropping`.")
+    dynamic_crop = _dynamic_cropper(dynamic)
     if ctd_tracking or ctd_conditions is not None or top_down_dynamic is not None:
         raise ValueError("conditional top-down (CTD) models are not supported by mapose yet.")
     if transform is not None:
@@ -223,6 +233,22 @@ def analyze_videos(
     if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) != batch_size
                                    or batch_size < 1):
         raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}.")
+    if scheduler is not None or cluster is not None:
+        from mapose.batch.cli import run_from_analyze_videos
+
+        return run_from_analyze_videos(
+            config, videos, scheduler=scheduler, cluster=cluster,
+            video_extensions=video_extensions, shuffle=shuffle,
+            trainingsetindex=trainingsetindex, save_as_csv=save_as_csv,
+            in_random_order=in_random_order, snapshot_index=snapshot_index,
+            detector_snapshot_index=detector_snapshot_index, device=device,
+            destfolder=destfolder, batch_size=batch_size, dynamic=dynamic,
+            modelprefix=modelprefix, use_shelve=use_shelve, robust_nframes=robust_nframes,
+            auto_track=auto_track, n_tracks=n_tracks, animal_names=animal_names,
+            calibrate=calibrate, identity_only=identity_only, overwrite=overwrite,
+            cropping=cropping, save_as_df=save_as_df, inference_cfg=inference_cfg,
+            engine=engine, half=half, progress=progress,
+        )
 
     from mapose.inference.project_model import _plain, find_project_model
     from mapose.inference.video import probe_video
@@ -235,6 +261,13 @@ def analyze_videos(
     cfg = pm.cfg
     if batch_size is None:
         batch_size = int(config_get(cfg, "batch_size", 1) or 1)
+        if dynamic_crop is not None and batch_size != 1:
+            warnings.warn(f"dynamic cropping runs one frame at a time; ignoring the config's "
+                          f"batch_size={batch_size}.", UserWarning, stacklevel=2)
+            batch_size = 1
+    elif dynamic_crop is not None and batch_size != 1:
+        raise ValueError(f"dynamic cropping works one frame at a time (DLC); got batch_size="
+                         f"{batch_size}. Pass batch_size=1 (or None).")
     if cropping is None and cfg.get("cropping", False):
         cropping = [cfg.get("x1"), cfg.get("x2"), cfg.get("y1"), cfg.get("y2")]
     scorer = pm.scorer
@@ -270,7 +303,12 @@ def analyze_videos(
         with FullPickleWriter(full_path, _full_metadata(pm, pose_cfg, n_expected),
                               n_frames=n_expected, use_shelve=use_shelve) as writer:
             sink = _VideoSink(writer, n_unique, identity, keep_df=save_as_df)
-            times = run_video(runner, predictor, info, batch_size, sink, progress=progress)
+            if dynamic_crop is None:
+                times = run_video(runner, predictor, info, batch_size, sink, progress=progress)
+            else:
+                cropper = DynamicCropper(dynamic_crop[0], dynamic_crop[1], info.width, info.height)
+                times = run_video_dynamic(runner, predictor, info, cropper, sink,
+                                          progress=progress)
             if times.n_frames == 0:
                 raise ValueError(f"video '{video}' produced no frames.")
             if times.n_frames != info.n_frames:
@@ -311,6 +349,32 @@ def analyze_videos(
         print("The videos are analyzed. Results are next to the videos"
               + (f" in {destfolder}." if destfolder else "."))
     return scorer
+
+
+def _dynamic_cropper(dynamic):
+    """``(threshold, margin)`` from DLC's ``dynamic=(state, threshold, margin)``, or None."""
+    if dynamic is None or dynamic is False:
+        return None
+    try:
+        state, threshold, margin = dynamic
+    except (TypeError, ValueError):
+        raise ValueError(f"dynamic must be a (state, detection threshold, margin) triple such as "
+                         f"(True, 0.5, 10); got {dynamic!r}.") from None
+    if not state:
+        return None
+    try:
+        threshold = float(threshold)
+    except (TypeError, ValueError):
+        raise ValueError(f"dynamic=(True, threshold, margin): threshold must be a number; got "
+                         f"{threshold!r}.") from None
+    if isinstance(margin, bool) or not isinstance(margin, (int, np.integer, float)) \
+            or margin != int(margin) or margin < 0:
+        raise ValueError(f"dynamic=(True, threshold, margin): margin must be a whole number of "
+                         f"pixels >= 0; got {margin!r}.")
+    if not np.isfinite(threshold):
+        raise ValueError(f"dynamic=(True, threshold, margin): threshold must be finite; got "
+                         f"{threshold!r}.")
+    return threshold, int(margin)
 
 
 def runner_head_specs(runner, pm):

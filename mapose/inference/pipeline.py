@@ -13,12 +13,15 @@ The compiled kernels release the GIL, so stage 3 overlaps with the network even 
 """
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["StageTimes", "run_video"]
+import numpy as np
+
+__all__ = ["StageTimes", "run_video", "DynamicCropper", "run_video_dynamic"]
 
 
 @dataclass
@@ -124,4 +127,128 @@ def run_video(runner, predictor, info, batch_size: int, on_frame, progress: bool
     times.total += time.perf_counter() - t_start
     if errors:
         raise errors[0]
+    return times
+
+
+@dataclass
+class DynamicCropper:
+    """DLC's bottom-up dynamic cropping: the next frame is cropped around this frame's animals.
+
+    The window starts as the full frame.  After each frame, every keypoint row of the
+    frame's poses (in full-frame coordinates) that has no NaN is considered -- including
+    the -1 rows that pad ``poses`` to ``num_animals`` (DLC shifts them by the window
+    origin like real keypoints, and mapose reproduces that so the windows are DLC's) and
+    low-score keypoints.  If there is none, or none scores ``>= threshold``, the next
+    frame is uncropped; else the window is ``[floor(min x - margin), ceil(max x +
+    margin)]`` by the same in y, clipped to the frame, and uncropped if it is empty.
+
+    Parameters
+    ----------
+    threshold : float
+        Score a keypoint must reach for the animals to count as detected.
+    margin : int
+        Pixels added on each side of the keypoints' bounding box.
+    width, height : int
+        Frame size (after any static ``cropping``).
+
+    Attributes
+    ----------
+    window : tuple of int (x0, y0, x1, y1) or None
+        Crop applied to the next frame; None for the full frame.
+    """
+
+    threshold: float
+    margin: int
+    width: int
+    height: int
+    window: tuple[int, int, int, int] | None = field(default=None)
+
+    def crop(self, frames: np.ndarray) -> np.ndarray:
+        """Crop uint8 frames ``(1, H, W, 3)`` to :attr:`window` (a view when uncropped)."""
+        if frames.shape[0] != 1:
+            raise ValueError(f"dynamic cropping needs batch size 1; got a batch of {frames.shape[0]}.")
+        if frames.shape[1:3] != (self.height, self.width):
+            raise ValueError(f"frame size {frames.shape[2]}x{frames.shape[1]} differs from the "
+                             f"video's {self.width}x{self.height}.")
+        if self.window is None:
+            return frames
+        x0, y0, x1, y1 = self.window
+        return np.ascontiguousarray(frames[:, y0:y1, x0:x1])
+
+    def update(self, pred) -> None:
+        """Shift ``pred`` (predicted in the cropped frame) to full-frame coordinates, in
+        place, and compute the window for the next frame.
+
+        The -1 padding rows of ``pred.poses`` stay -1 in the outputs (DLC shifts them too,
+        which turns them into bogus low-score "animals" in its assemblies file), but take
+        part in the window update at their shifted position, as in DLC.  Unique body parts
+        are shifted as well (DLC leaves them in cropped coordinates).
+        """
+        ox, oy = (self.window[0], self.window[1]) if self.window is not None else (0, 0)
+        poses = pred.poses
+        kps = poses[..., :3].reshape(-1, 3).astype(np.float64)
+        kps[:, 0] += ox
+        kps[:, 1] += oy
+        if ox or oy:
+            real = ~np.all(poses[..., :3] == -1.0, axis=-1)
+            poses[..., 0][real] += ox
+            poses[..., 1][real] += oy
+            if pred.unique is not None:
+                pred.unique[:, 0] += ox
+                pred.unique[:, 1] += oy
+        kps = kps[~np.isnan(kps).any(axis=1)]
+        if len(kps) == 0 or not np.any(kps[:, 2] >= self.threshold):
+            self.window = None
+            return
+        x0 = self._clip(math.floor(kps[:, 0].min() - self.margin), self.width)
+        x1 = self._clip(math.ceil(kps[:, 0].max() + self.margin), self.width)
+        y0 = self._clip(math.floor(kps[:, 1].min() - self.margin), self.height)
+        y1 = self._clip(math.ceil(kps[:, 1].max() + self.margin), self.height)
+        self.window = None if (x1 == x0 or y1 == y0) else (x0, y0, x1, y1)
+
+    @staticmethod
+    def _clip(value: int, maximum: int) -> int:
+        return min(max(int(value), 0), maximum)
+
+
+def run_video_dynamic(runner, predictor, info, cropper: DynamicCropper, on_frame,
+                      progress: bool = True, queue_size: int = 4,
+                      times: StageTimes | None = None) -> StageTimes:
+    """Like :func:`run_video` with dynamic cropping: one frame at a time.
+
+    Each frame's crop depends on the previous frame's predictions, so the network and
+    post-processing cannot overlap here; decoding still runs in the background.
+    Predictions handed to ``on_frame`` are in full-frame coordinates.
+    """
+    from mapose.inference.video import BatchReader
+
+    times = times or StageTimes()
+    t_start = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=info.n_frames or None, unit="frame", desc=info.path.name, leave=True)
+    reader = BatchReader(info, 1, queue_size=queue_size)
+    try:
+        for start, frames in reader:
+            t0 = time.perf_counter()
+            outputs = runner(cropper.crop(frames))
+            t1 = time.perf_counter()
+            pred = predictor(outputs)[0]
+            cropper.update(pred)
+            t2 = time.perf_counter()
+            on_frame(start, pred)
+            times.network += t1 - t0
+            times.postprocess += t2 - t1
+            times.write += time.perf_counter() - t2
+            times.n_frames += 1
+            if bar is not None:
+                bar.update(1)
+    finally:
+        reader.close()
+        if bar is not None:
+            bar.close()
+    times.decode += reader.decode_time
+    times.total += time.perf_counter() - t_start
     return times
