@@ -233,6 +233,9 @@ def analyze_videos(
     if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) != batch_size
                                    or batch_size < 1):
         raise ValueError(f"batch_size must be a positive int or None; got {batch_size!r}.")
+    if dynamic_crop is not None and batch_size not in (None, 1):
+        raise ValueError(f"dynamic cropping works one frame at a time (DLC); got batch_size="
+                         f"{batch_size}. Pass batch_size=1 (or None).")
     if scheduler is not None or cluster is not None:
         from mapose.batch.cli import run_from_analyze_videos
 
@@ -265,9 +268,6 @@ def analyze_videos(
             warnings.warn(f"dynamic cropping runs one frame at a time; ignoring the config's "
                           f"batch_size={batch_size}.", UserWarning, stacklevel=2)
             batch_size = 1
-    elif dynamic_crop is not None and batch_size != 1:
-        raise ValueError(f"dynamic cropping works one frame at a time (DLC); got batch_size="
-                         f"{batch_size}. Pass batch_size=1 (or None).")
     if cropping is None and cfg.get("cropping", False):
         cropping = [cfg.get("x1"), cfg.get("x2"), cfg.get("y1"), cfg.get("y2")]
     scorer = pm.scorer
