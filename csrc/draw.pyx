@@ -43,3 +43,53 @@ def draw_disks(unsigned char[:, :, :] img, const double[::1] xs, const double[::
     with nogil:
         for i in range(xs.shape[0]):
             _disk(img, xs[i], ys[i], radius, <unsigned char*>&colors[i, 0], alphas[i])
+
+
+cdef inline void _put(unsigned char[:, :, :] img, long r, long c, Py_ssize_t h, Py_ssize_t w,
+                      Py_ssize_t nch, const unsigned char* color) noexcept nogil:
+    cdef Py_ssize_t k
+    if 0 <= r < h and 0 <= c < w:
+        for k in range(nch):
+            img[r, c, k] = color[k]
+
+
+cdef inline double _clip(double v, double lo, double hi) noexcept nogil:
+    return hi if v > hi else (lo if v < lo else v)
+
+
+def draw_line_aa(unsigned char[:, :, :] img, double x0, double y0, double x1, double y1,
+                 const unsigned char[::1] color):
+    """Paint the pixel set of ``skimage.draw.line_aa`` (weights dropped) between clipped endpoints.
+
+    Endpoints are clipped as DLC clips them (start to [0, size-1], end to [1, size-1]) and
+    truncated to int; Zingl's anti-aliased line then emits each pixel and, while the error
+    term is within one pixel width of the ideal line, its neighbour across the line.
+    """
+    cdef Py_ssize_t h = img.shape[0], w = img.shape[1], nch = img.shape[2], k
+    cdef long r0 = <long>_clip(y0, 0, h - 1), c0 = <long>_clip(x0, 0, w - 1)
+    cdef long r1 = <long>_clip(y1, 1, h - 1), c1 = <long>_clip(x1, 1, w - 1)
+    cdef long dc = abs(c0 - c1), dr = abs(r0 - r1)
+    cdef long err = dc - dr, err_prime, c_prime
+    cdef double ed = 1.0 if dc + dr == 0 else ((<double>(dc * dc + dr * dr)) ** 0.5)
+    cdef long sign_c = 1 if c0 < c1 else -1
+    cdef long sign_r = 1 if r0 < r1 else -1
+    cdef long c = c0, r = r0
+    with nogil:
+        while True:
+            _put(img, r, c, h, w, nch, &color[0])
+            err_prime = err
+            c_prime = c
+            if 2 * err_prime >= -dc:
+                if c == c1:
+                    break
+                if err_prime + dr < ed:
+                    _put(img, r + sign_r, c, h, w, nch, &color[0])
+                err -= dr
+                c += sign_c
+            if 2 * err_prime <= dr:
+                if r == r1:
+                    break
+                if dc - err_prime < ed:
+                    _put(img, r, c_prime + sign_c, h, w, nch, &color[0])
+                err += dc
+                r += sign_r

@@ -37,3 +37,23 @@ def test_bad_image_is_a_clear_error():
         draw.draw_disk(np.zeros((10, 10, 3), np.float32), 1.0, 1.0, 2.0, (1, 2, 3))
     with pytest.raises(ValueError, match="color must have 3 components"):
         draw.draw_disk(np.zeros((10, 10, 3), np.uint8), 1.0, 1.0, 2.0, (1, 2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ends=st.tuples(st.floats(-20, 70), st.floats(-20, 60), st.floats(-20, 70), st.floats(-20, 60)),
+    seed=st.integers(0, 2**16),
+)
+def test_line_matches_reference(ends, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    b = a.copy()
+    color = rng.integers(0, 256, 3, dtype=np.uint8)
+    draw.draw_line_aa(a, *ends, color)
+    draw_ref.draw_line_aa(b, *ends, color)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_line_with_missing_endpoint_is_a_clear_error():
+    with pytest.raises(ValueError, match="endpoints must be finite"):
+        draw.draw_line_aa(np.zeros((5, 5, 3), np.uint8), np.nan, 1.0, 2.0, 2.0, (1, 2, 3))

@@ -301,54 +301,14 @@ def draw_disk(img: np.ndarray, x: float, y: float, radius: float, color, alpha: 
     _compiled_draw_disk(img, x, y, radius, color, alpha)
 
 
-def line_aa_pixels(r0: int, c0: int, r1: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and columns of ``skimage.draw.line_aa(r0, c0, r1, c1)`` (weights dropped).
-
-    Zingl's anti-aliased line: each step emits the current pixel and, while the error
-    term is within one pixel width of the ideal line, its neighbour across the line.
-    """
-    rr: list[int] = []
-    cc: list[int] = []
-    dc = abs(c0 - c1)
-    dr = abs(r0 - r1)
-    err = dc - dr
-    ed = 1.0 if dc + dr == 0 else float(np.sqrt(dc * dc + dr * dr))
-    sign_c = 1 if c0 < c1 else -1
-    sign_r = 1 if r0 < r1 else -1
-    c, r = c0, r0
-    while True:
-        cc.append(c)
-        rr.append(r)
-        err_prime = err
-        c_prime = c
-        if 2 * err_prime >= -dc:
-            if c == c1:
-                break
-            if err_prime + dr < ed:
-                cc.append(c)
-                rr.append(r + sign_r)
-            err -= dr
-            c += sign_c
-        if 2 * err_prime <= dr:
-            if r == r1:
-                break
-            if dc - err_prime < ed:
-                cc.append(c_prime + sign_c)
-                rr.append(r)
-            err += dc
-            r += sign_r
-    return np.asarray(rr, dtype=np.intp), np.asarray(cc, dtype=np.intp)
+from mapose.kernels.draw_ref import line_aa_pixels  # noqa: E402  (pixel set, used by tests)
 
 
 def draw_line_aa(img: np.ndarray, x0: float, y0: float, x1: float, y1: float, color) -> None:
-    """Paint DLC's skeleton segment between two keypoints (endpoints clipped like DLC)."""
-    h, w = img.shape[:2]
-    rr, cc = line_aa_pixels(
-        int(np.clip(y0, 0, h - 1)), int(np.clip(x0, 0, w - 1)),
-        int(np.clip(y1, 1, h - 1)), int(np.clip(x1, 1, w - 1)),
-    )
-    keep = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
-    img[rr[keep], cc[keep]] = color
+    """Paint DLC's skeleton segment between two keypoints (endpoints clipped like DLC); compiled."""
+    from mapose.kernels.draw import draw_line_aa as _compiled_draw_line_aa
+
+    _compiled_draw_line_aa(img, x0, y0, x1, y1, color)
 
 
 def colormap_bgr(name: str, n: int) -> np.ndarray:
