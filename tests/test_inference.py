@@ -243,8 +243,8 @@ def test_project_errors(bare_project, tmp_path):
     video = tmp_path / "v.avi"
     with pytest.raises(ValueError, match="engine"):
         mapose.analyze_videos(bare_project, [video], engine="tensorrt")
-    with pytest.raises(ValueError, match="dynamic"):
-        mapose.analyze_videos(bare_project, [video], dynamic=(True, 0.5, 10))
+    with pytest.raises(ValueError, match="dynamic"):  # dynamic cropping needs batch size 1
+        mapose.analyze_videos(bare_project, [video], dynamic=(True, 0.5, 10), batch_size=2)
     with pytest.raises(FileNotFoundError, match="config"):
         mapose.analyze_videos(tmp_path / "nowhere/config.yaml", [video])
     with pytest.raises(FileNotFoundError, match="shuffle 7"):
