@@ -194,13 +194,12 @@ def build_dlc_backbone(model_cfg: dict):
     elif kind == "DLCRNet":
         m = DLCRNetBackbone(cfg.get("model_name", "resnet50"), int(cfg.get("output_stride", 32)))
     elif kind == "HRNet":
-        raise ValueError(
-            f"model.backbone.type='HRNet' ({cfg.get('model_name')}) is not supported by mapose "
-            "yet; supported: 'ResNet' (resnet_50/resnet_101) and 'DLCRNet' (dlcrnet_stride16/32_ms5)."
-        )
+        from mapose.models.hrnet import build_hrnet_backbone  # imports this module
+
+        m = build_hrnet_backbone(cfg)
     else:
         raise ValueError(
-            f"model.backbone.type={kind!r} is not supported by mapose; supported: "
-            "'ResNet' (resnet_50/resnet_101) and 'DLCRNet' (dlcrnet_stride16/32_ms5)."
+            f"model.backbone.type={kind!r} is not supported by mapose; supported: 'ResNet' "
+            "(resnet_50/resnet_101), 'DLCRNet' (dlcrnet_stride16/32_ms5) and 'HRNet' (hrnet_w18/32/48)."
         )
     return m, m.out_channels, m.stride
