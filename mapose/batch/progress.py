@@ -27,6 +27,22 @@ PROGRESS_SUFFIX = "_progress.json"
 _EDGE = 1 << 16
 
 
+def stored_file(path) -> Path:
+    """The file that holds ``path``'s data on disk.
+
+    ``path`` itself, except for a ``_full.pickle`` written with ``use_shelve=True``: a
+    suffix-adding dbm backend stores it as ``<name>.dat`` (dbm.dumb) or ``<name>.db``.
+    """
+    path = Path(path)
+    if path.exists():
+        return path
+    for suffix in (".dat", ".db"):
+        candidate = path.with_name(path.name + suffix)
+        if candidate.is_file():
+            return candidate
+    return path
+
+
 def fingerprint(path) -> dict:
     """Size, modification time and a head/tail digest of ``path``.
 
@@ -39,6 +55,7 @@ def fingerprint(path) -> dict:
     path : str or os.PathLike
         An existing file.
     """
+    path = stored_file(path)
     st = os.stat(path)
     return {"size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns), "digest": _digest(path, st.st_size)}
 
@@ -56,6 +73,7 @@ def _digest(path, size: int) -> str:
 
 
 def _matches(path: Path, recorded: dict) -> bool:
+    path = stored_file(path)
     try:
         st = os.stat(path)
     except OSError:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from mapose.batch.progress import PROGRESS_SUFFIX, ProgressRecord
+from mapose.batch.progress import stored_file, PROGRESS_SUFFIX, ProgressRecord
 
 STAGES = ("analyze", "track", "stitch")
 
@@ -263,6 +263,14 @@ def outputs_readable(stage: str, paths) -> bool:
 
     for p in paths:
         p = Path(p)
+        if p.name.endswith("_full.pickle") and not p.exists() and stored_file(p) != p:
+            # a shelve database (use_shelve=True): readable if every frame unpickles
+            try:
+                from mapose.io.full_pickle import read_full_pickle
+                read_full_pickle(p)
+                continue
+            except Exception:  # noqa: BLE001 - unreadable means "not finished"
+                return False
         if not p.is_file() or p.stat().st_size == 0:
             return False
         try:
@@ -356,7 +364,7 @@ def run_stage(job: VideoJob, stage: str, record: ProgressRecord, *, force: bool 
     rep.seconds = time.perf_counter() - t0
     rep.outputs = [str(p) for p in outputs]
     rep.warnings = _warning_lines(caught) + rep.warnings
-    missing = [p.name for p in outputs if not p.is_file()]
+    missing = [p.name for p in outputs if not stored_file(p).is_file()]
     if missing:
         rep.status = "failed"
         rep.error = (f"stage {stage!r} finished without writing {', '.join(missing)} "
