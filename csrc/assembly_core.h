@@ -459,8 +459,20 @@ class FrameAssembler {
                 const size_t R = keep_s.size(), C = keep_t.size();
                 if (!R || !C) continue;
                 sub.resize(R * C);
-                for (size_t a = 0; a < R; ++a)
-                    for (size_t b = 0; b < C; ++b) sub[a * C + b] = cost_at(size_t(keep_s[a]), size_t(keep_t[b]));
+                // one loop per dtype: the per-element dtype switch cost as much as the solve
+                auto read = [&](auto conv) {
+                    double* out = sub.data();
+                    for (size_t a = 0; a < R; ++a) {
+                        const char* row = base + int64_t(keep_s[a]) * s0;
+                        for (size_t b = 0; b < C; ++b) {
+                            const double v = conv(row + int64_t(keep_t[b]) * s1);
+                            *out++ = std::isfinite(v) ? v : 0.0;
+                        }
+                    }
+                };
+                if (dtype == 1) read([](const char* q) { return double(*reinterpret_cast<const float*>(q)); });
+                else if (dtype == 2) read([](const char* q) { return half_to_double(*reinterpret_cast<const uint16_t*>(q)); });
+                else read([](const char* q) { return *reinterpret_cast<const double*>(q); });
                 link_optimal(ds, dt, keep_s, keep_t, P.min_aff[dtype]);
                 continue;
             }
@@ -565,7 +577,60 @@ class FrameAssembler {
         return ret;
     }
 
+    // Heap entries as one integer when every affinity is a NaN-free float32 value (the
+    // usual case: DLC's costs are float32/float16): order-preserving bits of
+    // -affinity, then the push counter.  Keys are distinct and totally ordered, so any
+    // binary heap pops them in heapq's order.
+    bool key32 = false;
+    std::vector<std::pair<uint64_t, int>> heap64;
+    static uint64_t key_of(double affinity, uint32_t counter) {
+        float f = float(-affinity);
+        if (f == 0.0f) f = 0.0f;  // -0.0 ties with +0.0, as in Python
+        uint32_t b;
+        std::memcpy(&b, &f, sizeof b);
+        b = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+        return (uint64_t(b) << 32) | counter;
+    }
+
+    void fill_assembly_key32(int ia) {
+        auto& h = heap64;
+        h.clear();
+        visited.assign(links.size(), 0);
+        uint32_t counter = 0;
+        auto gt = [](const std::pair<uint64_t, int>& a, const std::pair<uint64_t, int>& b) { return a.first > b.first; };
+        auto push = [&](int i) {
+            const Asm& a = pool[size_t(ia)];
+            for_each_lookup(i, [&](int other, int li) {
+                if (a.in_idx[size_t(other)] || assembled[size_t(other)]) return;
+                const int pid = link_pair_id[size_t(li)];
+                if (visited[size_t(pid)]) return;
+                h.emplace_back(key_of(links[size_t(li)].affinity, counter++), li);
+                std::push_heap(h.begin(), h.end(), gt);
+                visited[size_t(pid)] = 1;
+            });
+        };
+        seeds.clear();
+        pool[size_t(ia)].idx.for_each([&](int k) { seeds.push_back(k); });
+        for (size_t q = 0; q < seeds.size(); ++q) push(seeds[q]);
+        while (!h.empty() && pool[size_t(ia)].n_visible < P.n_multi) {
+            std::pop_heap(h.begin(), h.end(), gt);
+            const int li = h.back().second;
+            h.pop_back();
+            Asm& a = pool[size_t(ia)];
+            const LinkOut& L = links[size_t(li)];
+            int nw;
+            if (a.in_idx[size_t(L.j1)]) nw = L.j2;
+            else if (a.in_idx[size_t(L.j2)]) nw = L.j1;
+            else continue;
+            if (assembled[size_t(nw)]) continue;
+            const bool was_member = a.in_idx[size_t(nw)];
+            add_link(a, li);
+            if (!was_member) push(nw);
+        }
+    }
+
     void fill_assembly(int ia) {
+        if (key32) { fill_assembly_key32(ia); return; }
         std::vector<HeapItem>& stack = heap;
         stack.clear();
         visited.assign(links.size(), 0);
@@ -577,14 +642,14 @@ class FrameAssembler {
         const bool prune = !nan_aff;
         auto push = [&](int i) {
             Asm& a = pool[size_t(ia)];
-            for (const auto& e : lookup[size_t(i)]) {
-                if (a.in_idx[size_t(e.first)]) continue;
-                if (prune && assembled[size_t(e.first)]) continue;
-                int pid = link_pair_id[size_t(e.second)];
-                if (visited[size_t(pid)]) continue;
-                heap_push(stack, HeapItem{-links[size_t(e.second)].affinity, counter++, e.second});
+            for_each_lookup(i, [&](int other, int li) {
+                if (a.in_idx[size_t(other)]) return;
+                if (prune && assembled[size_t(other)]) return;
+                int pid = link_pair_id[size_t(li)];
+                if (visited[size_t(pid)]) return;
+                heap_push(stack, HeapItem{-links[size_t(li)].affinity, counter++, li});
                 visited[size_t(pid)] = 1;
-            }
+            });
         };
         seeds.clear();
         pool[size_t(ia)].idx.for_each([&](int k) { seeds.push_back(k); });
@@ -603,6 +668,70 @@ class FrameAssembler {
             // a link closing a cycle adds no joint: pushing its end again is a no-op
             if (!was_member) push(nw);
         }
+    }
+
+    // Without duplicate edges a joint pair has at most one link, so DLC's lookup
+    // dicts (joint -> {other joint: link}) become one flat adjacency in link order,
+    // and popping a pair from both dicts just flags its link.
+    bool csr = false;
+    std::vector<int> adj_off, adj_pos, adj_other, adj_link;
+    std::vector<char> popped;
+
+    // DLC's lookup before any pop (the flat adjacency is built by finish_lookup, only
+    // once it is needed: frames whose animals are all complete never read it)
+    void begin_lookup() {
+        const size_t nl = links.size();
+        csr = !P.dup_edges;
+        if (csr) {
+            popped.assign(nl, 0);
+            return;
+        }
+        if (!csr) {
+            if (lookup.size() < size_t(nj)) lookup.resize(size_t(nj));
+            for (int q = 0; q < nj; ++q) lookup[size_t(q)].clear();
+            for (size_t li = 0; li < nl; ++li) {
+                lookup_set(links[li].j1, links[li].j2, int(li));
+                lookup_set(links[li].j2, links[li].j1, int(li));
+            }
+            return;
+        }
+    }
+
+    void finish_lookup() {
+        if (!csr) return;
+        const size_t nl = links.size();
+        adj_off.assign(size_t(nj) + 1, 0);
+        for (const LinkOut& L : links) { ++adj_off[size_t(L.j1) + 1]; ++adj_off[size_t(L.j2) + 1]; }
+        for (int q = 0; q < nj; ++q) adj_off[size_t(q) + 1] += adj_off[size_t(q)];
+        adj_pos.assign(adj_off.begin(), adj_off.end() - 1);
+        adj_other.resize(2 * nl);
+        adj_link.resize(2 * nl);
+        for (size_t li = 0; li < nl; ++li) {
+            const LinkOut& L = links[li];
+            int p = adj_pos[size_t(L.j1)]++;
+            adj_other[size_t(p)] = L.j2; adj_link[size_t(p)] = int(li);
+            p = adj_pos[size_t(L.j2)]++;
+            adj_other[size_t(p)] = L.j1; adj_link[size_t(p)] = int(li);
+        }
+    }
+
+    // fn(other joint, link) for each entry of lookup[i], in order
+    template <class Fn> void for_each_lookup(int i, Fn fn) const {
+        if (csr) {
+            for (int q = adj_off[size_t(i)], e = adj_off[size_t(i) + 1]; q < e; ++q) {
+                const int li = adj_link[size_t(q)];
+                if (!popped[size_t(li)]) fn(adj_other[size_t(q)], li);
+            }
+        } else {
+            for (const auto& e : lookup[size_t(i)]) fn(e.first, e.second);
+        }
+    }
+
+    // lookup[j1].pop(j2); lookup[j2].pop(j1)
+    void lookup_pop_link(int li) {
+        if (csr) { popped[size_t(li)] = 1; return; }
+        lookup_pop(links[size_t(li)].j1, links[size_t(li)].j2);
+        lookup_pop(links[size_t(li)].j2, links[size_t(li)].j1);
     }
 
     void lookup_pop(int i, int j) {
@@ -641,17 +770,19 @@ class FrameAssembler {
         return best;
     }
 
-    std::vector<int> build_assemblies() {
+    std::vector<int> ws_out, ws_asms;  // assembly lists, capacity kept across frames
+    std::vector<int>& build_assemblies() {
         const size_t nl = links.size();
         nan_aff = false;
-        for (const LinkOut& L : links) nan_aff = nan_aff || std::isnan(L.affinity);
-        if (lookup.size() < size_t(nj)) lookup.resize(size_t(nj));
-        for (int q = 0; q < nj; ++q) lookup[size_t(q)].clear();
-        for (size_t li = 0; li < nl; ++li) {
-            lookup_set(links[li].j1, links[li].j2, int(li));
-            lookup_set(links[li].j2, links[li].j1, int(li));
+        key32 = links.size() < (size_t(1) << 31);
+        for (const LinkOut& L : links) {
+            nan_aff = nan_aff || std::isnan(L.affinity);
+            key32 = key32 && double(float(L.affinity)) == L.affinity;
         }
-        std::vector<int> out;
+        key32 = key32 && !nan_aff;
+        begin_lookup();
+        std::vector<int>& out = ws_out;
+        out.clear();
         // connected components, in order of first node appearance
         std::vector<int>& parent = ws_parent;
         parent.resize(size_t(nj));
@@ -670,30 +801,30 @@ class FrameAssembler {
             int a = find(L.j1), b = find(L.j2);
             if (a != b) parent[size_t(a)] = b;
         }
+        // flatten: parent[q] is now q's root for every joint
+        for (int q : node_order) parent[size_t(q)] = find(q);
         std::vector<int>& comp_size = ws_size;
         comp_size.assign(size_t(nj), 0);
-        for (int q : node_order) ++comp_size[size_t(find(q))];
+        for (int q : node_order) ++comp_size[size_t(parent[size_t(q)])];
         std::vector<char>& comp_done = ws_done;
         comp_done.assign(size_t(nj), 0);
         for (int q : node_order) {
-            int root = find(q);
+            const int root = parent[size_t(q)];
             if (comp_done[size_t(root)]) continue;
             comp_done[size_t(root)] = 1;
             if (comp_size[size_t(root)] != P.n_multi) continue;
             int ia = new_asm();
             for (size_t li = 0; li < nl; ++li) {
                 const LinkOut& L = links[li];
-                if (L.j1 < L.j2 && find(L.j1) == root) {  // (larger, smaller) idx never matches: DLC quirk
-                    if (add_link(pool[size_t(ia)], int(li))) {
-                        lookup_pop(L.j1, L.j2);
-                        lookup_pop(L.j2, L.j1);
-                    }
+                if (L.j1 < L.j2 && parent[size_t(L.j1)] == root) {  // (larger, smaller) idx never matches: DLC quirk
+                    if (add_link(pool[size_t(ia)], int(li))) lookup_pop_link(int(li));
                 }
             }
             for (int j : pool[size_t(ia)].joint_order) assembled[size_t(j)] = 1;
             out.push_back(ia);
         }
         if (int(out.size()) == P.max_n) return out;
+        finish_lookup();
 
         // Links are taken in descending affinity (stable); one that touches an
         // assembled joint is skipped, and `assembled` only grows.
@@ -701,10 +832,7 @@ class FrameAssembler {
             int ia = new_asm();
             add_link(pool[size_t(ia)], li);
             fill_assembly(ia);
-            for (int lk : pool[size_t(ia)].links) {
-                lookup_pop(links[size_t(lk)].j1, links[size_t(lk)].j2);
-                lookup_pop(links[size_t(lk)].j2, links[size_t(lk)].j1);
-            }
+            for (int lk : pool[size_t(ia)].links) lookup_pop_link(lk);
             for (int j : pool[size_t(ia)].joint_order)
                 if (pool[size_t(ia)].in_idx[size_t(j)]) assembled[size_t(j)] = 1;
             out.push_back(ia);
@@ -861,6 +989,7 @@ class FrameAssembler {
             o.data = a.data;
             o.affinity = a.aff;
             o.links = a.links;
+            o.joints.reserve(a.joint_order.size());
             for (int j : a.joint_order)
                 if (a.in_idx[size_t(j)]) o.joints.push_back(j);
             out.assemblies.push_back(std::move(o));
@@ -904,7 +1033,8 @@ class FrameAssembler {
         for (int l = 0; l < P.n_multi; ++l) any_multi = any_multi || !bag[size_t(l)].empty();
         if (!any_multi) return;
 
-        std::vector<int> asms;
+        std::vector<int>& asms = ws_asms;
+        asms.clear();
         if (P.n_multi == 1) {
             for (int j : bag[0]) {
                 if (jc(j) >= P.pcutoff) {
@@ -979,7 +1109,7 @@ class FrameAssembler {
                     out.tree.push_back(jx(L.j2)); out.tree.push_back(jy(L.j2));
                 }
             }
-            asms = build_assemblies();
+            asms.swap(build_assemblies());
         }
 
         // Validity

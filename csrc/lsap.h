@@ -19,6 +19,7 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <numeric>
 #include <vector>
@@ -153,8 +154,9 @@ struct LsapWorkspace {
         const bool by_row = nr <= nc;
         const long R = by_row ? nr : nc, C = by_row ? nc : nr;
         best_.resize(size_t(R));
-        used_.assign(size_t(C), 0);
         const long si = by_row ? nc : 1, sj = by_row ? 1 : nc;  // strides of row i / column j
+        uint64_t used_bits = 0;  // columns taken, while C <= 64 (no buffer to clear)
+        if (C > 64) used_.assign(size_t(C), 0);
         for (long i = 0; i < R; ++i) {
             const double* ci = cost + i * si;
             long arg = 0;
@@ -167,8 +169,14 @@ struct LsapWorkspace {
                 else if (x == top) unique = false;
                 else if (std::isnan(x)) return false;
             }
-            if (!unique || used_[size_t(arg)]) return false;
-            used_[size_t(arg)] = 1;
+            if (!unique) return false;
+            if (C <= 64) {
+                if (used_bits >> arg & 1u) return false;
+                used_bits |= uint64_t(1) << arg;
+            } else {
+                if (used_[size_t(arg)]) return false;
+                used_[size_t(arg)] = 1;
+            }
             best_[size_t(i)] = arg;
         }
         if (by_row) {
@@ -178,7 +186,7 @@ struct LsapWorkspace {
             for (long c = 0; c < R; ++c) inv_[size_t(best_[size_t(c)])] = c;
             long k = 0;
             for (long r = 0; r < C; ++r)
-                if (used_[size_t(r)]) { out_rows[k] = r; out_cols[k] = inv_[size_t(r)]; ++k; }
+                if (C <= 64 ? (used_bits >> r & 1u) : used_[size_t(r)]) { out_rows[k] = r; out_cols[k] = inv_[size_t(r)]; ++k; }
         }
         return true;
     }
