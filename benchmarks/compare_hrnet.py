@@ -76,7 +76,8 @@ out = {}
 for case in cases:
     name, net_type = case["name"], case["net_type"]
     cfg = make_pytorch_pose_config(proj, "/tmp/mapose_hrnet_project/pytorch_config.yaml", net_type=net_type)
-    cfg = json.loads(json.dumps(cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg), default=lambda o: o.to_dict() if hasattr(o, "to_dict") else str(o)))
+    plain = lambda o: o.to_dict() if hasattr(o, "to_dict") else str(o)
+    cfg = json.loads(json.dumps(plain(cfg), default=plain))
     model_cfg = cfg["model"]
     model_cfg["backbone"].update(case.get("backbone", {}))
     if case.get("backbone", {}).get("increased_channel_count"):

@@ -108,10 +108,7 @@ def _make_layer(block, inplanes: int, planes: int, blocks: int, stride: int = 1)
             nn.Conv2d(inplanes, planes * block.expansion, 1, stride=stride, bias=False),
             _bn(planes * block.expansion),
         )
-    if block is Bottleneck:
-        layers = [Bottleneck(inplanes, planes, stride, downsample)]
-    else:
-        layers = [block(inplanes, planes, stride, downsample)]
+    layers = [block(inplanes, planes, stride, downsample)]
     for _ in range(1, blocks):
         layers.append(block(planes * block.expansion, planes))
     return nn.Sequential(*layers)
