@@ -9,6 +9,8 @@ from libc.math cimport isfinite, isinf
 from libcpp cimport bool as cbool
 from libcpp.map cimport map as cmap
 from libcpp.vector cimport vector
+from cpython.dict cimport PyDict_Next
+from cpython.object cimport PyObject
 
 import numpy as np
 cimport numpy as cnp
@@ -164,10 +166,30 @@ def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] 
     cdef double v
     cdef vector[int] counts
     cdef size_t base
+    cdef Py_ssize_t pos
+    cdef PyObject* kobj
+    cdef PyObject* vobj
+    cdef Py_ssize_t n_frames = len(frames), slot
+    cdef object dist_key = None, method_key = None  # key objects seen last (see _entry_arrays)
     B.n_edges = <int>n_edges
     P.keys = keys
     refs = P.refs = []
-    for f in range(len(frames)):
+    # per-edge slots are written in place (no growth); joint buffers are sized from the
+    # first frame
+    B.has_cost.assign(n_frames * n_edges, 0)
+    B.dtype.assign(n_frames * n_edges, 0)
+    B.cost_ptr.assign(n_frames * n_edges, NULL)
+    B.cost_s0.assign(n_frames * n_edges, 0)
+    B.cost_s1.assign(n_frames * n_edges, 0)
+    B.joint_off.reserve(n_frames + 1)
+    for f in range(n_frames):
+        if f == 1:
+            base = B.x.size() * n_frames + 64
+            B.x.reserve(base)
+            B.y.reserve(base)
+            B.conf.reserve(base)
+            B.label.reserve(base)
+            B.group.reserve(base)
         frame = frames[f]
         try:
             coords_list = frame["coordinates"][0]
@@ -231,11 +253,6 @@ def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] 
 
         costs = frame.get("costs")
         for k in range(n_edges):
-            B.has_cost.push_back(0)
-            B.dtype.push_back(0)
-            B.cost_ptr.push_back(NULL)
-            B.cost_s0.push_back(0)
-            B.cost_s1.push_back(0)
             if edge_s[k] < 0 or costs is None:
                 continue
             ns = counts[edge_s[k]]
@@ -251,8 +268,26 @@ def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] 
                 if key not in costs:
                     continue
                 entry = costs[key]
+            mobj = None
             if type(entry) is dict:
-                dobj = (<dict>entry).get("distance")
+                # A _full.pickle's entries are small dicts whose key strings, once
+                # unpickled, are shared across frames but not interned: walking the
+                # items and comparing identities first beats two hashed lookups
+                dobj = None
+                pos = 0
+                while PyDict_Next(entry, &pos, &kobj, &vobj):
+                    if <object>kobj is dist_key:
+                        dobj = <object>vobj
+                    elif <object>kobj is method_key:
+                        mobj = <object>vobj
+                    elif <object>kobj == "distance":
+                        dist_key = <object>kobj
+                        dobj = <object>vobj
+                    elif <object>kobj == method:
+                        method_key = <object>kobj
+                        mobj = <object>vobj
+                    if dobj is not None and mobj is not None:
+                        break
                 if dobj is None:
                     raise ValueError(f"frame {keys[f]!r}, edge {key!r}: the costs have no 'distance' entry.")
             else:
@@ -273,7 +308,7 @@ def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] 
             if all_inf:
                 continue
             try:
-                m = _as_float_array(entry[method])
+                m = _as_float_array(mobj if mobj is not None else entry[method])
             except KeyError:
                 raise ValueError(
                     f"frame {keys[f]!r}, edge {key!r}: the costs have no {method!r} entry "
@@ -286,12 +321,12 @@ def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] 
                     f"be (n_source, n_target)."
                 )
             code = _dtype_code(m)
-            base = B.has_cost.size() - 1
-            B.has_cost[base] = 1
-            B.dtype[base] = code
-            B.cost_ptr[base] = <const char*>cnp.PyArray_DATA(m)
-            B.cost_s0[base] = cnp.PyArray_STRIDE(m, 0)
-            B.cost_s1[base] = cnp.PyArray_STRIDE(m, 1)
+            slot = f * n_edges + k
+            B.has_cost[slot] = 1
+            B.dtype[slot] = code
+            B.cost_ptr[slot] = <const char*>cnp.PyArray_DATA(m)
+            B.cost_s0[slot] = cnp.PyArray_STRIDE(m, 0)
+            B.cost_s1[slot] = cnp.PyArray_STRIDE(m, 1)
             refs.append(m)
     return P
 
