@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <map>
 #include <utility>
@@ -582,7 +583,6 @@ class FrameAssembler {
     // -affinity, then the push counter.  Keys are distinct and totally ordered, so any
     // binary heap pops them in heapq's order.
     bool key32 = false;
-    std::vector<std::pair<uint64_t, int>> heap64;
     static uint64_t key_of(double affinity, uint32_t counter) {
         float f = float(-affinity);
         if (f == 0.0f) f = 0.0f;  // -0.0 ties with +0.0, as in Python
@@ -592,30 +592,35 @@ class FrameAssembler {
         return (uint64_t(b) << 32) | counter;
     }
 
+    // The queue is a vector sorted by descending key: popping the smallest key (the
+    // largest affinity, earliest push among ties) takes the back, and a push is a
+    // binary search and a short memmove; on these small queues (tens of links) that
+    // is cheaper than heap sifts.  Keys carry the push counter; pushed_link maps it back.
+    std::vector<uint64_t> queue64;
+    std::vector<int> pushed_link;
     void fill_assembly_key32(int ia) {
-        auto& h = heap64;
-        h.clear();
+        auto& q = queue64;
+        q.clear();
+        pushed_link.clear();
         visited.assign(links.size(), 0);
-        uint32_t counter = 0;
-        auto gt = [](const std::pair<uint64_t, int>& a, const std::pair<uint64_t, int>& b) { return a.first > b.first; };
         auto push = [&](int i) {
             const Asm& a = pool[size_t(ia)];
             for_each_lookup(i, [&](int other, int li) {
                 if (a.in_idx[size_t(other)] || assembled[size_t(other)]) return;
                 const int pid = link_pair_id[size_t(li)];
                 if (visited[size_t(pid)]) return;
-                h.emplace_back(key_of(links[size_t(li)].affinity, counter++), li);
-                std::push_heap(h.begin(), h.end(), gt);
+                const uint64_t key = key_of(links[size_t(li)].affinity, uint32_t(pushed_link.size()));
+                pushed_link.push_back(li);
+                q.insert(std::lower_bound(q.begin(), q.end(), key, std::greater<uint64_t>()), key);
                 visited[size_t(pid)] = 1;
             });
         };
         seeds.clear();
         pool[size_t(ia)].idx.for_each([&](int k) { seeds.push_back(k); });
-        for (size_t q = 0; q < seeds.size(); ++q) push(seeds[q]);
-        while (!h.empty() && pool[size_t(ia)].n_visible < P.n_multi) {
-            std::pop_heap(h.begin(), h.end(), gt);
-            const int li = h.back().second;
-            h.pop_back();
+        for (size_t k = 0; k < seeds.size(); ++k) push(seeds[k]);
+        while (!q.empty() && pool[size_t(ia)].n_visible < P.n_multi) {
+            const int li = pushed_link[size_t(uint32_t(q.back()))];
+            q.pop_back();
             Asm& a = pool[size_t(ia)];
             const LinkOut& L = links[size_t(li)];
             int nw;
