@@ -32,9 +32,14 @@ def gaussian_weights(int radius, double sigma):
     return (w / w.sum()).astype(np.float32)
 
 
-cdef void _smooth(const float* src, float* tmp, float* dst, Py_ssize_t h, Py_ssize_t w,
+cdef void _smooth(const float* src, double* tmp, float* dst, Py_ssize_t h, Py_ssize_t w,
                   const float* g, int r) noexcept nogil:
-    """Separable 'same' correlation with zero padding (rows, then columns)."""
+    """Separable 'same' correlation with zero padding (rows, then columns).
+
+    The row pass stays in double: rounding it to float32 would round twice, and nearly
+    equal neighbours (flat heatmaps) could then tie where the exact sum does not, which
+    changes which pixels survive NMS.
+    """
     cdef Py_ssize_t i, j, d, jj, ii
     cdef double acc
     for i in range(h):
@@ -44,7 +49,7 @@ cdef void _smooth(const float* src, float* tmp, float* dst, Py_ssize_t h, Py_ssi
                 jj = j + d
                 if 0 <= jj < w:
                     acc += <double>g[d + r] * src[i * w + jj]
-            tmp[i * w + j] = <float>acc
+            tmp[i * w + j] = acc
     for i in range(h):
         for j in range(w):
             acc = 0.0
@@ -104,6 +109,7 @@ def find_peaks(const float[:, :, :, ::1] heatmap, const float[:, :, :, ::1] locr
     cdef int hi = radius - 1 - lo
     cdef vector[float] buf_s = vector[float](max(n, 1))
     cdef vector[float] buf_t = vector[float](max(n, 1))
+    cdef vector[double] buf_d = vector[double](max(n, 1))
     cdef vector[float] buf_m = vector[float](max(n, 1))
     cdef vector[float] buf_p = vector[float](max(n, 1))
     cdef vector[int32_t] out_r, out_c
@@ -123,7 +129,7 @@ def find_peaks(const float[:, :, :, ::1] heatmap, const float[:, :, :, ::1] locr
                 else:
                     for p in range(n):
                         buf_s[p] = src[p]
-                _smooth(&buf_s[0], &buf_t[0], &buf_m[0], h, w, &weights[0], r_)
+                _smooth(&buf_s[0], &buf_d[0], &buf_m[0], h, w, &weights[0], r_)
                 _rowmax(&buf_m[0], &buf_t[0], h, w, lo, hi, True)
                 _rowmax(&buf_t[0], &buf_p[0], h, w, lo, hi, False)
                 for i in range(h):

@@ -16,7 +16,8 @@ from mapose.kernels.peaks import Peaks, _as_maps, _check_graph, torch_linspace
 def _gauss(radius, sigma):
     d = np.arange(-radius, radius + 1, dtype=np.float64)
     w = np.exp(-d * d / (2.0 * sigma * sigma))
-    return w / w.sum()
+    # DLC's weights are float32 (and so are the kernel's); the sums are exact-ish in float64
+    return (w / w.sum()).astype(np.float32).astype(np.float64)
 
 
 def find_peaks(heatmap, locref=None, *, stride, nms_radius=5, sigma=1.0, threshold=0.01,
