@@ -291,8 +291,8 @@ struct Asm {
     std::vector<double> data;
     std::vector<char> visible;
     int n_visible = 0;
-    PySetEmu idx;
-    std::vector<char> in_idx;  // fast membership mirror of idx
+    // DLC's `_idx` set is joint_order (insertion order); see seed_order
+    std::vector<char> in_idx;
     double aff = 0.0;
     std::vector<int> links;
     std::vector<int> joint_order;
@@ -327,7 +327,6 @@ class FrameAssembler {
         for (int r = 0; r < P.n_multi; ++r) a.data[size_t(r) * 4 + 2] = 0.0;
         a.visible.assign(size_t(P.n_multi), 0);
         a.n_visible = 0;
-        a.idx.clear();
         a.in_idx.assign(size_t(nj), 0);
         a.aff = 0.0;
         a.links.clear();
@@ -343,7 +342,6 @@ class FrameAssembler {
         row[0] = jx(j); row[1] = jy(j); row[2] = jc(j); row[3] = double(F->group[j]);
         a.visible[size_t(lab)] = 1;
         ++a.n_visible;
-        a.idx.add(j, j);
         a.in_idx[size_t(j)] = 1;
         a.joint_order.push_back(j);
         return true;
@@ -423,8 +421,7 @@ class FrameAssembler {
     void link_optimal(const std::vector<int>& ds, const std::vector<int>& dt, const std::vector<int>& keep_s,
                       const std::vector<int>& keep_t, double thr) {
         const size_t R = keep_s.size(), C = keep_t.size(), K = std::min(R, C);
-        rows.resize(K);
-        cols.resize(K);
+        if (rows.size() < K) { rows.resize(K); cols.resize(K); }
         if (lsap.solve_max_unique_first(long(R), long(C), sub.data(), rows.data(), cols.data()) != 0) return;
         for (size_t q = 0; q < K; ++q) {
             double v = sub[size_t(rows[q]) * C + size_t(cols[q])];
@@ -459,7 +456,7 @@ class FrameAssembler {
                 const std::vector<int>& keep_t = keep_of(t);
                 const size_t R = keep_s.size(), C = keep_t.size();
                 if (!R || !C) continue;
-                sub.resize(R * C);
+                if (sub.size() < R * C) sub.resize(R * C);
                 // one loop per dtype: the per-element dtype switch cost as much as the solve
                 auto read = [&](auto conv) {
                     double* out = sub.data();
@@ -578,6 +575,17 @@ class FrameAssembler {
         return ret;
     }
 
+    // DLC seeds _fill_assembly by iterating the assembly's `_idx` set.  Joints are only
+    // ever added to it, so the CPython set is rebuilt here by replaying the insertions
+    // (same sequence, same table) instead of being kept up to date on every add.
+    PySetEmu ws_idx;
+    void seed_order(int ia) {
+        seeds.clear();
+        ws_idx.clear();
+        for (int j : pool[size_t(ia)].joint_order) ws_idx.add(j, j);
+        ws_idx.for_each([&](int k) { seeds.push_back(k); });
+    }
+
     // Heap entries as one integer when every affinity is a NaN-free float32 value (the
     // usual case: DLC's costs are float32/float16): order-preserving bits of
     // -affinity, then the push counter.  Keys are distinct and totally ordered, so any
@@ -616,7 +624,7 @@ class FrameAssembler {
             });
         };
         seeds.clear();
-        pool[size_t(ia)].idx.for_each([&](int k) { seeds.push_back(k); });
+        seed_order(ia);
         for (size_t k = 0; k < seeds.size(); ++k) push(seeds[k]);
         while (!q.empty() && pool[size_t(ia)].n_visible < P.n_multi) {
             const int li = pushed_link[size_t(uint32_t(q.back()))];
@@ -657,7 +665,7 @@ class FrameAssembler {
             });
         };
         seeds.clear();
-        pool[size_t(ia)].idx.for_each([&](int k) { seeds.push_back(k); });
+        seed_order(ia);
         for (size_t q = 0; q < seeds.size(); ++q) push(seeds[q]);
         while (!stack.empty() && pool[size_t(ia)].n_visible < P.n_multi) {
             HeapItem best = heap_pop(stack);

@@ -37,7 +37,7 @@ struct LsapWorkspace {
         const long R = transpose ? nc : nr;
         const long C = transpose ? nr : nc;
         const double INF = std::numeric_limits<double>::infinity();
-        c_.resize(size_t(R * C));
+        grow(c_, R * C);
         double* c = c_.data();
         for (long i = 0; i < R; ++i) {
             for (long j = 0; j < C; ++j) {
@@ -47,18 +47,17 @@ struct LsapWorkspace {
                 c[i * C + j] = x;
             }
         }
-        u_.assign(size_t(R), 0.0);
-        v_.assign(size_t(C), 0.0);
-        spc_.resize(size_t(C));
-        path_.assign(size_t(C), -1);
-        col4row_.assign(size_t(R), -1);
-        row4col_.assign(size_t(C), -1);
-        remaining_.resize(size_t(C));
-        vr_.resize(size_t(R));
-        vc_.resize(size_t(C));
+        grow(u_, R); grow(v_, C); grow(spc_, C);
+        grow(path_, C); grow(col4row_, R); grow(row4col_, C);
+        grow(remaining_, C); grow(vr_, R); grow(vc_, C);
         double *u = u_.data(), *v = v_.data(), *spc = spc_.data();
         long *path = path_.data(), *col4row = col4row_.data(), *row4col = row4col_.data();
         long *remaining = remaining_.data(), *vr = vr_.data(), *vc = vc_.data();
+        std::fill(u, u + R, 0.0);
+        std::fill(v, v + C, 0.0);
+        std::fill(path, path + C, -1L);
+        std::fill(col4row, col4row + R, -1L);
+        std::fill(row4col, row4col + C, -1L);
 
         for (long cur = 0; cur < R; ++cur) {
             double minVal = 0.0;
@@ -145,6 +144,10 @@ struct LsapWorkspace {
     }
 
   private:
+    // buffers only grow: a shorter problem uses a prefix (no reallocation, no clearing)
+    template <class T> static void grow(std::vector<T>& v, long n) {
+        if (v.size() < size_t(n)) v.resize(size_t(n));
+    }
     std::vector<double> c_, u_, v_, spc_;
     std::vector<long> path_, col4row_, row4col_, remaining_, vr_, vc_;
     std::vector<long> best_, inv_;
@@ -153,7 +156,7 @@ struct LsapWorkspace {
     bool dominant(long nr, long nc, const double* cost, long* out_rows, long* out_cols) {
         const bool by_row = nr <= nc;
         const long R = by_row ? nr : nc, C = by_row ? nc : nr;
-        best_.resize(size_t(R));
+        grow(best_, R);
         const long si = by_row ? nc : 1, sj = by_row ? 1 : nc;  // strides of row i / column j
         uint64_t used_bits = 0;  // columns taken, while C <= 64 (no buffer to clear)
         if (C > 64) used_.assign(size_t(C), 0);
@@ -182,7 +185,7 @@ struct LsapWorkspace {
         if (by_row) {
             for (long i = 0; i < R; ++i) { out_rows[i] = i; out_cols[i] = best_[size_t(i)]; }
         } else {  // pairs sorted by row index
-            inv_.resize(size_t(C));
+            grow(inv_, C);
             for (long c = 0; c < R; ++c) inv_[size_t(best_[size_t(c)])] = c;
             long k = 0;
             for (long r = 0; r < C; ++r)
