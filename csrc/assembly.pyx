@@ -10,6 +10,7 @@ from libcpp cimport bool as cbool
 from libcpp.map cimport map as cmap
 from libcpp.vector cimport vector
 from cpython.dict cimport PyDict_Next
+from cpython.long cimport PyLong_CheckExact, PyLong_AsLongAndOverflow
 from cpython.object cimport PyObject
 
 import numpy as np
@@ -182,6 +183,17 @@ def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] 
     B.cost_s0.assign(n_frames * n_edges, 0)
     B.cost_s1.assign(n_frames * n_edges, 0)
     B.joint_off.reserve(n_frames + 1)
+    # slot of each edge id, when the ids are distinct small non-negative ints
+    cdef vector[int] slot_of
+    cdef vector[PyObject*] by_slot
+    cdef long kv
+    cdef int overflow
+    cdef bint walked
+    ids = [i for i in paf_keys if type(i) is int and 0 <= i < 1 << 16]
+    if len(ids) == n_edges and len(set(ids)) == n_edges:
+        slot_of.assign(max(ids) + 1 if ids else 0, -1)
+        for k in range(n_edges):
+            slot_of[<Py_ssize_t>paf_keys[k]] = <int>k
     for f in range(n_frames):
         if f == 1:
             base = B.x.size() * n_frames + 64
@@ -252,6 +264,21 @@ def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] 
         B.joint_off.push_back(B.x.size())
 
         costs = frame.get("costs")
+        # The usual costs dict maps int edge ids to entries: one walk over its items
+        # fills every slot, cheaper than a lookup per slot.  Any key that is not an
+        # exact int (it could equal one) sends the frame down the lookup path.
+        walked = False
+        if slot_of.size() and type(costs) is dict:
+            by_slot.assign(n_edges, NULL)
+            walked = True
+            pos = 0
+            while PyDict_Next(costs, &pos, &kobj, &vobj):
+                if not PyLong_CheckExact(<object>kobj):
+                    walked = False
+                    break
+                kv = PyLong_AsLongAndOverflow(<object>kobj, &overflow)
+                if overflow == 0 and 0 <= kv < <long>slot_of.size() and slot_of[kv] >= 0:
+                    by_slot[slot_of[kv]] = vobj
         for k in range(n_edges):
             if edge_s[k] < 0 or costs is None:
                 continue
@@ -260,7 +287,11 @@ def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] 
             if ns == 0 or nt == 0:
                 continue
             key = paf_keys[k]
-            if type(costs) is dict:  # the usual case: one hash lookup, no exception
+            if walked:
+                if by_slot[k] == NULL:
+                    continue
+                entry = <object>by_slot[k]
+            elif type(costs) is dict:  # one hash lookup, no exception
                 entry = (<dict>costs).get(key)
                 if entry is None:
                     continue

@@ -58,12 +58,16 @@ struct LsapWorkspace {
         std::fill(path, path + C, -1L);
         std::fill(col4row, col4row + R, -1L);
         std::fill(row4col, row4col + C, -1L);
+        // SciPy scans the columns from the last: every row's search starts from this
+        grow(rev_, C);
+        long* rev = rev_.data();
+        for (long it = 0; it < C; ++it) rev[it] = C - it - 1;
 
         for (long cur = 0; cur < R; ++cur) {
             double minVal = 0.0;
             long i = cur;
             long num_remaining = C;
-            for (long it = 0; it < C; ++it) remaining[it] = C - it - 1;
+            std::copy(rev, rev + C, remaining);
             std::fill(spc, spc + C, INF);
             // rows (SciPy's SR) and columns (SC) reached by the search, as lists: the
             // dual updates below touch only those, each independently of the others
@@ -149,7 +153,7 @@ struct LsapWorkspace {
         if (v.size() < size_t(n)) v.resize(size_t(n));
     }
     std::vector<double> c_, u_, v_, spc_;
-    std::vector<long> path_, col4row_, row4col_, remaining_, vr_, vc_;
+    std::vector<long> path_, col4row_, row4col_, remaining_, vr_, vc_, rev_;
     std::vector<long> best_, inv_;
     std::vector<char> used_;
 
