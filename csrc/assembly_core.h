@@ -388,7 +388,6 @@ class FrameAssembler {
     std::vector<int> seeds;
     std::vector<HeapItemT> heap;
     std::vector<int> order;
-    std::vector<std::pair<double, int>> keyed;
     bool nan_aff = false;  // any NaN link affinity in this frame
     // per-frame scratch kept across frames (allocation otherwise dominates small frames)
     std::vector<int> ws_parent, ws_nodes, ws_size;
