@@ -44,6 +44,8 @@ for pyx in sorted((HERE / "csrc").glob("*.pyx")):
             f"mapose._cy.{family}",
             [str(pyx.relative_to(HERE))],
             include_dirs=[np.get_include(), "csrc"],
+            # headers included from other headers are invisible to the dependency scan
+            depends=[str(p.relative_to(HERE)) for p in sorted((HERE / "csrc").glob("*.h"))],
             define_macros=macros,
             extra_compile_args=compile_args,
             language="c++",
