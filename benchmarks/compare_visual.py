@@ -44,6 +44,12 @@ def run_dlc(config, video, what):
 def run_mapose(config, video, what):
     from mapose.visualization.videos import create_labeled_video, create_video_with_all_detections
 
+    # Same conditions as the DLC side, whose timer starts after `import deeplabcut` has
+    # already loaded cv2 and matplotlib: mapose loads them lazily, so load them first.
+    import cv2  # noqa: F401
+    import matplotlib  # noqa: F401
+    import matplotlib.cm  # noqa: F401
+
     t = time.perf_counter()
     if what == "labeled":
         create_labeled_video(config, [video], color_by="individual", draw_skeleton=True, overwrite=True)
