@@ -279,36 +279,10 @@ def render_video(
 
 # --------------------------------------------------------------------------- drawing
 
-def draw_disk(img: np.ndarray, x: float, y: float, radius: float, color, alpha: float = 1.0) -> None:
-    """Fill the disk of ``skimage.draw.disk((y, x), radius, shape=img.shape)`` in place.
-
-    Compiled (:func:`mapose.kernels.draw.draw_disk`); the NumPy statement of what it computes
-    is :func:`mapose.kernels.draw_ref.draw_disk`.
-
-    Parameters
-    ----------
-    img : ndarray of shape (h, w, 3), uint8
-    x, y : float
-        Centre in pixel coordinates (column, row); non-finite centres draw nothing.
-    radius : float
-    color : array-like of 3 uint8
-        Colour in the image's channel order.
-    alpha : float
-        Opacity in [0, 1]; blended as ``trunc(alpha*color + (1-alpha)*pixel)``.
-    """
-    from mapose.kernels.draw import draw_disk as _compiled_draw_disk
-
-    _compiled_draw_disk(img, x, y, radius, color, alpha)
-
-
-from mapose.kernels.draw_ref import line_aa_pixels  # noqa: E402  (pixel set, used by tests)
-
-
-def draw_line_aa(img: np.ndarray, x0: float, y0: float, x1: float, y1: float, color) -> None:
-    """Paint DLC's skeleton segment between two keypoints (endpoints clipped like DLC); compiled."""
-    from mapose.kernels.draw import draw_line_aa as _compiled_draw_line_aa
-
-    _compiled_draw_line_aa(img, x0, y0, x1, y1, color)
+# Compiled, scikit-image-identical primitives; their NumPy statements live in
+# mapose.kernels.draw_ref (line_aa_pixels is re-exported for tests).
+from mapose.kernels.draw import draw_disk, draw_line_aa  # noqa: E402
+from mapose.kernels.draw_ref import line_aa_pixels  # noqa: E402
 
 
 def colormap_bgr(name: str, n: int) -> np.ndarray:
