@@ -75,8 +75,13 @@ def stitch_tracklets(
         ``"ellipse"``, ``"box"`` or ``"skeleton"``; default from the config.
     output_name : str, optional
         Output file name (default: the pickle name with ``.h5``).
-    transformer_checkpoint : str, optional
-        Not supported by mapose (ReID transformer weights); a ValueError says so.
+    transformer_checkpoint : str or os.PathLike, optional
+        A ``dlc_transreid_<epoch>.pth`` from :func:`mapose.transformer_reID`: links are
+        weighted by appearance, ``int(100 * -(cos + 1) / 2)`` between the ReID embeddings
+        of the earlier tracklet's last frame and the later one's first frame (float64 on
+        the CPU, as DLC), read from the video's ``_bpt_features.pickle``; ``weight_func``
+        and identities are then ignored and the output is ``…_el_tr.h5`` (suffix ``tr``).
+        Needs torch.
     save_as_csv : bool, default False
         Also write a ``.csv``.
 
@@ -89,21 +94,27 @@ def stitch_tracklets(
     ------
     ValueError
         Bad ``track_method`` (``"ctd"`` has no tracklets), ``n_tracks`` and
-        ``animal_names`` of different lengths, or a ``transformer_checkpoint``.
+        ``animal_names`` of different lengths, a checkpoint that is not a ReID checkpoint or
+        does not fit the features (keypoints / feature size).
     FileNotFoundError
-        Missing config or videos.
+        Missing config or videos, missing ``transformer_checkpoint`` (also a ValueError), or
+        a missing features shelve (run transformer_reID first).
+    ImportError
+        ``transformer_checkpoint`` without torch installed (names the extra).
     """
     from mapose.io.config import read_config
     from mapose.io.project import TRACK_METHODS, get_scorer_name, get_track_method, list_videos, output_stem
 
     if kwargs:
         warnings.warn(f"stitch_tracklets ignores unknown arguments {sorted(kwargs)}.", UserWarning, stacklevel=2)
+    reid_model = None
     if transformer_checkpoint:
-        raise ValueError(
-            f"transformer_checkpoint={transformer_checkpoint!r}: ReID-transformer stitching is not "
-            "available in mapose. Stitch without it (the default distance weights), or run "
-            "DeepLabCut's transformer_reID for this step."
-        )
+        from mapose._optional import require
+
+        require("torch", "stitching with a transformer_checkpoint")
+        from mapose.reid.model import load_checkpoint
+
+        reid_model = load_checkpoint(transformer_checkpoint, dtype=require("torch").float64)
     cfg = read_config(config_path)
     track_method = get_track_method(cfg, track_method=track_method)
     if track_method == "ctd":
@@ -137,13 +148,30 @@ def stitch_tracklets(
             print(f"{pickle_file} not found. Run convert_detections2tracklets (or analyze_videos "
                   "with auto_track=True) for this video first.")
             continue
-        stitcher = TrackletStitcher.from_pickle(
-            pickle_file, n_tracks, min_length, split_tracklets, prestitch_residuals
-        )
-        wf = weight_func
-        if wf is None and any(t.identity != -1 for t in stitcher.tracklets):
-            wf = identity_weighted_distance()
-        stitcher.build_graph(max_gap=max_gap, weight_func=wf)
+        shelf = None
+        if reid_model is not None:
+            from mapose.reid.features import FeatureShelf, features_path
+
+            # checked before the (slower) stitcher is built, as DLC opens it first
+            shelf = FeatureShelf(features_path(video, scorer, destfolder))
+        try:
+            stitcher = TrackletStitcher.from_pickle(
+                pickle_file, n_tracks, min_length, split_tracklets, prestitch_residuals
+            )
+            if reid_model is not None:
+                from mapose.reid.stitching import TransformerWeight
+
+                wf = TransformerWeight(reid_model, shelf)
+                wf.prepare(stitcher.tracklets)
+            else:
+                wf = weight_func
+                if wf is None and any(t.identity != -1 for t in stitcher.tracklets):
+                    wf = identity_weighted_distance()
+            stitcher.build_graph(max_gap=max_gap, weight_func=wf)
+        finally:
+            if shelf is not None:
+                shelf.close()
         stitcher.stitch()
-        written.append(stitcher.write_tracks(output_name, "", animal_names, save_as_csv))
+        suffix_out = "tr" if reid_model is not None else ""
+        written.append(stitcher.write_tracks(output_name, suffix_out, animal_names, save_as_csv))
     return written
