@@ -22,13 +22,17 @@ first then ``"single"``, TF writes ``"single"`` first and ``"header"`` last.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
-from mapose.io.safe_pickle import read_pickle, write_pickle
+from mapose.io.safe_pickle import SafeUnpickler, UnsafePickleError, read_pickle, write_pickle
 
 __all__ = ["make_tracklet_header", "read_tracklets_pickle", "write_tracklets_pickle",
-           "tracklet_ids", "object_multiindex"]
+           "tracklet_ids", "object_multiindex", "FrameBlock", "read_tracklets_compact"]
 
 _WHAT = "tracklet pickle"
 COORDS = ("x", "y", "likelihood")
@@ -128,3 +132,95 @@ def write_tracklets_pickle(path, tracklets: dict) -> None:
         else:
             raise ValueError(f"tracklets key {k!r} is not 'header', 'single' or an integer id.")
     write_pickle(path, out)
+
+
+class FrameBlock(NamedTuple):
+    """One tracklet's frames in one block (what :func:`read_tracklets_compact` returns).
+
+    ``inds``: int64 (n_frames,) frame numbers in file order; ``data``: float64
+    (n_frames, *frame_shape), usually (n_frames, n_bodyparts, 4).
+    """
+
+    inds: np.ndarray
+    data: np.ndarray
+
+
+class CompactTrackletUnpickler(SafeUnpickler):
+    """:class:`~mapose.io.safe_pickle.SafeUnpickler` that defers NumPy arrays.
+
+    The allow-list decides first; only then are NumPy's array reconstructors swapped for
+    inert placeholders (:mod:`mapose.kernels.stitch_pickle`), and every other allowed
+    *function* is wrapped so that it receives real arrays.  Nothing outside the
+    allow-list is ever resolved.
+    """
+
+    def find_class(self, module: str, name: str):
+        from numpy._core.multiarray import _reconstruct
+        from numpy._core.numeric import _frombuffer
+
+        from mapose.kernels.stitch_pickle import FromBuffer, Reconstructed
+
+        obj = super().find_class(module, name)
+        if obj is _frombuffer:
+            return FromBuffer
+        if obj is _reconstruct:
+            return Reconstructed
+        if not isinstance(obj, type) and callable(obj):
+            return _with_real_arrays(obj)
+        return obj
+
+
+def _with_real_arrays(func):
+    from mapose.kernels.stitch_pickle import materialize
+
+    def call(*args):
+        return func(*materialize(args))
+
+    call.__wrapped__ = func
+    return call
+
+
+def read_tracklets_compact(path, *, what: str = _WHAT) -> dict:
+    """Read a tracklet pickle with every tracklet as one :class:`FrameBlock`.
+
+    Same file, same keys in the same order as :func:`read_pickle` gives, but each
+    tracklet's ``{frame_key: (n_bodyparts, c) array}`` dict (and ``"single"``) comes back
+    as ``FrameBlock(inds, data)`` built in one copy, without creating one ndarray per
+    frame.  Dicts that do not fit one block (mixed frame shapes, unusual keys) are
+    returned as read, with real arrays.  Files holding anything besides dicts and the
+    header index are read by the general restricted unpickler instead.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError, UnsafePickleError
+        As :func:`mapose.io.safe_pickle.read_pickle`.
+    """
+    from mapose.kernels.stitch_pickle import PLACEHOLDERS, compact_frames, materialize
+
+    path = Path(os.fspath(path))
+    obj = None
+    if path.is_file() and path.stat().st_size:
+        try:
+            with open(path, "rb") as fh:
+                obj = CompactTrackletUnpickler(fh).load()
+        except UnsafePickleError:
+            raise
+        except Exception:  # truncated, corrupt, or a layout this path does not cover
+            obj = None
+        if obj is not None and not (isinstance(obj, dict) and all(
+                isinstance(v, (dict, pd.Index)) for v in obj.values())):
+            obj = None
+    if obj is None:
+        return read_pickle(path, what=what)  # the general path (and its error messages)
+    for key, val in obj.items():
+        if type(val) is dict:
+            block = compact_frames(val)
+            if block is None:
+                materialize(val)
+            else:
+                obj[key] = FrameBlock(*block)
+        elif isinstance(val, dict):
+            materialize(val)
+    if any(isinstance(k, PLACEHOLDERS) for k in obj):
+        return read_pickle(path, what=what)
+    return obj

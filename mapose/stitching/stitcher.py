@@ -170,9 +170,10 @@ class TrackletStitcher:
     @classmethod
     def from_pickle(cls, pickle_file, n_tracks, min_length=10, split_tracklets=True, prestitch_residuals=True):
         """Build a stitcher from a ``*_el/_bx/_sk.pickle`` tracklet file."""
-        from mapose.io.safe_pickle import read_pickle
+        from mapose.io.tracklets_pickle import read_tracklets_compact
 
-        tracklets = read_pickle(pickle_file, what="tracklet (_el/_bx/_sk.pickle)")
+        # tracklets come back as one FrameBlock each, not one ndarray per frame
+        tracklets = read_tracklets_compact(pickle_file, what="tracklet (_el/_bx/_sk.pickle)")
         if not isinstance(tracklets, dict):
             raise ValueError(
                 f"'{pickle_file}' does not hold a tracklet dict (got {type(tracklets).__name__}); "
@@ -194,12 +195,17 @@ class TrackletStitcher:
         header = dict_of_dict.pop("header", None)
         single = None
         tracklets = []
+        from mapose.io.tracklets_pickle import FrameBlock
+
         for key, dict_ in dict_of_dict.items():
-            if not isinstance(dict_, dict):
+            if isinstance(dict_, FrameBlock):  # from read_tracklets_compact
+                inds, data = cls._parse_frame_block(dict_, key)
+            elif not isinstance(dict_, dict):
                 raise ValueError(f"Tracklet {key!r} must be a dict {{frame: array}}; got {type(dict_).__name__}.")
-            if not dict_:
+            elif not dict_:
                 continue  # DLC #2146: empty tracklets are skipped instead of crashing
-            inds, data = cls._parse_tracklet_dict(dict_, key)
+            else:
+                inds, data = cls._parse_tracklet_dict(dict_, key)
             if key == "single":
                 single = Tracklet(data, inds)
             else:
@@ -244,6 +250,15 @@ class TrackletStitcher:
             else:
                 raise ValueError(f"Tracklet {key!r}: frame array of shape {r.shape} does not fit {full}.")
         return data
+
+    @staticmethod
+    def _parse_frame_block(block, key):
+        data = block.data
+        if data.ndim == 2:  # flat (3 * n_bodyparts,) rows
+            if data.shape[1] % 3:
+                raise ValueError(f"Tracklet {key!r}: flat rows must hold 3 values per body part; got {data.shape[1]}.")
+            data = data.reshape((len(data), -1, 3))
+        return block.inds, data
 
     @classmethod
     def _parse_tracklet_dict(cls, dict_, key):

@@ -1,0 +1,85 @@
+"""Gateway to the compiled tracklet-pickle compaction (``csrc/stitch_pickle.pyx``).
+
+:func:`compact_frames` turns one tracklet's ``{frame_key: array}`` dict, as loaded by
+:class:`mapose.io.tracklets_pickle.CompactTrackletUnpickler` (arrays still as
+placeholders), into ``(inds, data)`` with one copy; :func:`materialize` gives any
+placeholder (also inside lists, tuples and dicts) its real ndarray.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy._core.multiarray import _reconstruct
+from numpy._core.numeric import _frombuffer
+
+from mapose._cy import load
+
+_sp = load("stitch_pickle")
+_sp.set_reconstructors(_frombuffer, _reconstruct)
+
+FromBuffer = _sp.FromBuffer
+Reconstructed = _sp.Reconstructed
+PLACEHOLDERS = (FromBuffer, Reconstructed)
+
+__all__ = ["FromBuffer", "Reconstructed", "PLACEHOLDERS", "compact_frames", "materialize"]
+
+
+def compact_frames(frames: dict):
+    """One tracklet's frames as ``(inds, data)``, or None if they do not fit one block.
+
+    Parameters
+    ----------
+    frames : dict
+        ``{"frameNNN" or int: array or placeholder}`` (one tracklet of a tracklet pickle).
+
+    Returns
+    -------
+    inds : ndarray of int64, shape (n_frames,)
+        Frame numbers, in dict order.
+    data : ndarray of float64, shape (n_frames, *frame_shape)
+        The frames stacked, bit for bit.
+
+    None is returned (nothing is raised) when a key is not ``"frame<digits>"``/int, or a
+    value is not a C-ordered float64 placeholder of the common shape; callers then use
+    the general path on :func:`materialize` d values.
+
+    Raises
+    ------
+    TypeError
+        If ``frames`` is not a dict.
+    """
+    if not isinstance(frames, dict):
+        raise TypeError(f"frames must be a dict {{frame_key: array}}; got {type(frames).__name__}.")
+    if type(frames) is not dict:
+        frames = dict(frames)
+    return _sp.compact_frames(frames)
+
+
+def materialize(obj, _depth: int = 0):
+    """Replace array placeholders by real ndarrays, in place in dicts and lists.
+
+    Tuples are rebuilt (they are immutable); other objects are returned unchanged.
+    """
+    t = type(obj)
+    if t is Reconstructed and obj.state is not None and _depth <= 100:
+        obj.state = materialize(obj.state, _depth + 1)  # e.g. object arrays of arrays
+    if t is FromBuffer or t is Reconstructed:
+        return _sp.materialize(obj)
+    if _depth > 100:
+        return obj
+    if t is dict:
+        for k, v in obj.items():
+            if type(v) in (FromBuffer, Reconstructed, dict, list, tuple):
+                obj[k] = materialize(v, _depth + 1)
+        return obj
+    if t is list:
+        for i, v in enumerate(obj):
+            if type(v) in (FromBuffer, Reconstructed, dict, list, tuple):
+                obj[i] = materialize(v, _depth + 1)
+        return obj
+    if t is tuple:
+        if any(type(v) in (FromBuffer, Reconstructed, dict, list, tuple) for v in obj):
+            return tuple(materialize(v, _depth + 1) for v in obj)
+        return obj
+    return obj
+
+
