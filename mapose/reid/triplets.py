@@ -121,10 +121,13 @@ def mine(stitcher, n_samples: int, random_state=None) -> list:
         # which frame a given draw picks
         common = set(tracklet.inds).intersection(neg_t.inds)
         ind_anchor = rng.choice(list(common))
-        anchor = tracklet.get_data_at(ind_anchor)[:, :2].astype(int)
-        neg = neg_t.get_data_at(ind_anchor)[:, :2].astype(int)
         ind_pos = rng.choice(tracklet.inds[tracklet.inds != ind_anchor])
-        pos = tracklet.get_data_at(ind_pos)[:, :2].astype(int)
+        # missing keypoints (NaN) cast to INT64_MIN, as in DLC; the feature lookup then
+        # discards them (their differences exceed 9000)
+        with np.errstate(invalid="ignore"):
+            anchor = tracklet.get_data_at(ind_anchor)[:, :2].astype(int)
+            neg = neg_t.get_data_at(ind_anchor)[:, :2].astype(int)
+            pos = tracklet.get_data_at(ind_pos)[:, :2].astype(int)
         triplets.append(((anchor, ind_anchor), (pos, ind_pos), (neg, ind_anchor)))
     return triplets
 
