@@ -133,3 +133,108 @@ def read_log(path):
         stage, stem, t0, t1, pid = line.split()
         out.append((stage, stem, float(t0), float(t1), int(pid)))
     return out
+
+
+# -- a cheap, deterministic stand-in for the network (real predictor, fake head outputs) ----
+def make_clip(path, n_frames: int) -> Path:
+    """The first ``n_frames`` of project A's video as an FFV1 (intra-only) clip."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(PROJECT_A / "videos" / "synthA.avi"))
+    writer = None
+    for _ in range(n_frames):
+        ok, frame = cap.read()
+        assert ok
+        if writer is None:
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 25,
+                                     (frame.shape[1], frame.shape[0]))
+        writer.write(frame)
+    writer.release()
+    cap.release()
+    return Path(path)
+
+
+#: project A's head outputs for a 320x256 frame, ``{name: (C, h, w)}`` (checked against the
+#: real network by a slow test)
+PROJECT_A_HEADS = {"bodypart/heatmap": (5, 65, 81), "bodypart/locref": (10, 65, 81),
+                   "bodypart/paf": (20, 65, 81)}
+
+
+def head_shapes(config) -> dict:
+    """``{output name: (C, h, w)}`` of project A's network, from one real forward pass."""
+    import numpy as np
+
+    from mapose.inference.analyze import _make_runner
+    from mapose.inference.project_model import find_project_model
+
+    pm = find_project_model(config)
+    runner = _make_runner(pm, "torch", "cpu", False)
+    out = runner(np.zeros((1, 256, 320, 3), np.uint8))
+    return {k: tuple(int(s) for s in v.shape[1:]) for k, v in out.items()}
+
+
+class FakeRunner:
+    """Head outputs computed from the frame pixels alone (so batch-independent).
+
+    Heat maps peak where the frame is bright, shifted per channel; every batch's frames
+    are appended to ``log`` (one line per batch: its size) and, with ``kill_after``, the
+    process kills itself (SIGKILL) or raises once that many frames were run.
+    """
+
+    def __init__(self, shapes, log=None, kill_after=None, mode="kill"):
+        self.shapes = {k: tuple(v) for k, v in shapes.items()}
+        self.log = log
+        self.kill_after = kill_after
+        self.mode = mode
+        self.frames = 0
+
+    def __call__(self, frames):
+        import numpy as np
+
+        if self.kill_after is not None and self.frames >= self.kill_after:
+            if self.mode == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise RuntimeError(f"injected failure after {self.frames} frames")
+        self.frames += len(frames)
+        if self.log:
+            with open(self.log, "a") as fh:
+                fh.write(f"{len(frames)}\n")
+        gray = frames.astype(np.float32).mean(axis=3) / 255.0  # (B, H, W)
+        out = {}
+        for name, (c, h, w) in self.shapes.items():
+            sy, sx = gray.shape[1] // h, gray.shape[2] // w
+            small = gray[:, : h * sy, : w * sx].reshape(len(frames), h, sy, w, sx).mean(axis=(2, 4))
+            chans = np.stack([np.roll(small, k, axis=2) for k in range(c)], axis=1)
+            if "heatmap" in name:
+                chans = chans ** 4
+            elif "locref" in name:
+                chans = (chans - 0.5) * 0.2
+            out[name] = np.ascontiguousarray(chans, dtype=np.float32)
+        return out
+
+
+def forward_frames(log) -> int:
+    """Frames the fake network ran on, from its log."""
+    p = Path(log)
+    return sum(int(x) for x in p.read_text().split()) if p.exists() else 0
+
+
+def fake_network_stage(job):
+    """The real resumable network stage with :class:`FakeRunner` (options in analyze_kwargs:
+    ``fake_shapes`` (default :data:`PROJECT_A_HEADS`), ``fake_log``, ``kill_after`` + ``kill_marker``: kill only
+    while the marker file does not exist yet)."""
+    import mapose.batch.network as net
+    from mapose.batch.stages import analyze_stage
+
+    opts = job.analyze_kwargs
+    shapes = opts.get("fake_shapes") or PROJECT_A_HEADS
+    kill = opts.get("kill_after")
+    marker = opts.get("kill_marker")
+    if marker:
+        if Path(marker).exists():
+            kill = None
+        else:
+            Path(marker).write_text(str(os.getpid()))
+    runner = FakeRunner(shapes, opts.get("fake_log"), kill, opts.get("kill_mode", "kill"))
+    net._make_runner = lambda *a, **k: runner
+    return analyze_stage(job)

@@ -208,3 +208,150 @@ def test_shelve_part_paths_are_accepted(tmp_path):
     write_full_pickle(path, pytorch_full_dict(p), use_shelve=True)
     s = describe(tmp_path / "v_full.pickle.dat")
     assert s.path == str(path) and s.frames == 6 and s.layout == "pytorch, shelve"
+
+
+# -- resumable writing, streamed reading -------------------------------------------------------
+def _frames(n=20):
+    p = make_example_poses(n_frames=n, n_animals=3, n_bodyparts=4, n_unique=1)
+    full = pytorch_full_dict(p)
+    meta = {k: v for k, v in full["metadata"].items() if k not in ("nframes", "key_str_width")}
+    return meta, [v for k, v in full.items() if k != "metadata"]
+
+
+def _write(path, meta, frames, start=0, stop=None, every=4, use_shelve=False, run_key="k",
+           close=True):
+    w = FullPickleWriter(path, meta, n_frames=len(frames), use_shelve=use_shelve, resume=True,
+                         checkpoint_every=every, run_key=run_key)
+    assert w.frames_done == start
+    for i in range(w.frames_done, len(frames) if stop is None else stop):
+        w.add(i, frames[i])
+    if close:
+        w.close()
+    return w
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("use_shelve", [False, True])
+def test_resumable_writer_continues_from_checkpoint(tmp_path, use_shelve):
+    from mapose.io.full_pickle import resume_paths
+
+    meta, frames = _frames(20)
+    ref = tmp_path / "ref_full.pickle"
+    _write(ref, meta, frames, use_shelve=use_shelve)
+    path = tmp_path / "v_full.pickle"
+    # "killed" after 14 frames: the object is dropped without close/abort
+    w = _write(path, meta, frames, stop=14, use_shelve=use_shelve, close=False)
+    w.suspend()
+    assert not full_pickle_exists(path)  # nothing that looks finished
+    assert resume_paths(path)["record"].exists()
+    _write(path, meta, frames, start=12, use_shelve=use_shelve)  # last checkpoint: before frame 12
+    assert_same(read_full_pickle(path), read_full_pickle(ref))
+    if not use_shelve:
+        assert path.read_bytes() == ref.read_bytes()
+        assert pickle.loads(path.read_bytes())["metadata"]["nframes"] == 20  # DLC's reader
+    assert not any(p.exists() for p in resume_paths(path).values())
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "run_key", "metadata"])
+def test_resumable_writer_bad_checkpoint_restarts(tmp_path, damage):
+    from mapose.io.full_pickle import ResumeWarning, resume_paths
+
+    meta, frames = _frames(12)
+    path = tmp_path / "v_full.pickle"
+    _write(path, meta, frames, stop=10, close=False).suspend()
+    spool = resume_paths(path)["spool"]
+    key = "k"
+    if damage == "flip":
+        data = bytearray(spool.read_bytes())
+        data[5] ^= 1
+        spool.write_bytes(bytes(data))
+    elif damage == "truncate":
+        spool.write_bytes(spool.read_bytes()[:40])
+    elif damage == "run_key":
+        key = "other"
+    else:
+        meta = dict(meta, sigma=99)
+    with pytest.warns(ResumeWarning, match="starting over"):
+        _write(path, meta, frames, start=0, run_key=key)
+    back = read_full_pickle(path)
+    assert len(back) == 13 and back["metadata"]["nframes"] == 12
+
+
+def test_resumable_writer_errors(tmp_path):
+    meta, frames = _frames(4)
+    w = FullPickleWriter(tmp_path / "v_full.pickle", meta, n_frames=4, resume=True)
+    with pytest.raises(ValueError, match="in order: expected frame 0"):
+        w.add(2, frames[2])
+    w.abort()
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        FullPickleWriter(tmp_path / "v_full.pickle", meta, checkpoint_every=-1)
+    plain = FullPickleWriter(tmp_path / "w_full.pickle", meta)
+    with pytest.raises(ValueError, match="resume=True"):
+        plain.checkpoint()
+    plain.abort()
+    assert not list(tmp_path.iterdir())
+
+
+def test_iter_pickled_dict_matches_whole_read_on_dlc_files(real_full_files, unittest_data):
+    from mapose.io.full_pickle import iter_pickled_dict
+    from mapose.io.safe_pickle import read_pickle
+
+    files = list(real_full_files) + [unittest_data / "trimouse_tracklets.pickle",
+                                     unittest_data / "montblanc_assemblies.pickle"]
+    for f in files:
+        whole = read_pickle(f)
+        streamed = dict(iter_pickled_dict(f))
+        assert list(streamed) == list(whole)
+        assert_same(streamed, whole)
+
+
+def test_iter_pickled_dict_errors(tmp_path):
+    from mapose.io.full_pickle import iter_pickled_dict
+    from mapose.io.safe_pickle import UnsafePickleError
+
+    with pytest.raises(FileNotFoundError):
+        list(iter_pickled_dict(tmp_path / "missing.pickle"))
+    lst = tmp_path / "list.pickle"
+    lst.write_bytes(pickle.dumps([1, 2]))
+    with pytest.raises(ValueError, match="top level"):
+        list(iter_pickled_dict(lst))
+    d = {i: np.arange(100.0) + i for i in range(50)}
+    full = tmp_path / "d.pickle"
+    full.write_bytes(pickle.dumps(d, protocol=5))
+    cut = tmp_path / "cut.pickle"
+    cut.write_bytes(full.read_bytes()[:-300])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        list(iter_pickled_dict(cut))
+    shared = tmp_path / "shared.pickle"
+    items = {i: np.arange(100.0) + i for i in range(1000)}
+    items[1000] = items[0]  # one object twice, in two SETITEMS batches (1000 items each)
+    shared.write_bytes(pickle.dumps(items, protocol=5))
+    with pytest.raises(ValueError, match="refers back"):
+        list(iter_pickled_dict(shared))
+    evil = tmp_path / "evil.pickle"
+    evil.write_bytes(b"\x80\x04}\x94(K\x01\x8c\x02os\x8c\x06system\x93\x94u.")
+    with pytest.raises(UnsafePickleError):
+        list(iter_pickled_dict(evil))
+
+
+def test_iter_pickled_dict_memory_is_bounded(tmp_path):
+    import tracemalloc
+
+    from mapose.io.full_pickle import iter_pickled_dict
+
+    def peak(n):
+        path = tmp_path / f"a{n}.pickle"
+        path.write_bytes(pickle.dumps({i: np.full((3, 12, 4), float(i)) for i in range(n)},
+                                      protocol=5))
+        tracemalloc.start()
+        total = 0.0
+        for _k, v in iter_pickled_dict(path):
+            total += v[0, 0, 0]
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert total == n * (n - 1) / 2
+        return peak_bytes
+
+    # the pickler groups items by 1000 (one SETITEMS each): a batch is the unit held
+    small, large = peak(2000), peak(20_000)
+    assert large < 1.3 * small + 200_000, (small, large)  # 10x the items, not 10x the memory

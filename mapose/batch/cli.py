@@ -67,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     b.add_argument("--chunk-frames", type=int, default=None, metavar="N",
                    help="track and stitch N frames at a time: memory flat in video length, "
                         "resumable mid-video (default: whole video, as DLC)")
+    b.add_argument("--checkpoint-every", type=int, default=500, metavar="N",
+                   help="network stage: checkpoint the streamed outputs every N frames, so an "
+                        "interrupted video resumes there (default 500; 0: never)")
     return parser
 
 
@@ -103,7 +106,7 @@ def run(args: argparse.Namespace, file=None) -> int:
         auto_track=args.auto_track, save_as_csv=args.save_as_csv, n_tracks=args.n_tracks,
         animal_names=args.animal_names, scheduler=args.scheduler, cluster=args.cluster,
         post_workers=args.post_workers, retries=args.retries, chunk_frames=args.chunk_frames,
-        analyze_kwargs=analyze_kwargs,
+        checkpoint_every=getattr(args, "checkpoint_every", 500), analyze_kwargs=analyze_kwargs,
         print_table=True, file=file or sys.stdout,
     )
     return result.exit_code

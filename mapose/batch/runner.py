@@ -87,7 +87,8 @@ def make_jobs(config, videos, video_extensions=None, shuffle=1, trainingsetindex
               detector_snapshot_index=None, overwrite=False, auto_track=True,
               save_as_csv=False, n_tracks=None, animal_names=None, scorer=None,
               analyze_kwargs=None, track_kwargs=None, stitch_kwargs=None,
-              stage_funcs=None, chunk_frames=None, chunk_overlap=50) -> tuple[list[VideoJob], str]:
+              stage_funcs=None, chunk_frames=None, chunk_overlap=50,
+              checkpoint_every=500) -> tuple[list[VideoJob], str]:
     """Resolve the project once and describe each video as a :class:`VideoJob`.
 
     Returns
@@ -111,6 +112,10 @@ def make_jobs(config, videos, video_extensions=None, shuffle=1, trainingsetindex
     if chunk_frames is not None:
         from mapose.batch.chunked import ChunkOptions
         ChunkOptions(chunk_frames=chunk_frames, overlap=chunk_overlap)  # validate early
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) \
+            or checkpoint_every < 0:
+        raise ValueError(f"checkpoint_every must be an int >= 0 (frames between network-stage "
+                         f"checkpoints, 0 = none); got {checkpoint_every!r}.")
     if isinstance(videos, (str, os.PathLike)):
         videos = [videos]
     video_paths = list_videos(list(videos), video_extensions)
@@ -139,6 +144,7 @@ def make_jobs(config, videos, video_extensions=None, shuffle=1, trainingsetindex
             analyze_kwargs=analyze_kwargs, track_kwargs=dict(track_kwargs or {}),
             stitch_kwargs=dict(stitch_kwargs or {}), stage_funcs=dict(stage_funcs or {}),
             chunk_frames=chunk_frames, chunk_overlap=chunk_overlap,
+            checkpoint_every=checkpoint_every,
         ))
     return jobs, scorer
 
@@ -148,8 +154,8 @@ def run_videos(config, videos, video_extensions=None, shuffle=1, trainingsetinde
                detector_snapshot_index=None, overwrite=False, auto_track=True,
                save_as_csv=False, n_tracks=None, animal_names=None, *, scheduler=None,
                cluster=None, post_workers=1, retries=2, chunk_frames=None, chunk_overlap=50,
-               scorer=None, analyze_kwargs=None, track_kwargs=None, stitch_kwargs=None,
-               stage_funcs=None, print_table=True, file=None) -> BatchResult:
+               checkpoint_every=500, scorer=None, analyze_kwargs=None, track_kwargs=None,
+               stitch_kwargs=None, stage_funcs=None, print_table=True, file=None) -> BatchResult:
     """Analyse, track and stitch many videos with checkpoints; never stop at one failure.
 
     Parameters
@@ -180,6 +186,10 @@ def run_videos(config, videos, video_extensions=None, shuffle=1, trainingsetinde
         from the whole-video stitch).  Default None: DLC's whole-video stages.
     chunk_overlap : int, default 50
         Frames shared by consecutive chunks to join their tracks.
+    checkpoint_every : int, default 500
+        Network stage: make the streamed outputs durable and record ``frames_done`` every
+        this many frames (rounded up to the batch size), so an interrupted video resumes
+        there (:mod:`mapose.batch.network`).  0 checkpoints only at the start.
     scorer : str, optional
         Use this scorer instead of deriving it from the model folder.
     analyze_kwargs, track_kwargs, stitch_kwargs : dict, optional
@@ -221,7 +231,7 @@ def run_videos(config, videos, video_extensions=None, shuffle=1, trainingsetinde
         auto_track=auto_track, save_as_csv=save_as_csv, n_tracks=n_tracks,
         animal_names=animal_names, scorer=scorer, analyze_kwargs=analyze_kwargs,
         track_kwargs=track_kwargs, stitch_kwargs=stitch_kwargs, stage_funcs=stage_funcs,
-        chunk_frames=chunk_frames, chunk_overlap=chunk_overlap,
+        chunk_frames=chunk_frames, chunk_overlap=chunk_overlap, checkpoint_every=checkpoint_every,
     )
     if scheduler is not None or n_local is not None:
         from mapose.batch.cluster import run_jobs_dask

@@ -84,7 +84,8 @@ class VideoJob:
     ``config``/``video``/``destfolder`` are absolute path strings; ``scorer`` and
     ``track_method`` are resolved once by the submitting process so that every worker
     names files identically.  ``chunk_frames`` switches tracking + stitching to the
-    bounded-memory chunked mode of :mod:`mapose.batch.chunked`.  ``stage_funcs`` maps a stage name to the function that
+    bounded-memory chunked mode of :mod:`mapose.batch.chunked`.  ``checkpoint_every``
+    is the network stage's checkpoint interval in frames (:mod:`mapose.batch.network`).  ``stage_funcs`` maps a stage name to the function that
     runs it (the defaults are :func:`analyze_stage`, :func:`track_stage`,
     :func:`stitch_stage`; tests and plug-ins may substitute their own).
     """
@@ -108,6 +109,7 @@ class VideoJob:
     stage_funcs: dict = field(default_factory=dict)
     chunk_frames: int | None = None
     chunk_overlap: int = 50
+    checkpoint_every: int = 500
 
     # -- file names ----------------------------------------------------------------
     @property
@@ -154,7 +156,16 @@ class VideoJob:
 
 # -- the real stages -------------------------------------------------------------------
 def analyze_stage(job: VideoJob) -> StageReport:
-    """Network inference for one video: ``_full``, ``_meta`` and ``_assemblies`` pickles."""
+    """Network inference for one video: ``_full``, ``_meta`` and ``_assemblies`` pickles.
+
+    Resumable frame by frame (:func:`mapose.batch.network.resumable_analyze_stage`)
+    unless the job uses an option that stage does not implement (dynamic cropping,
+    top-down models), which restart from frame 0 through ``analyze_videos``.
+    """
+    from mapose.batch.network import resumable, resumable_analyze_stage
+
+    if resumable(job):
+        return resumable_analyze_stage(job)
     from mapose.inference.analyze import analyze_videos
 
     kwargs = dict(job.analyze_kwargs)

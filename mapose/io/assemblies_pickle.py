@@ -22,9 +22,16 @@ from __future__ import annotations
 
 import numpy as np
 
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+from mapose.io.atomic import atomic_open
 from mapose.io.safe_pickle import read_pickle, write_pickle
 
-__all__ = ["read_assemblies_pickle", "write_assemblies_pickle", "assemblies_layout"]
+__all__ = ["read_assemblies_pickle", "write_assemblies_pickle", "assemblies_layout",
+           "AssembliesPickleWriter", "iter_assemblies_pickle"]
 
 _WHAT = "_assemblies.pickle"
 
@@ -137,3 +144,169 @@ def write_assemblies_pickle(path, assemblies, single=None, layout: str = "pytorc
         if single:
             out["single"] = single
     write_pickle(path, out)
+
+
+def _frame_array(frame_index, assemblies) -> np.ndarray:
+    if isinstance(frame_index, bool) or not isinstance(frame_index, (int, np.integer)) \
+            or int(frame_index) < 0:
+        raise ValueError(f"frame_index must be an int >= 0; got {frame_index!r}.")
+    arr = np.asarray(assemblies, np.float64)
+    if arr.size == 0:
+        arr = arr.reshape(0, arr.shape[1] if arr.ndim == 3 else 0, 4)
+    if arr.ndim != 3 or arr.shape[2] != 4:
+        raise ValueError(f"assemblies of frame {frame_index} have shape {arr.shape}; expected "
+                         "(n_assemblies, n_bodyparts, 4).")
+    return arr
+
+
+class AssembliesPickleWriter:
+    """Stream DLC 3's ``_assemblies.pickle`` frame by frame (flat memory), atomically.
+
+    The file equals :func:`write_assemblies_pickle` of the same frames (PyTorch layout:
+    ``"single"`` first, then every frame in the order added), as a protocol-3 stream
+    built from independently pickled fragments (see
+    :func:`mapose.io.full_pickle.pickle_fragment`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination ``..._assemblies.pickle``.
+    spools : tuple of two ResumableSpool, optional
+        Persistent spools for the frames and the unique body parts (resumable writing:
+        their :meth:`checkpoint` states go into the caller's progress record, and
+        :meth:`reopen` continues them); default: temporary files.
+    """
+
+    def __init__(self, path, spools=None):
+        from mapose.io.full_pickle import ResumableSpool
+
+        self.path = Path(os.fspath(path))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if spools is None:
+            spools = []
+            for tag in ("frames", "single"):
+                fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=f".{tag}.spool",
+                                            dir=self.path.parent)
+                os.close(fd)
+                spools.append(ResumableSpool(name))
+        self._frames, self._single = spools
+        self._closed = False
+
+    @classmethod
+    def reopen(cls, path, spool_paths, state: dict) -> "AssembliesPickleWriter":
+        """Continue from :meth:`checkpoint`'s ``state`` (ValueError if the spools don't match)."""
+        from mapose.io.full_pickle import ResumableSpool
+
+        frames = ResumableSpool.reopen(spool_paths[0], state["frames"])
+        try:
+            single = ResumableSpool.reopen(spool_paths[1], state["single"])
+        except BaseException:
+            frames.close()
+            raise
+        return cls(path, (frames, single))
+
+    def add(self, frame_index: int, assemblies, single=None) -> None:
+        """Add frame ``frame_index``: assemblies ``(n, n_bodyparts, 4)``, unique ``(n_unique, 3)``."""
+        from mapose.io.full_pickle import pickle_fragment
+
+        if self._closed:
+            raise ValueError(f"AssembliesPickleWriter for '{self.path}' is closed.")
+        arr = _frame_array(frame_index, assemblies)
+        key = pickle_fragment(int(frame_index))
+        self._frames.write(key + pickle_fragment(arr) + pickle.SETITEM)
+        if single is not None:
+            self._single.write(key + pickle_fragment(np.asarray(single, np.float64)) + pickle.SETITEM)
+
+    def checkpoint(self) -> dict:
+        """Flush + fsync both spools; the state for :meth:`reopen`."""
+        return {"frames": self._frames.checkpoint(), "single": self._single.checkpoint()}
+
+    def close(self) -> None:
+        """Write the file (atomic rename) and delete the spools."""
+        from mapose.io.full_pickle import pickle_fragment
+
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            with atomic_open(self.path, "wb") as fh:
+                fh.write(pickle.PROTO + bytes([3]) + pickle.EMPTY_DICT)
+                fh.write(pickle_fragment("single") + pickle.EMPTY_DICT)
+                self._single.copy_to(fh)
+                fh.write(pickle.SETITEM)
+                self._frames.copy_to(fh)
+                fh.write(pickle.STOP)
+        finally:
+            self.abort()
+
+    def suspend(self) -> None:
+        """Stop without writing, keeping the spools (resumable writing)."""
+        self._closed = True
+        self._frames.close()
+        self._single.close()
+
+    def abort(self) -> None:
+        """Delete the spools; the destination is untouched."""
+        self._closed = True
+        try:
+            self._frames.discard()
+        finally:
+            self._single.discard()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+
+def iter_assemblies_pickle(path):
+    """Yield ``(frame index, ndarray (n, n_bodyparts, 4))`` one frame at a time, then ``"single"``.
+
+    For DLC 3's (PyTorch) layout, whose frames are stored in order, memory stays flat in
+    the video length; ``("single", dict)`` comes first, as it is stored first.  Files in
+    the TF layout (lists, frames in completion order) are read whole and yielded sorted,
+    with ``"single"`` last.  Values are normalised like :func:`read_assemblies_pickle`.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError, UnsafePickleError
+        As :func:`read_assemblies_pickle` (a ValueError can come after some frames).
+    """
+    from mapose.io.full_pickle import _NotStreamable, iter_pickled_dict
+
+    nbpt = None
+    prev = -1
+    try:
+        it = iter_pickled_dict(path, what=_WHAT)
+        for key, value in it:
+            if key == "single":
+                if not isinstance(value, dict):
+                    raise ValueError(f"{_WHAT} file '{path}': 'single' must be a dict, got "
+                                     f"{type(value).__name__}.")
+                yield "single", {int(k): np.asarray(v) for k, v in
+                                 sorted(value.items(), key=lambda kv: int(kv[0]))}
+                continue
+            if isinstance(value, (list, tuple)) and prev < 0:
+                raise _NotStreamable("TF layout")
+            if not isinstance(key, (int, np.integer)) or int(key) <= prev:
+                raise ValueError(f"{_WHAT} file '{path}': frame key {key!r} after frame "
+                                     f"{prev}; expected increasing int frame indices.")
+            arr = _as_frame_array(value, key, path)
+            if nbpt is None and arr.shape[1] > 0:
+                nbpt = arr.shape[1]
+            if arr.shape[0] == 0 and nbpt is not None and arr.shape[1] != nbpt:
+                arr = np.empty((0, nbpt, 4), dtype=arr.dtype)
+            prev = int(key)
+            yield prev, arr
+    except _NotStreamable:
+        if prev >= 0:
+            raise ValueError(f"{_WHAT} file '{path}' cannot be read frame by frame after frame "
+                             f"{prev}.") from None
+        assemblies, single = read_assemblies_pickle(path)
+        yield from assemblies.items()
+        yield "single", single
