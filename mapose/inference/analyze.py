@@ -212,6 +212,11 @@ def analyze_videos(
       keypoints (DLC's bottom-up dynamic cropping, batch size 1, see
       :class:`mapose.inference.pipeline.DynamicCropper`); predictions are in full-frame
       (after ``cropping``) coordinates.
+    * HRNet models (``data.inference.auto_padding``) get each frame padded to the
+      divisors; DLC's ``position: random`` is replaced by the deterministic ``top_left``
+      (padding at the bottom/right, see :mod:`mapose.inference.transforms`).  Other
+      inference transforms (``resize``, ``longest_max_size``, augmentations) raise a
+      ValueError naming the key.
     * Top-down/CTD models and single-animal projects are not supported yet and raise a
       ValueError instead of producing different results.
     """
@@ -260,7 +265,7 @@ def analyze_videos(
     from mapose.io.project import list_videos, output_stem
 
     pm = find_project_model(config, shuffle, trainingsetindex, snapshot_index, modelprefix)
-    _check_transform(pm)
+    inference_transform = _check_transform(pm)
     cfg = pm.cfg
     if batch_size is None:
         batch_size = int(config_get(cfg, "batch_size", 1) or 1)
@@ -293,6 +298,8 @@ def analyze_videos(
             from mapose.inference.predictor import BottomUpPredictor
 
             predictor = BottomUpPredictor(runner_head_specs(runner, pm))
+            # HRNet's auto_padding: pad before the network, map predictions back after
+            runner, predictor = inference_transform.wrap(runner, predictor)
         if progress:
             print(f"Analyzing {video}: {info.n_frames} frames, {info.fps} fps, "
                   f"{info.width}x{info.height} px (engine={engine}, batch_size={batch_size})")
@@ -396,14 +403,14 @@ def runner_head_specs(runner, pm):
     return specs
 
 
-def _check_transform(pm) -> None:
-    inf = ((pm.pytorch_cfg.get("data") or {}).get("inference") or {})
-    unsupported = [k for k in ("resize", "longest_max_size", "auto_padding", "top_down_crop")
-                   if inf.get(k)]
-    if unsupported:
-        raise ValueError(
-            f"the model's inference transform uses {unsupported} (pytorch_config.yaml "
-            "data.inference), which mapose does not support yet; only normalize_images is.")
+def _check_transform(pm):
+    """The model's inference transform; a ValueError naming the key mapose cannot apply."""
+    from mapose.inference.transforms import InferenceTransform
+
+    try:
+        return InferenceTransform.from_config(pm.pytorch_cfg)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (model: {pm.model_folder / 'train' / 'pytorch_config.yaml'})") from None
 
 
 def _call_compatible(func, *args, **kwargs):

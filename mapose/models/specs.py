@@ -46,9 +46,13 @@ def head_specs_from_config(pytorch_cfg: dict) -> tuple[HeadSpec, ...] | None:
     """
     model = pytorch_cfg.get("model") or {}
     bb = model.get("backbone") or {}
-    if bb.get("type") not in ("ResNet", "DLCRNet"):
+    if bb.get("type") in ("ResNet", "DLCRNet"):
+        backbone_stride = float(int(bb.get("output_stride", 32)))
+    elif bb.get("type") == "HRNet":
+        # DLC's HRNet reports the stride of its first (highest-resolution) branch
+        backbone_stride = float(bb.get("stride", 4))
+    else:
         return None
-    backbone_stride = float(int(bb.get("output_stride", 32)))
     specs = []
     for name, cfg in (model.get("heads") or {}).items():
         kind = cfg.get("type", "")
