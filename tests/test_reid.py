@@ -251,6 +251,12 @@ def test_mine_is_deterministic_and_uses_the_global_generator(dlc_stitcher):
     assert [t[0][1] for t in mine(dlc_stitcher, 30, random_state=1)] != [t[0][1] for t in a]
 
 
+def test_stitcher_mine_method_delegates(dlc_stitcher):
+    a = dlc_stitcher.mine(10, random_state=7)
+    b = mine(dlc_stitcher, 10, random_state=7)
+    assert [(x[0][1], x[1][1]) for x in a] == [(x[0][1], x[1][1]) for x in b]
+
+
 def _int(a):
     with np.errstate(invalid="ignore"):  # NaN (missing keypoint) -> INT64_MIN, as DLC
         return a.astype(int)

@@ -915,3 +915,9 @@ class TrackletStitcher:
         if save_as_csv:
             write_tracks_csv(output_name.replace(".h5", ".csv"), df)
         return Path(output_name)
+
+    def mine(self, n_samples, random_state=None):
+        """Mine ReID triplets (DLC's ``mine``); see :func:`mapose.reid.triplets.mine`."""
+        from mapose.reid.triplets import mine
+
+        return mine(self, n_samples, random_state=random_state)
