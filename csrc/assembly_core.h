@@ -382,7 +382,9 @@ class FrameAssembler {
     // scratch buffers reused across edges and frames (allocation dominated otherwise)
     mapose::LsapWorkspace lsap;
     std::vector<double> aff, sub, w;
-    std::vector<int> inds_s, cand;
+    std::vector<int> inds_s, cand, best_of, row_col;
+    std::vector<double> col_top;
+    std::vector<char> col_unique;
     std::vector<long> rows, cols;
     std::vector<char> used_s, used_t, visited;
     std::vector<int> seeds;
@@ -390,7 +392,7 @@ class FrameAssembler {
     std::vector<int> order;
     bool nan_aff = false;  // any NaN link affinity in this frame
     // per-frame scratch kept across frames (allocation otherwise dominates small frames)
-    std::vector<int> ws_parent, ws_nodes, ws_size;
+    std::vector<int> ws_parent, ws_nodes, ws_size, ws_comp;
     std::vector<char> ws_seen, ws_done;
     PySetEmu ws_discarded;
     size_t pool_n = 0;
@@ -418,10 +420,10 @@ class FrameAssembler {
 
     // Optimal linking of one edge on `sub` (candidates' affinities, R x C)
     void link_optimal(const std::vector<int>& ds, const std::vector<int>& dt, const std::vector<int>& keep_s,
-                      const std::vector<int>& keep_t, double thr) {
+                      const std::vector<int>& keep_t, double thr, bool try_dominant = true) {
         const size_t R = keep_s.size(), C = keep_t.size(), K = std::min(R, C);
         if (rows.size() < K) { rows.resize(K); cols.resize(K); }
-        if (lsap.solve_max_unique_first(long(R), long(C), sub.data(), rows.data(), cols.data()) != 0) return;
+        if (lsap.solve_max_unique_first(long(R), long(C), sub.data(), rows.data(), cols.data(), try_dominant) != 0) return;
         for (size_t q = 0; q < K; ++q) {
             double v = sub[size_t(rows[q]) * C + size_t(cols[q])];
             if (v >= thr) links.push_back(LinkOut{ds[size_t(keep_s[size_t(rows[q])])], dt[size_t(keep_t[size_t(cols[q])])], v});
@@ -456,21 +458,85 @@ class FrameAssembler {
                 const size_t R = keep_s.size(), C = keep_t.size();
                 if (!R || !C) continue;
                 if (sub.size() < R * C) sub.resize(R * C);
-                // one loop per dtype: the per-element dtype switch cost as much as the solve
+                if (best_of.size() < std::max(R, C)) best_of.resize(std::max(R, C));
+                // One loop per dtype (a per-element dtype switch cost as much as the
+                // solve).  While reading, each line of the smaller side tracks its strict
+                // maximum: when those fall in distinct columns (rows) that assignment
+                // beats every other one, so it is SciPy's answer and no solver runs.
+                const bool by_row = R <= C;
+                const size_t L = by_row ? R : C;
+                bool dom = L <= 64;
                 auto read = [&](auto conv) {
                     double* out = sub.data();
-                    for (size_t a = 0; a < R; ++a) {
-                        const char* row = base + int64_t(keep_s[a]) * s0;
-                        for (size_t b = 0; b < C; ++b) {
-                            const double v = conv(row + int64_t(keep_t[b]) * s1);
-                            *out++ = std::isfinite(v) ? v : 0.0;
+                    if (by_row) {
+                        uint64_t used = 0;
+                        for (size_t a = 0; a < R; ++a) {
+                            const char* row = base + int64_t(keep_s[a]) * s0;
+                            double top = -std::numeric_limits<double>::infinity();
+                            size_t arg = 0;
+                            bool unique = false;
+                            for (size_t b = 0; b < C; ++b) {
+                                double v = conv(row + int64_t(keep_t[b]) * s1);
+                                v = std::isfinite(v) ? v : 0.0;
+                                out[b] = v;
+                                if (v > top) { top = v; arg = b; unique = true; }
+                                else if (v == top) unique = false;
+                            }
+                            out += C;
+                            if (dom) {
+                                const uint64_t bit = uint64_t(1) << (arg & 63);
+                                dom = unique && arg < 64 && !(used & bit);
+                                used |= bit;
+                                best_of[a] = int(arg);
+                            }
+                        }
+                    } else {
+                        // per column: running strict maximum over the rows read so far
+                        double* top = col_top.data();
+                        for (size_t b = 0; b < C; ++b) { top[b] = -std::numeric_limits<double>::infinity(); col_unique[b] = 0; }
+                        for (size_t a = 0; a < R; ++a) {
+                            const char* row = base + int64_t(keep_s[a]) * s0;
+                            for (size_t b = 0; b < C; ++b) {
+                                double v = conv(row + int64_t(keep_t[b]) * s1);
+                                v = std::isfinite(v) ? v : 0.0;
+                                out[b] = v;
+                                if (v > top[b]) { top[b] = v; best_of[b] = int(a); col_unique[b] = 1; }
+                                else if (v == top[b]) col_unique[b] = 0;
+                            }
+                            out += C;
+                        }
+                        uint64_t used = 0;
+                        for (size_t b = 0; b < C && dom; ++b) {
+                            const uint64_t bit = uint64_t(1) << (best_of[b] & 63);
+                            dom = col_unique[b] && best_of[b] < 64 && !(used & bit);
+                            used |= bit;
                         }
                     }
                 };
+                if (!by_row && col_top.size() < C) { col_top.resize(C); col_unique.resize(C); }
                 if (dtype == 1) read([](const char* q) { return double(*reinterpret_cast<const float*>(q)); });
                 else if (dtype == 2) read([](const char* q) { return half_to_double(*reinterpret_cast<const uint16_t*>(q)); });
                 else read([](const char* q) { return *reinterpret_cast<const double*>(q); });
-                link_optimal(ds, dt, keep_s, keep_t, P.min_aff[dtype]);
+                const double thr = P.min_aff[dtype];
+                if (dom) {
+                    if (by_row) {
+                        for (size_t a = 0; a < R; ++a) {
+                            const double v = sub[a * C + size_t(best_of[a])];
+                            if (v >= thr) links.push_back(LinkOut{ds[size_t(keep_s[a])], dt[size_t(keep_t[size_t(best_of[a])])], v});
+                        }
+                    } else {  // pairs in row order, as SciPy returns them
+                        if (row_col.size() < R) row_col.resize(R);
+                        for (size_t a = 0; a < R; ++a) row_col[a] = -1;
+                        for (size_t b = 0; b < C; ++b) row_col[size_t(best_of[b])] = int(b);
+                        for (size_t a = 0; a < R; ++a) {
+                            if (row_col[a] < 0) continue;
+                            const double v = sub[a * C + size_t(row_col[a])];
+                            if (v >= thr) links.push_back(LinkOut{ds[size_t(keep_s[a])], dt[size_t(keep_t[size_t(row_col[a])])], v});
+                        }
+                    }
+                    continue;
+                }
+                link_optimal(ds, dt, keep_s, keep_t, thr, false);
                 continue;
             }
             aff.resize(ns * nt);
@@ -820,20 +886,31 @@ class FrameAssembler {
         for (int q : node_order) ++comp_size[size_t(parent[size_t(q)])];
         std::vector<char>& comp_done = ws_done;
         comp_done.assign(size_t(nj), 0);
+        // complete components become assemblies, in order of first node appearance
+        std::vector<int>& comp_asm = ws_comp;
+        comp_asm.assign(size_t(nj), -1);
+        bool any_complete = false;
         for (int q : node_order) {
             const int root = parent[size_t(q)];
             if (comp_done[size_t(root)]) continue;
             comp_done[size_t(root)] = 1;
             if (comp_size[size_t(root)] != P.n_multi) continue;
-            int ia = new_asm();
+            comp_asm[size_t(root)] = new_asm();
+            out.push_back(comp_asm[size_t(root)]);
+            any_complete = true;
+        }
+        if (any_complete) {
+            // DLC walks all links once per component; each link can only join the
+            // assembly of its own component and components share no joint, so one walk
+            // over the links gives every assembly the same sequence of add_link calls
             for (size_t li = 0; li < nl; ++li) {
                 const LinkOut& L = links[li];
-                if (L.j1 < L.j2 && parent[size_t(L.j1)] == root) {  // (larger, smaller) idx never matches: DLC quirk
-                    if (add_link(pool[size_t(ia)], int(li))) lookup_pop_link(int(li));
-                }
+                if (L.j1 >= L.j2) continue;  // (larger, smaller) idx never matches: DLC quirk
+                const int ia = comp_asm[size_t(parent[size_t(L.j1)])];
+                if (ia >= 0 && add_link(pool[size_t(ia)], int(li))) lookup_pop_link(int(li));
             }
-            for (int j : pool[size_t(ia)].joint_order) assembled[size_t(j)] = 1;
-            out.push_back(ia);
+            for (int ia : out)
+                for (int j : pool[size_t(ia)].joint_order) assembled[size_t(j)] = 1;
         }
         if (int(out.size()) == P.max_n) return out;
         finish_lookup();

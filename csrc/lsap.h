@@ -140,9 +140,11 @@ struct LsapWorkspace {
     // * tiny problems (at most 120 injective maps, smaller side <= 4): exhaustive
     //   search, used only when the best total beats every other by a clear margin.
     // Either way the optimum is unique, so it is the assignment SciPy returns too.
-    int solve_max_unique_first(long nr, long nc, const double* cost, long* out_rows, long* out_cols) {
+    // try_dominant=false skips the first shortcut (for callers that already checked it).
+    int solve_max_unique_first(long nr, long nc, const double* cost, long* out_rows, long* out_cols,
+                               bool try_dominant = true) {
         if (nr == 0 || nc == 0) return 0;
-        if (dominant(nr, nc, cost, out_rows, out_cols)) return 0;
+        if (try_dominant && dominant(nr, nc, cost, out_rows, out_cols)) return 0;
         if (brute_force(nr, nc, cost, out_rows, out_cols)) return 0;
         return solve(nr, nc, cost, true, out_rows, out_cols);
     }
