@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/compare_stitching.py [--dlc-python /work/dlcenv/bin/python] [--quick]
+    python benchmarks/compare_stitching.py --dynamic   # Hankel weight functions vs DLC
 
 For each size, fragmented tracklets are generated (:mod:`mapose.stitching.synthetic`),
 written as a DLC tracklet pickle, and stitched end to end (``from_pickle`` → ``build_graph``
@@ -48,6 +49,92 @@ np.save(out, df.to_numpy())
 print(json.dumps({"load": t1 - t0, "graph": t2 - t1, "stitch": t3 - t2, "format": t4 - t3,
                   "total": t4 - t0, "n_tracklets": len(s.tracklets), "n_edges": s.G.number_of_edges()}))
 """
+
+
+DLC_DYNAMIC_SCRIPT = r"""
+import json, pickle, sys, warnings
+warnings.simplefilter("ignore")
+import numpy as np
+from deeplabcut.refine_training_dataset.stitch import TrackletStitcher
+path, n_tracks, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = TrackletStitcher.from_pickle(path, n_tracks)
+ts = sorted(s.tracklets, key=lambda t: t.start)
+res = {"ranks": [], "sim": [], "dis": []}
+for t in ts:
+    try:
+        res["ranks"].append(int(t.estimate_rank(0.01)))
+    except Exception as e:
+        res["ranks"].append(type(e).__name__)
+for i in range(len(ts)):
+    for j in range(i + 1, min(i + 6, len(ts))):
+        with np.errstate(all="ignore"):
+            res["sim"].append(float(ts[i].dynamic_similarity_with(ts[j])))
+            res["dis"].append(float(ts[i].dynamic_dissimilarity_with(ts[j])))
+try:
+    s.build_graph(weight_func=lambda a, b: a.dynamic_similarity_with(b))
+    res["weights"] = sorted([u, v, w] for u, v, w in s.G.edges.data("weight") if w is not None)
+    s.stitch()
+    import networkx as nx
+    res["cost"] = int(nx.cost_of_flow(s.G, s.flow))
+    np.save(out, s.format_df().to_numpy())
+    res["stitched"] = True
+except Exception as e:
+    res["error"] = f"{type(e).__name__}: {e}"
+print(json.dumps(res))
+"""
+
+
+def compare_dynamic(dlc_python, seeds=range(4)):
+    """Hankel rank / similarity / dissimilarity and the stitched tracks, mapose vs DLC."""
+    import warnings
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in seeds:
+            n_animals = 3 + seed % 3
+            d, _ = fragmented_tracklets(n_animals, 4, 400, mean_length=40, seed=100 + seed)
+            path = os.path.join(tmp, f"dyn{seed}_el.pickle")
+            with open(path, "wb") as fh:
+                pickle.dump(d, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            out = os.path.join(tmp, f"dyn{seed}.npy")
+            proc = subprocess.run([dlc_python, "-c", DLC_DYNAMIC_SCRIPT, path, str(n_animals), out],
+                                  capture_output=True, text=True, timeout=900)
+            if proc.returncode:
+                print("DLC failed:", proc.stderr.strip().splitlines()[-1][:200])
+                continue
+            ref = json.loads(proc.stdout.strip().splitlines()[-1])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                s = TrackletStitcher.from_pickle(path, n_animals)
+                ts = sorted(s.tracklets, key=lambda t: t.start)
+                ranks = [t.estimate_rank(0.01) for t in ts]
+                sim, dis = [], []
+                for i in range(len(ts)):
+                    for j in range(i + 1, min(i + 6, len(ts))):
+                        sim.append(ts[i].dynamic_similarity_with(ts[j]))
+                        dis.append(ts[i].dynamic_dissimilarity_with(ts[j]))
+                s.build_graph(weight_func=lambda a, b: a.dynamic_similarity_with(b))
+                weights = sorted([u, v, w] for (u, v), w in s.weights.items())
+                s.stitch()
+                cost = sum(w * s.flow[u][v] for (u, v), w in s.weights.items())
+                arr = s.format_df().to_numpy()
+            same_tracks = "n/a"
+            if ref.get("stitched"):
+                dlc_arr = np.load(out)
+                same_tracks = dlc_arr.shape == arr.shape and np.array_equal(dlc_arr, arr, equal_nan=True)
+                if not same_tracks and cost == ref.get("cost"):
+                    same_tracks = "no (a different optimum of equal cost: weights tie)"
+            row = {
+                "seed": seed, "tracklets": len(ts),
+                "ranks_equal": ranks == ref["ranks"],
+                "sim_equal": np.array_equal(np.array(sim), np.array(ref["sim"]), equal_nan=True),
+                "dis_max_abs_diff": float(np.nanmax(np.abs(np.array(dis) - np.array(ref["dis"])))) if dis else 0.0,
+                "weights_equal": weights == ref.get("weights"),
+                "n_links": len(weights), "flow_cost": (cost, ref.get("cost")), "tracks_identical": same_tracks, "dlc_error": ref.get("error", ""),
+            }
+            rows.append(row)
+            print(row, flush=True)
+    return rows
 
 
 def run_mapose(path, n_tracks):
@@ -104,7 +191,11 @@ def main(argv=None):
     ap.add_argument("--dlc-cache", default="", help="folder caching DLC's results per workload")
     ap.add_argument("--only", default="", help="comma-separated size indices to run")
     ap.add_argument("--no-mapose", action="store_true", help="only run (and cache) DLC")
+    ap.add_argument("--dynamic", action="store_true",
+                    help="compare the Hankel (dynamic) weight functions with DLC instead of timing")
     args = ap.parse_args(argv)
+    if args.dynamic:
+        return compare_dynamic(args.dlc_python)
 
     # (animals, bodyparts, frames, mean tracklet length)
     sizes = [(3, 5, 500, 60), (10, 5, 1000, 60), (10, 5, 2000, 40), (15, 8, 3000, 40), (20, 8, 5000, 30)]

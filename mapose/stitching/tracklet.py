@@ -373,30 +373,55 @@ class Tracklet:
         return self.hankelize(self.centroid)
 
     def estimate_rank(self, tol: float) -> int:
-        """Number of normalised singular values of the Hankel matrix above ``tol``."""
-        H = self.to_hankelet()
-        s = np.linalg.svd(H / np.linalg.norm(H), compute_uv=False)[:10]
-        return int(np.sum(s ** 2 > tol))
+        """Rank of the Hankel matrix by DLC 3.0.2's rule: the first position where
+        consecutive normalised squared singular values stop dropping by more than ``tol``.
+
+        With ``s`` the (at most 10) largest singular values of :meth:`to_hankelet` and
+        ``e = s**2 / s[0]**2``, the rank is the first ``k`` with ``|e[k+1] - e[k]| <= tol``,
+        and 0 when every drop exceeds ``tol`` (``numpy.argmin`` of an all-True mask).
+
+        Where DLC fails, the result is defined: a one-frame tracklet (a single singular
+        value, DLC: ``argmin`` of an empty sequence) has rank 0; an all-zero matrix has
+        rank 0 (DLC: the same, through a 0/0 warning); Hankel columns touching a non-finite
+        centroid are left out (DLC: "SVD did not converge"), rank 0 if none remain.
+        """
+        mat = self.to_hankelet()
+        if not np.isfinite(mat).all():
+            mat = mat[:, np.isfinite(mat).all(axis=0)]
+        if mat.size == 0 or min(mat.shape) < 2 or not np.any(mat):
+            return 0
+        s = np.linalg.svd(mat, compute_uv=False)[:10]
+        eigen = s ** 2
+        diff = np.abs(np.diff(eigen / eigen[0]))
+        return int(np.argmin(diff > tol))
 
     def dynamic_dissimilarity_with(self, other_tracklet) -> float:
-        """``2 - ||G1 + G2||_F`` with normalised Gram matrices of the two Hankel matrices."""
-        h1 = self.to_hankelet()
-        h2 = other_tracklet.to_hankelet()
-        r = min(h1.shape[0], h2.shape[0])
-        g1 = h1[:r] @ h1[:r].T
-        g2 = h2[:r] @ h2[:r].T
-        g1 /= np.linalg.norm(g1)
-        g2 /= np.linalg.norm(g2)
-        return float(2 - np.linalg.norm(g1 + g2))
+        """``2 - ||G1 + G2||_F`` where ``Gk = (Hk Hk^T)[:m, :m]`` with each Hankel matrix
+        ``Hk`` scaled to unit Frobenius norm and ``m`` the smallest of the four Hankel
+        dimensions (DLC 3.0.2; Li et al., 2012)."""
+        hk1 = self.to_hankelet()
+        hk2 = other_tracklet.to_hankelet()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            hk1 = hk1 / np.linalg.norm(hk1)
+            hk2 = hk2 / np.linalg.norm(hk2)
+        m = min(hk1.shape + hk2.shape)
+        g = (hk1 @ hk1.T)[:m, :m] + (hk2 @ hk2.T)[:m, :m]
+        return float(2 - np.linalg.norm(g))
 
     def dynamic_similarity_with(self, other_tracklet, tol: float = 0.01) -> float:
-        """``(rank1 + rank2) / rank(joint)``: high when both follow one linear dynamic."""
-        first, second = self._order(other_tracklet)
-        joint = first + second
-        r = joint.estimate_rank(tol)
-        if r == 0:
-            return 0.0
-        return float((first.estimate_rank(tol) + second.estimate_rank(tol)) / r)
+        """``(rank1 + rank2) / rank(joint) - 1`` with :meth:`estimate_rank` (DLC 3.0.2;
+        Dicle et al., 2013): about 1 when one low-order dynamic explains both tracklets.
+
+        A joint rank of 0 gives ``inf`` (``nan`` if both ranks are 0) without a warning,
+        as NumPy's division would; :meth:`TrackletStitcher.build_graph` then warns and uses
+        the largest finite weight, where DLC raises on ``int(inf)``.
+        """
+        joint = self + other_tracklet
+        joint_rank = joint.estimate_rank(tol)
+        total = self.estimate_rank(tol) + other_tracklet.estimate_rank(tol)
+        if joint_rank == 0:
+            return float("inf") if total else float("nan")
+        return total / joint_rank - 1
 
     def plot(self, centroid_only: bool = True, color=None, ax=None, interactive: bool = False):
         """Plot x/y against frame index (needs matplotlib)."""
