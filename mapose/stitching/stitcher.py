@@ -78,7 +78,8 @@ class TrackletStitcher:
         If no tracklet holds any finite keypoint ("Tracklets are empty").
     """
 
-    def __init__(self, tracklets, n_tracks, min_length=10, split_tracklets=True, prestitch_residuals=True):
+    def __init__(self, tracklets, n_tracks, min_length=10, split_tracklets=True, prestitch_residuals=True,
+                 _blocks=None):
         if not isinstance(n_tracks, (int, np.integer)) or isinstance(n_tracks, bool) or n_tracks < 1:
             raise ValueError(f"n_tracks must be a positive integer (the number of animals); got {n_tracks!r}.")
         if min_length < 3:
@@ -100,21 +101,10 @@ class TrackletStitcher:
 
         self.tracklets = []
         self.residuals = []
-        for unpure in tracklets:
-            tracklet = self.purify_tracklet(unpure)
-            if tracklet is None:
-                continue
-            if not tracklet.is_continuous and split_tracklets:
-                idx = np.flatnonzero(np.diff(tracklet.inds) != 1) + 1
-                pieces = self.split_tracklet(tracklet, tracklet.inds[idx])
-            else:
-                pieces = [tracklet]
-            for piece in pieces:
-                if len(piece) >= min_length:
-                    self.tracklets.append(piece)
-                else:
-                    self.residuals.append(piece)
-
+        if _blocks is None:
+            self._ingest([(t.inds, t.data) for t in tracklets], split_tracklets, presorted=True)
+        else:  # (inds, data) pairs straight from a tracklet pickle (from_dict_of_dict)
+            self._ingest(_blocks, split_tracklets, presorted=False)
         if not self.tracklets and not self.residuals:
             raise OSError(
                 "Tracklets are empty: no tracklet holds a single finite keypoint. Check that "
@@ -209,17 +199,75 @@ class TrackletStitcher:
             if key == "single":
                 single = Tracklet(data, inds)
             else:
-                tracklets.append(Tracklet(data, inds))
+                tracklets.append(cls._checked_block(inds, data))
         if not tracklets:
             raise OSError(
                 "Tracklets are empty: the tracklet dict holds no animal tracklet "
                 f"(keys: {sorted(map(str, dict_of_dict))[:5]}). Re-run convert_detections2tracklets; "
                 "if detections exist, lower pcutoff or check the video."
             )
-        stitcher = cls(tracklets, n_tracks, min_length, split_tracklets, prestitch_residuals)
+        stitcher = cls(None, n_tracks, min_length, split_tracklets, prestitch_residuals, _blocks=tracklets)
         stitcher.header = header
         stitcher.single = single
         return stitcher
+
+    @staticmethod
+    def _checked_block(inds, data):
+        """``(inds, data)`` as the Tracklet constructor would accept them (its errors otherwise)."""
+        if (isinstance(data, np.ndarray) and data.dtype == np.float64 and data.ndim == 3
+                and data.shape[-1] in (3, 4) and isinstance(inds, np.ndarray) and inds.dtype == np.int64
+                and inds.ndim == 1 and len(inds) == len(data)):
+            return inds, data
+        t = Tracklet(data, inds)
+        return t.inds, t.data
+
+    def _ingest(self, blocks, split_tracklets, presorted):
+        """Purify, split and sort tracklets into ``tracklets`` / ``residuals`` (DLC's loop).
+
+        Per input tracklet, in order: rows are stable-sorted by frame; frames whose x/y are
+        all NaN are dropped (empty tracklets vanish); a tracklet that is not continuous
+        (``end - start + 1 != len``) is cut before every frame step other than 1 when
+        ``split_tracklets``; pieces of at least ``min_length`` frames are tracklets, the
+        others residuals.  Done on all rows at once; each piece is a view.
+        """
+        blocks = [(i, d) for i, d in blocks if len(i)]
+        if not blocks:
+            return
+        shapes = {d.shape[1:] for _, d in blocks}
+        if len(shapes) > 1:  # body part / column counts differ: one tracklet at a time
+            for inds, data in blocks:
+                self._ingest([(inds, data)], split_tracklets, presorted)
+            return
+        lengths = np.fromiter((len(i) for i, _ in blocks), dtype=np.int64, count=len(blocks))
+        inds = np.concatenate([i for i, _ in blocks]).astype(np.int64, copy=False)
+        data = np.concatenate([d for _, d in blocks]) if len(blocks) > 1 else blocks[0][1]
+        tid = np.repeat(np.arange(len(blocks), dtype=np.int64), lengths)
+        if not presorted and inds.size > 1:
+            step = np.diff(inds)
+            if np.any((step <= 0) & (tid[1:] == tid[:-1])):
+                order = np.lexsort((inds, tid))  # stable, as Tracklet's argsort
+                inds, data, tid = inds[order], data[order], tid[order]
+        valid = ~np.isnan(data[..., :2]).all(axis=(1, 2))
+        if not valid.all():
+            inds, data, tid = inds[valid], data[valid], tid[valid]
+        if not inds.size:
+            return
+        new_t = np.flatnonzero(tid[1:] != tid[:-1]) + 1
+        t_start = np.concatenate([[0], new_t])
+        t_stop = np.concatenate([new_t, [inds.size]])
+        cuts = [t_start]
+        if split_tracklets:
+            span = inds[t_stop - 1] - inds[t_start] + 1
+            # rows of tracklets that are not continuous (only those are split, as in DLC)
+            broken = np.repeat(span != t_stop - t_start, t_stop - t_start)
+            jump = np.flatnonzero((np.diff(inds) != 1) & broken[1:] & (tid[1:] == tid[:-1])) + 1
+            cuts.append(jump)
+        starts = np.unique(np.concatenate(cuts))
+        stops = np.concatenate([starts[1:], [inds.size]])
+        min_length = self.min_length
+        for a, b in zip(starts.tolist(), stops.tolist()):
+            piece = Tracklet._from_sorted(data[a:b], inds[a:b])
+            (self.tracklets if b - a >= min_length else self.residuals).append(piece)
 
     @staticmethod
     def get_frame_ind(s) -> int:
@@ -736,9 +784,20 @@ class TrackletStitcher:
         for k, t in enumerate(tracks):
             occ[k, t.inds - lo] = True
 
+        # merged residuals wait in `pending` and are concatenated (one stable sort) only
+        # when the track itself is needed: frames never collide, so the result is the
+        # one of DLC's repeated `track + residual`
+        pending = [[] for _ in tracks]
+
         def merge(k, r):
-            tracks[k] = tracks[k] + r
+            pending[k].append(r)
             occ[k, r.inds - lo] = True
+
+        def track(k):
+            if pending[k]:
+                tracks[k] = Tracklet.concatenate([tracks[k], *pending[k]])
+                pending[k] = []
+            return tracks[k]
 
         # 1) residuals that fit (no shared frame) into exactly one track go there
         changed = True
@@ -760,7 +819,7 @@ class TrackletStitcher:
                 continue
             costs = np.full(cand_idx.size, np.inf)
             for k, ti in enumerate(cand_idx.tolist()):
-                t = tracks[ti]
+                t = track(ti)
                 li = int(np.searchsorted(t.inds, r.start)) - 1
                 ri = int(np.searchsorted(t.inds, r.end))
                 if li < 0 or ri >= len(t):
@@ -781,6 +840,7 @@ class TrackletStitcher:
             # one eligible track: taken as such; several: the quirk above
             k = int(cand_idx[valid[0]]) if valid.size == 1 else int(np.argmin(costs))
             merge(k, r)
+        tracks = [track(k) for k in range(len(tracks))]
         self.tracks = np.empty(len(tracks), dtype=object)
         self.tracks[:] = tracks
 

@@ -74,6 +74,16 @@ class Tracklet:
         self.inds = inds
         self._centroid = None
 
+    @classmethod
+    def _from_sorted(cls, data, inds):
+        """Wrap already validated arrays (float64 (n, nb, 3|4), int64 non-decreasing
+        ``inds``) without copying or re-checking them (the stitcher's hot path)."""
+        self = cls.__new__(cls)
+        self.data = data
+        self.inds = inds
+        self._centroid = None
+        return self
+
     # -- container protocol ------------------------------------------------------------
     def __len__(self) -> int:
         return self.inds.size
