@@ -5,17 +5,100 @@ Both take a batch of decoded frames, uint8 (B, H, W, 3) in OpenCV's BGR order, a
 arithmetic) runs inside the network graph (:class:`mapose.models.pose_model.FramesModel`),
 so only uint8 pixels travel to the device.
 
+On CPU a batch is split across ``workers`` threads that each run the network on their
+share of the frames with ``threads // workers`` intra-op threads (default: one each).
+Frame-level parallelism needs no barrier between the threads inside every operator, so it
+beats one multi-threaded forward pass -- by 1.3-2x when other processes compete for the
+cores, where OpenMP / ONNX Runtime thread teams wait on preempted members.  Every frame is
+computed independently (GroupNorm, BatchNorm in eval, convolutions are per sample), so the
+split changes nothing but float rounding inside the kernels.
+
 GPU specifics are kept small and go through the same code as the CPU path: pinned host
 buffers and ``non_blocking`` copies for CUDA, optional ``half`` precision, and the CUDA
 execution provider for ONNX Runtime when available.
 """
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from mapose._optional import require
 
-__all__ = ["TorchRunner", "OnnxRunner", "resolve_device"]
+__all__ = ["TorchRunner", "OnnxRunner", "resolve_device", "split_workers"]
+
+
+def _available_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def split_workers(workers, threads: int) -> tuple[int, int]:
+    """How many frame-parallel workers, and intra-op threads for each.
+
+    Parameters
+    ----------
+    workers : int or None
+        Requested workers; None → one per thread.
+    threads : int
+        Total threads to use (>= 1).
+
+    Returns
+    -------
+    (workers, threads_per_worker) : tuple of int
+    """
+    threads = max(1, int(threads))
+    if workers is None:
+        workers = threads
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ValueError(f"workers must be a positive int or None (one per CPU thread); got {workers!r}.")
+    workers = int(workers)
+    return workers, max(1, threads // workers)
+
+
+def _chunks(n: int, parts: int) -> list[slice]:
+    """``parts`` contiguous, nearly equal slices of ``range(n)`` (the first ones larger)."""
+    parts = max(1, min(parts, n))
+    size, extra = divmod(n, parts)
+    out, start = [], 0
+    for i in range(parts):
+        stop = start + size + (i < extra)
+        out.append(slice(start, stop))
+        start = stop
+    return out
+
+
+def _start_torch_workers(torch, workers: int, threads: int) -> ThreadPoolExecutor:
+    """A pool of ``workers`` threads, each already set to ``threads`` intra-op threads.
+
+    Intra-op thread counts are per thread (OpenMP ICV, MKL's local setting), but
+    ``torch.set_num_threads`` also stores the process-wide default that threads new to
+    torch start from.  All workers are set up here, in parallel, before the default is put
+    back to the caller's, so the user's other threads keep their setting.
+    """
+    default = torch.get_num_threads()
+    barrier = threading.Barrier(workers)
+
+    def setup():
+        torch.get_num_threads()  # this thread's lazy init reads the default first
+        torch.set_num_threads(threads)
+        barrier.wait(timeout=60)  # one task per thread: none returns before all started
+
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="mapose-torch")
+    for f in [pool.submit(setup) for _ in range(workers)]:
+        f.result()
+    torch.set_num_threads(default)
+    return pool
+
+
+def _merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    if len(parts) == 1:
+        return parts[0]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def resolve_device(device) -> str:
@@ -51,12 +134,16 @@ class TorchRunner:
         Frames arrive in BGR order (OpenCV).
     channels_last : bool, default True
         Run convolutions in NHWC memory format (faster with oneDNN / cuDNN).
+    workers : int, optional
+        CPU only: frame-parallel worker threads a batch is split across (see the module
+        docstring); None → one per intra-op thread (``torch.get_num_threads()``), 1 → a
+        single multi-threaded forward pass.  Ignored on CUDA.
     """
 
     engine = "torch"
 
     def __init__(self, model, device=None, half: bool = False, bgr: bool = True,
-                 channels_last: bool = True):
+                 channels_last: bool = True, workers: int | None = None):
         torch = require("torch", "running pose networks")
         from mapose.models.pose_model import FramesModel
 
@@ -72,6 +159,12 @@ class TorchRunner:
         self.net = net
         self.output_names = tuple(model.output_names)
         self._pinned = None
+        self.workers, self._threads_per_worker = 1, None
+        self._pool = None
+        if self.device.type == "cpu":
+            self.workers, self._threads_per_worker = split_workers(workers, torch.get_num_threads())
+        if self.workers > 1:
+            self._pool = _start_torch_workers(torch, self.workers, self._threads_per_worker)
 
     def _to_device(self, frames: np.ndarray):
         t = self.torch.from_numpy(np.ascontiguousarray(frames))
@@ -83,10 +176,26 @@ class TorchRunner:
         self._pinned.copy_(t)
         return self._pinned.to(self.device, non_blocking=True)
 
-    def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+    def _forward(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         with self.torch.inference_mode():
             outs = self.net(self._to_device(frames))
             return {name: o.float().cpu().numpy() for name, o in zip(self.output_names, outs)}
+
+    def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        if self._pool is None or len(frames) < 2:
+            return self._forward(frames)
+        return _merge(list(self._pool.map(self._forward, [frames[s] for s in _chunks(len(frames), self.workers)])))
+
+    def close(self) -> None:
+        """Stop the worker threads (also done when the runner is garbage collected)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __del__(self):
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=False)
 
 
 class OnnxRunner:
@@ -101,12 +210,17 @@ class OnnxRunner:
         ``"cuda"`` uses the CUDA execution provider (onnxruntime-gpu), ``"cpu"`` the CPU
         one; ``None`` picks CUDA when available.
     intra_op_num_threads : int, optional
-        Threads for ONNX Runtime (default: its own choice).
+        Total CPU threads (default: the CPUs this process may use).
+    workers : int, optional
+        CPU only: frame-parallel worker threads a batch is split across, each running the
+        session with ``intra_op_num_threads // workers`` threads; None → one per thread,
+        1 → one multi-threaded run.  Ignored with CUDA.
     """
 
     engine = "onnx"
 
-    def __init__(self, path, device=None, intra_op_num_threads: int | None = None):
+    def __init__(self, path, device=None, intra_op_num_threads: int | None = None,
+                 workers: int | None = None):
         ort = require("onnxruntime", "ONNX inference")
         available = ort.get_available_providers()
         want_cuda = device is None or str(device).lower() == "auto" or str(device).startswith("cuda")
@@ -115,15 +229,33 @@ class OnnxRunner:
                              f"available providers: {available}. Install 'mapose[gpu]' or use device='cpu'.")
         providers = (["CUDAExecutionProvider"] if want_cuda and "CUDAExecutionProvider" in available else [])
         providers.append("CPUExecutionProvider")
+        self.device = "cuda" if providers[0] == "CUDAExecutionProvider" else "cpu"
+        if intra_op_num_threads is not None and (isinstance(intra_op_num_threads, bool)
+                                                 or int(intra_op_num_threads) < 1):
+            raise ValueError(f"intra_op_num_threads must be a positive int or None; got {intra_op_num_threads!r}.")
+        self.workers, threads = 1, int(intra_op_num_threads or 0)
+        if self.device == "cpu":
+            self.workers, threads = split_workers(workers, threads or _available_cpus())
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if intra_op_num_threads:
-            opts.intra_op_num_threads = int(intra_op_num_threads)
+        if threads:
+            opts.intra_op_num_threads = threads
+        # one session serves all workers (run() is thread-safe); with one thread per
+        # worker each run executes on its calling thread
         self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = tuple(o.name for o in self.session.get_outputs())
-        self.device = "cuda" if providers[0] == "CUDAExecutionProvider" else "cpu"
+        self._pool = (ThreadPoolExecutor(self.workers, thread_name_prefix="mapose-onnx")
+                      if self.workers > 1 else None)
 
-    def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+    def _forward(self, frames: np.ndarray) -> dict[str, np.ndarray]:
         outs = self.session.run(None, {self.input_name: np.ascontiguousarray(frames, dtype=np.uint8)})
         return dict(zip(self.output_names, outs))
+
+    def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        if self._pool is None or len(frames) < 2:
+            return self._forward(frames)
+        return _merge(list(self._pool.map(self._forward, [frames[s] for s in _chunks(len(frames), self.workers)])))
+
+    close = TorchRunner.close
+    __del__ = TorchRunner.__del__

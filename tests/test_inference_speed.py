@@ -1,0 +1,134 @@
+"""Speed options of the network runners change nothing but float rounding.
+
+Frame-parallel workers split a batch across threads: outputs must equal one plain forward
+pass of the same model (project A's trained ResNet-50-GN + DLCRNet head) on every frame,
+including uneven splits and batches smaller than the number of workers; the user's torch
+thread settings must survive the runner.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+pytestmark = pytest.mark.torch
+
+
+@pytest.fixture(scope="module")
+def project_model(project_a):
+    from mapose.inference.project_model import find_project_model
+
+    return find_project_model(project_a / "config.yaml", 1, 0, None, "")
+
+
+@pytest.fixture(scope="module")
+def model(project_model):
+    """The trained network, built once (runners only wrap it)."""
+    return project_model.build_model().eval()
+
+
+@pytest.fixture(scope="module")
+def frames():
+    # 5 frames: splits 3+2 over 2 workers, 2+2+1 over 3
+    return np.random.default_rng(0).integers(0, 256, (5, 64, 96, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def plain_outputs(project_model, frames):
+    """One frame at a time through the plain PoseModel (normalised in NumPy)."""
+    from mapose.models.pose_model import normalize_frames
+
+    model = project_model.build_model().eval()  # own copy: runners make theirs channels_last
+    outs = []
+    with torch.no_grad():
+        for f in frames:
+            x = torch.from_numpy(normalize_frames(f[None, ..., ::-1]))
+            outs.append([o.numpy() for o in model(x)])
+    return {name: np.concatenate([o[i] for o in outs]) for i, name in enumerate(model.output_names)}
+
+
+def _assert_close(got, want):
+    assert list(got) == list(want)
+    for k in want:
+        assert got[k].shape == want[k].shape and got[k].dtype == np.float32
+        scale = float(np.abs(want[k]).max())
+        np.testing.assert_allclose(got[k], want[k], rtol=0, atol=2e-5 * max(scale, 1.0), err_msg=k)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 8])
+def test_torch_workers_equal_plain_forward(model, frames, plain_outputs, workers):
+    from mapose.inference.runners import TorchRunner
+
+    runner = TorchRunner(model, device="cpu", workers=workers)
+    try:
+        assert runner.workers == workers
+        _assert_close(runner(frames), plain_outputs)
+        one = runner(frames[2:3])  # a batch smaller than the workers: no split
+        _assert_close(one, {k: v[2:3] for k, v in plain_outputs.items()})
+    finally:
+        runner.close()
+    # after close the runner still works, on the calling thread
+    _assert_close(runner(frames[:2]), {k: v[:2] for k, v in plain_outputs.items()})
+
+
+def test_torch_workers_keep_user_thread_settings(model):
+    from mapose.inference.runners import TorchRunner
+
+    before = torch.get_num_threads()
+    seen = {}
+    try:
+        torch.set_num_threads(2)
+        runner = TorchRunner(model, device="cpu", workers=2)
+        assert runner.workers == 2 and runner._threads_per_worker == 1
+        worker_threads = set(runner._pool.map(lambda _: torch.get_num_threads(), range(8)))
+        assert worker_threads == {1}
+        assert torch.get_num_threads() == 2  # this thread untouched
+
+        t = threading.Thread(target=lambda: seen.setdefault("new", torch.get_num_threads()))
+        t.start()
+        t.join()
+        assert seen["new"] == 2  # the process-wide default is the user's again
+        runner.close()
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_split_workers_rule_and_errors():
+    from mapose.inference.runners import _chunks, split_workers
+
+    assert split_workers(None, 2) == (2, 1)
+    assert split_workers(None, 1) == (1, 1)
+    assert split_workers(2, 16) == (2, 8)
+    assert split_workers(4, 2) == (4, 1)
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="workers must be a positive int"):
+            split_workers(bad, 2)
+    assert _chunks(4, 2) == [slice(0, 2), slice(2, 4)]
+    assert _chunks(5, 3) == [slice(0, 2), slice(2, 4), slice(4, 5)]
+    assert _chunks(1, 4) == [slice(0, 1)]
+
+
+@pytest.mark.onnx
+def test_onnx_workers_equal_plain_forward(model, frames, plain_outputs, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from mapose.inference.export import export_onnx
+    from mapose.inference.runners import OnnxRunner
+
+    path = export_onnx(model, tmp_path / "a.onnx")
+    for workers in (1, 2, 3):
+        runner = OnnxRunner(path, device="cpu", workers=workers)
+        assert runner.workers == workers and runner.device == "cpu"
+        got = runner(frames)
+        runner.close()
+        # ONNX Runtime's own kernels: same tolerance as the ONNX engine's DLC parity test
+        for k, want in plain_outputs.items():
+            np.testing.assert_allclose(got[k], want, rtol=0, atol=2e-4 * max(float(np.abs(want).max()), 1.0),
+                                       err_msg=k)
+    with pytest.raises(ValueError, match="intra_op_num_threads"):
+        OnnxRunner(path, device="cpu", intra_op_num_threads=0)
+    with pytest.raises(ValueError, match="workers"):
+        OnnxRunner(path, device="cpu", workers=0)
