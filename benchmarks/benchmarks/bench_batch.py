@@ -1,20 +1,28 @@
 """Batch analysis at scale: peak memory vs video length, post-network stage speed.
 
-``PeakMemory`` runs assembly → tracking → stitching on synthetic detections of 10k and
-100k frames (3 animals × 12 body parts, classic ``_full.pickle`` frames with PAF costs,
-generated chunk by chunk so the input itself costs no memory):
+``PeakMemory`` runs assembly → tracking → stitching on synthetic detections of 10k, 50k
+and 100k frames (3 animals × 12 body parts, classic ``_full.pickle`` frames with PAF
+costs, generated chunk by chunk so the input itself costs no memory):
 
+* ``peakmem_streamed``: the batch runner's default (whole-video, DLC-exact) stages as
+  files: assemblies streamed into ``_assemblies.pickle``, read back frame by frame,
+  tracked into compact arrays, tracklet pickle written item by item, stitched, tracks
+  ``.h5`` written in blocks (:mod:`mapose.batch.streaming`) — grows only by the compact
+  tracklet arrays the global stitch needs;
 * ``peakmem_chunked``: :func:`mapose.batch.chunked.track_in_chunks` (5000-frame chunks)
-  — peak memory should be the same for both lengths;
+  — peak memory should be the same for every length;
 * ``peakmem_whole_video``: DLC's layout, the whole video's assemblies, tracklet dict and
-  stitcher in memory at once (what ``convert_detections2tracklets`` + ``stitch_tracklets``
-  do) — grows linearly with the length.
+  stitcher in memory at once (what DLC's ``convert_detections2tracklets`` +
+  ``stitch_tracklets`` do) — grows linearly with the length.
 
-``Throughput`` times the chunked post-network pipeline over animals × body parts.
+``Throughput`` times the chunked and streamed post-network pipelines over animals × body
+parts.
 """
 import shutil
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from mapose.batch.chunked import ChunkOptions, assembled_source, track_in_chunks
 from mapose.batch.synthetic import SyntheticDetections
@@ -31,6 +39,36 @@ def _chunked(synth, out, chunk=5000):
     return track_in_chunks(source, synth.n_frames, out, joints=synth.bodyparts, scorer="S",
                            inference_cfg=cfg, n_tracks=synth.n_animals,
                            options=ChunkOptions(chunk_frames=chunk, overlap=50))
+
+
+def _streamed(synth, folder, chunk=5000):
+    """The default batch stages' data path, on files (assemble → track → stitch)."""
+    from mapose.batch.streaming import (_stitch, write_tracklets_pickle_streamed,
+                                        write_tracks_streamed)
+    from mapose.io.assemblies_pickle import AssembliesPickleWriter, iter_assemblies_pickle
+    from mapose.stitching.stitcher import TrackletStitcher
+    from mapose.tracking.tracklets import TrackletBuilder, build_tracklets_compact
+
+    cfg = dict(CFG, topktoretain=synth.n_animals)
+    source = assembled_source(synth.full_frames, synth.metadata(),
+                              n_multibodyparts=synth.n_bodyparts, inference_cfg=cfg)
+    folder = Path(folder)
+    asm = folder / "v_assemblies.pickle"
+    with AssembliesPickleWriter(asm) as writer:
+        for start in range(0, synth.n_frames, chunk):
+            stop = min(start + chunk, synth.n_frames)
+            got = source(start, stop)
+            for f in range(start, stop):
+                writer.add(f, got.get(f, np.empty((0, synth.n_bodyparts, 4))))
+            del got
+    builder = TrackletBuilder("ellipse", cfg, synth.bodyparts, "S", synth.n_frames)
+    frames = ((k, v) for k, v in iter_assemblies_pickle(asm) if k != "single")
+    store = build_tracklets_compact(frames, builder)
+    write_tracklets_pickle_streamed(folder / "v_el.pickle", store, builder)
+    del store
+    stitcher = TrackletStitcher.from_pickle(folder / "v_el.pickle", synth.n_animals)
+    _stitch(stitcher)
+    write_tracks_streamed(stitcher, folder / "v_el.h5")
 
 
 def _whole_video(synth, out):
@@ -51,7 +89,7 @@ def _whole_video(synth, out):
 
 
 class PeakMemory:
-    params = [[10_000, 100_000]]
+    params = [[10_000, 50_000, 100_000]]
     param_names = ["frames"]
     timeout = 1200
     number = 1
@@ -63,6 +101,9 @@ class PeakMemory:
 
     def teardown(self, frames):
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def peakmem_streamed(self, frames):
+        _streamed(self.synth, self.tmp)
 
     def peakmem_chunked(self, frames):
         _chunked(self.synth, self.tmp / "c_el.h5")
@@ -87,6 +128,9 @@ class Throughput:
 
     def time_assemble_track_stitch_chunked(self, animals, bodyparts, frames):
         _chunked(self.synth, self.tmp / "t_el.h5", chunk=1000)
+
+    def time_assemble_track_stitch_streamed(self, animals, bodyparts, frames):
+        _streamed(self.synth, self.tmp, chunk=1000)
 
     def time_synthetic_input_only(self, animals, bodyparts, frames):
         # the share of the above spent generating the input (not part of mapose's cost)

@@ -86,8 +86,11 @@ class VideoJob:
     names files identically.  ``chunk_frames`` switches tracking + stitching to the
     bounded-memory chunked mode of :mod:`mapose.batch.chunked`.  ``checkpoint_every``
     is the network stage's checkpoint interval in frames (:mod:`mapose.batch.network`).  ``stage_funcs`` maps a stage name to the function that
-    runs it (the defaults are :func:`analyze_stage`, :func:`track_stage`,
-    :func:`stitch_stage`; tests and plug-ins may substitute their own).
+    runs it (the defaults are :func:`analyze_stage` and the streamed
+    :func:`mapose.batch.streaming.streaming_track_stage` /
+    :func:`~mapose.batch.streaming.streaming_stitch_stage`, which fall back to
+    :func:`track_stage` / :func:`stitch_stage` for options only DLC's functions handle;
+    tests and plug-ins may substitute their own).
     """
 
     config: str
@@ -151,6 +154,11 @@ class VideoJob:
         if stage == "stitch" and self.chunk_frames:
             from mapose.batch.chunked import chunked_stitch_stage
             return chunked_stitch_stage
+        if stage in ("track", "stitch"):
+            # DLC's whole-video tracking and stitching, streamed (mapose.batch.streaming)
+            from mapose.batch import streaming
+            return {"track": streaming.streaming_track_stage,
+                    "stitch": streaming.streaming_stitch_stage}[stage]
         return _DEFAULT_FUNCS[stage]
 
 

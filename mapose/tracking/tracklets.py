@@ -22,7 +22,8 @@ from mapose.kernels.lap import linear_sum_assignment
 from mapose.kernels.tracking import box_corners, clean_assemblies
 from mapose.tracking.sort import SORTBox, SORTEllipse, SORTSkeleton, fill_tracklets
 
-__all__ = ["build_tracklets", "TrackingParams", "make_tracklet_header", "frame_key"]
+__all__ = ["build_tracklets", "TrackingParams", "make_tracklet_header", "frame_key",
+           "TrackletBuilder", "CompactTracklets", "build_tracklets_compact"]
 
 _METHODS = ("ellipse", "box", "skeleton")
 
@@ -151,6 +152,230 @@ def _as_animals(value, k, n_bpts_expected):
     return np.array(arr, dtype=np.float64)  # a copy: the caller's arrays are never modified
 
 
+class TrackletBuilder:
+    """DLC 3's ``build_tracklets`` as a stream: feed one frame's assemblies at a time.
+
+    Holds only the trackers' state, never the input or the result: :meth:`track` returns
+    what DLC's loop would store for the frame, and the caller keeps it wherever it wants
+    (:func:`build_tracklets`: DLC's dict of dicts; :class:`CompactTracklets`: flat
+    arrays).  Parameters and validation are those of :func:`build_tracklets`.
+    """
+
+    def __init__(self, track_method: str, inference_cfg: dict, joints: list[str], scorer: str,
+                 num_frames: int, ignore_bodyparts: list[str] | None = None,
+                 unique_bodyparts: list[str] | None = None, identity_only: bool = False):
+        if track_method not in _METHODS:
+            raise ValueError(
+                f"track_method must be one of {list(_METHODS)}; got {track_method!r}."
+            )
+        try:
+            num_frames = int(num_frames)
+        except (TypeError, ValueError):
+            raise ValueError(f"num_frames must be a positive integer; got {num_frames!r}.") from None
+        if num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1; got {num_frames}.")
+        self.params = params = TrackingParams.from_inference_cfg(inference_cfg)
+        self.track_method = track_method
+        self.num_frames = num_frames
+        joints = list(joints)
+        self.joints = joints
+        unique = list(unique_bodyparts) if unique_bodyparts else []
+        self.unique = unique
+        multi = [j for j in joints if j not in set(unique)]
+        ignore = set(ignore_bodyparts or [])
+        unknown = ignore - set(multi)
+        if unknown:
+            raise ValueError(
+                f"ignore_bodyparts {sorted(unknown)} are not multi-animal bodyparts of {multi}."
+            )
+        keep_inds = np.array([i for i, j in enumerate(multi) if j not in ignore], dtype=np.intp)
+        if keep_inds.size == 0:
+            raise ValueError("ignore_bodyparts leaves no bodypart to track; remove some from it.")
+        self.keep_inds = keep_inds
+        self.header = make_tracklet_header(scorer, joints)
+        self.n_multi = len(multi) if multi else None
+        self.identity_only = bool(identity_only)
+        self.tracker = None if (identity_only or params.topktoretain == 1) else \
+            params.make_tracker(track_method, len(keep_inds))
+        self.all_bodyparts = self.n_multi is not None and keep_inds.size == self.n_multi
+        self.width = int(math.ceil(math.log10(num_frames)))  # frame_key's zero padding
+
+    @property
+    def single_animal(self) -> bool:
+        """``topktoretain == 1``: DLC stores the first assembly under tracklet ``0``, int keys."""
+        return self.params.topktoretain == 1
+
+    def frame_key(self, i: int):
+        """The key DLC files frame ``i`` under (``"frameNNN"``, or ``i`` itself for topk 1)."""
+        return i if self.single_animal else "frame" + str(i).zfill(self.width)
+
+    def track(self, i: int, value):
+        """Track frame ``i``: ``(trackers, animals)`` to store, or None if nothing is stored.
+
+        ``trackers`` is the SORT output (last two columns: tracker id, animal index; see
+        :func:`mapose.tracking.sort.fill_tracklets`) and ``animals`` the cleaned float64
+        assemblies it indexes.  With ``topktoretain == 1`` it is ``(None, first)`` where
+        ``first`` is the first assembly with rows below ``pcutoff`` set to NaN.
+        """
+        animals = _as_animals(value, i, self.n_multi)
+        if animals is None:
+            return None
+        pcutoff = self.params.pcutoff
+        if self.single_animal:
+            first = animals[0]
+            if pcutoff is not None:
+                first[first[:, 2] < pcutoff] = np.nan
+            return None, first
+        # compiled per-frame masking: padding / below-pcutoff keypoints -> NaN x, y;
+        # animals without any x, y left are dropped
+        visible = clean_assemblies(animals, pcutoff)
+        if not len(visible):
+            return None
+        if len(visible) < len(animals):
+            animals = animals[visible]
+        if self.identity_only:
+            mat = _soft_identity_matrix(animals, self.params.topktoretain)
+            rows, cols = linear_sum_assignment(mat, maximize=True)
+            trackers = np.c_[cols, rows]
+        else:
+            if self.track_method == "box":
+                # the box tracker reads only the corners of calc_bboxes_from_keypoints
+                xy = box_corners(animals, self.keep_inds, self.params.boundingboxslack)
+            else:
+                xy = (animals if self.all_bodyparts else animals[:, self.keep_inds])[..., :2]
+            trackers = self.tracker.track(xy)
+        return trackers, animals
+
+
+class CompactTracklets:
+    """Tracklets as flat arrays (one row per tracklet × frame), filled frame by frame.
+
+    The compact twin of DLC's ``{tracker id: {frame key: (n_bodyparts, 4) array}}``:
+    per stored row the tracker id, the frame and the float64 keypoints.  About
+    ``16 + 32 × n_bodyparts`` bytes per detection instead of a dict entry, a key string
+    and an ndarray object (~300 bytes of Python objects each).  Rows that the skeleton
+    tracker stores as a flat predicted state (``[x0, y0, 1, x1, ...]``) are kept as such
+    in :attr:`flat_rows`.
+
+    Parameters
+    ----------
+    n_bodyparts : int
+        Keypoints per row.
+    block : int, default 4096
+        Rows per storage block (memory is allocated block by block).
+    """
+
+    def __init__(self, n_bodyparts: int, block: int = 4096):
+        self.n_bodyparts = int(n_bodyparts)
+        self.block = int(block)
+        self._ids: list[np.ndarray] = []
+        self._frames: list[np.ndarray] = []
+        self._data: list[np.ndarray] = []
+        self._fill = self.block  # rows used in the last block
+        self.flat_rows: dict[int, np.ndarray] = {}
+        self.n_rows = 0
+
+    def _new_block(self):
+        self._ids.append(np.empty(self.block, np.int64))
+        self._frames.append(np.empty(self.block, np.int64))
+        self._data.append(np.empty((self.block, self.n_bodyparts, 4), np.float64))
+        self._fill = 0
+
+    def add(self, tracker_id: int, frame: int, row) -> None:
+        """Store one tracklet row (``(n_bodyparts, 4)``, or a 1-D flat skeleton state)."""
+        if self._fill == self.block:
+            self._new_block()
+        k = self._fill
+        self._ids[-1][k] = tracker_id
+        self._frames[-1][k] = frame
+        row = np.asarray(row)
+        if row.ndim == 1:
+            self.flat_rows[self.n_rows] = np.array(row, dtype=np.float64)
+            self._data[-1][k] = np.nan
+        else:
+            self._data[-1][k] = row
+        self._fill += 1
+        self.n_rows += 1
+
+    def fill(self, trackers, animals, frame: int) -> None:
+        """:func:`mapose.tracking.sort.fill_tracklets` into this store."""
+        trackers = np.asarray(trackers)
+        if not trackers.size:
+            return
+        for content, (tracklet_id, pred_id) in zip(trackers, trackers[:, -2:].astype(np.int64)):
+            if pred_id != -1:
+                self.add(tracklet_id, frame, animals[pred_id])
+            else:
+                xy = np.asarray(content[:-2], dtype=np.float64).reshape(-1, 2)
+                self.add(tracklet_id, frame, np.c_[xy, np.ones(len(xy))].ravel())
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(ids (n,), frames (n,), data (n, n_bodyparts, 4))`` of every row, in fill order.
+
+        The blocks are concatenated (one copy); see :meth:`consolidate` to do it in place.
+        """
+        self.consolidate()
+        if not self._ids:
+            return (np.empty(0, np.int64), np.empty(0, np.int64),
+                    np.empty((0, self.n_bodyparts, 4)))
+        return self._ids[0], self._frames[0], self._data[0]
+
+    def consolidate(self) -> None:
+        """Merge the blocks into one array each (drops the unused tail)."""
+        if len(self._ids) == 1 and self._fill == len(self._ids[0]):
+            return
+        n_last = self._fill
+        cut = lambda blocks: [b if i < len(blocks) - 1 else b[:n_last]  # noqa: E731
+                              for i, b in enumerate(blocks)]
+        for name in ("_ids", "_frames", "_data"):
+            blocks = cut(getattr(self, name))
+            merged = np.concatenate(blocks) if blocks else None
+            setattr(self, name, [merged] if merged is not None else [])
+        self._fill = self.n_rows if self._ids else self.block
+        self.block = max(self.block, self.n_rows)
+
+    def tracklet_order(self) -> list[int]:
+        """Tracker ids in order of first appearance (DLC's dict order)."""
+        ids, _, _ = self.arrays()
+        uniq, first = np.unique(ids, return_index=True)
+        return [int(u) for u in uniq[np.argsort(first, kind="stable")]]
+
+    def groups(self):
+        """Yield ``(tracker id, row indices)`` per tracklet in first-appearance order."""
+        ids, _, _ = self.arrays()
+        if not len(ids):
+            return
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        bounds = np.flatnonzero(np.diff(sorted_ids)) + 1
+        starts = np.r_[0, bounds]
+        stops = np.r_[bounds, len(ids)]
+        firsts = order[starts]  # stable sort: the first row of each id
+        for g in np.argsort(firsts, kind="stable"):
+            yield int(sorted_ids[starts[g]]), order[starts[g]:stops[g]]
+
+
+def build_tracklets_compact(frames, builder: TrackletBuilder) -> CompactTracklets:
+    """Run ``builder`` over ``(frame index, assemblies)`` pairs into a :class:`CompactTracklets`.
+
+    ``frames`` may be any iterable (e.g. :func:`mapose.io.assemblies_pickle.iter_assemblies_pickle`
+    without its ``"single"`` item), so neither the input nor the result is held as Python
+    objects per frame.
+    """
+    n_bpts = len(builder.joints) - len(builder.unique) if builder.n_multi is None else builder.n_multi
+    store = CompactTracklets(n_bpts)
+    for i, value in frames:
+        out = builder.track(int(i), value)
+        if out is None:
+            continue
+        trackers, animals = out
+        if trackers is None:  # topktoretain == 1
+            store.add(0, int(i), animals)
+        else:
+            store.fill(trackers, animals, int(i))
+    return store
+
+
 def build_tracklets(
     assemblies_data: dict,
     track_method: str,
@@ -198,81 +423,34 @@ def build_tracklets(
         then ``{numpy.int64 tracker id: {"frameNNN": ndarray (n_bodyparts, 4)}}`` in
         first-appearance order.  With ``topktoretain == 1``: ``{0: {int frame: first
         assembly with rows below pcutoff set to NaN}}``.
+
+    See Also
+    --------
+    TrackletBuilder, build_tracklets_compact : the same tracking, frame by frame, into
+        flat arrays (memory for long videos).
     """
-    if track_method not in _METHODS:
-        raise ValueError(
-            f"track_method must be one of {list(_METHODS)}; got {track_method!r}."
-        )
+    builder = TrackletBuilder(track_method, inference_cfg, joints, scorer, num_frames,
+                              ignore_bodyparts, unique_bodyparts, identity_only)
     if not isinstance(assemblies_data, Mapping):
         raise TypeError(f"assemblies_data must be a dict; got {type(assemblies_data).__name__}.")
-    try:
-        num_frames = int(num_frames)
-    except (TypeError, ValueError):
-        raise ValueError(f"num_frames must be a positive integer; got {num_frames!r}.") from None
-    if num_frames < 1:
-        raise ValueError(f"num_frames must be >= 1; got {num_frames}.")
-    params = TrackingParams.from_inference_cfg(inference_cfg)
-    joints = list(joints)
-    unique = list(unique_bodyparts) if unique_bodyparts else []
-    multi = [j for j in joints if j not in set(unique)]
-    ignore = set(ignore_bodyparts or [])
-    unknown = ignore - set(multi)
-    if unknown:
-        raise ValueError(
-            f"ignore_bodyparts {sorted(unknown)} are not multi-animal bodyparts of {multi}."
-        )
-    keep_inds = np.array([i for i, j in enumerate(multi) if j not in ignore], dtype=np.intp)
-    if keep_inds.size == 0:
-        raise ValueError("ignore_bodyparts leaves no bodypart to track; remove some from it.")
-
-    tracklets: dict = {"header": make_tracklet_header(scorer, joints)}
+    tracklets: dict = {"header": builder.header}
     if unique_bodyparts:
         single = assemblies_data.get("single") or {}
         tracklets["single"] = {int(k): v for k, v in single.items()}
-    pcutoff = params.pcutoff
     frames = _frame_items(assemblies_data)
-    n_multi = len(multi) if multi else None
-
-    if params.topktoretain == 1:
+    if builder.single_animal:
         tracklets[0] = {}
         for i, value in frames:
-            animals = _as_animals(value, i, n_multi)
-            if animals is None:
-                continue
-            first = animals[0]
-            if pcutoff is not None:
-                first[first[:, 2] < pcutoff] = np.nan
-            tracklets[0][i] = first
+            out = builder.track(i, value)
+            if out is not None:
+                tracklets[0][i] = out[1]
         return tracklets
-
-    tracker = None if identity_only else params.make_tracker(track_method, len(keep_inds))
     if progress is not None:
         from tqdm import tqdm
 
         frames = tqdm(frames, desc=str(progress), unit="frame")
-    all_bodyparts = n_multi is not None and keep_inds.size == n_multi
-    width = int(math.ceil(math.log10(num_frames)))  # frame_key's zero padding
     for i, value in frames:
-        animals = _as_animals(value, i, n_multi)
-        if animals is None:
-            continue
-        # compiled per-frame masking: padding / below-pcutoff keypoints -> NaN x, y;
-        # animals without any x, y left are dropped
-        visible = clean_assemblies(animals, pcutoff)
-        if not len(visible):
-            continue
-        if len(visible) < len(animals):
-            animals = animals[visible]
-        if identity_only:
-            mat = _soft_identity_matrix(animals, params.topktoretain)
-            rows, cols = linear_sum_assignment(mat, maximize=True)
-            trackers = np.c_[cols, rows]
-        else:
-            if track_method == "box":
-                # the box tracker reads only the corners of calc_bboxes_from_keypoints
-                xy = box_corners(animals, keep_inds, params.boundingboxslack)
-            else:
-                xy = (animals if all_bodyparts else animals[:, keep_inds])[..., :2]
-            trackers = tracker.track(xy)
-        fill_tracklets(tracklets, trackers, animals, "frame" + str(i).zfill(width))
+        out = builder.track(i, value)
+        if out is not None:
+            fill_tracklets(tracklets, out[0], out[1], builder.frame_key(i))
     return tracklets
