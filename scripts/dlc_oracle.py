@@ -20,6 +20,8 @@ Sub-commands (all paths are created/overwritten inside ``workdir``):
     CPU).  ``--position`` overrides ``data.inference.auto_padding.position`` for this
     run (DLC's default is ``random``); ``--record-pads`` stores the pads albumentations
     drew for each frame (so mapose can be run with the same ones).
+``track CONFIG VIDEO DEST [--identity-only]``
+    ``convert_detections2tracklets`` + ``stitch_tracklets`` on the analysis files in DEST.
 ``raw CONFIG VIDEO OUT --frames 0,1``
     DLC's ``PoseModel`` outputs (every head) for those frames, preprocessed by DLC's own
     inference transform with ``position`` forced to ``top_left``, saved to OUT (.npz).
@@ -177,6 +179,15 @@ def analyze(config: Path, video: Path, dest: Path, position: str | None, auto_tr
         record_pads.write_text(json.dumps(pads))
 
 
+def track(config: Path, video: Path, dest: Path, identity_only: bool) -> None:
+    """DLC's tracking alone on analysis files already in DEST."""
+    import deeplabcut
+
+    deeplabcut.convert_detections2tracklets(str(config), [str(video)], shuffle=1, destfolder=str(dest),
+                                            identity_only=identity_only, overwrite=True)
+    deeplabcut.stitch_tracklets(str(config), [str(video)], shuffle=1, destfolder=str(dest))
+
+
 def raw(config: Path, video: Path, out: Path, frames: list[int]) -> None:
     import cv2
     import torch
@@ -235,6 +246,11 @@ def main(argv=None) -> None:
     p.add_argument("--position")
     p.add_argument("--auto-track", action="store_true")
     p.add_argument("--record-pads", type=Path)
+    p = sub.add_parser("track")
+    p.add_argument("config", type=Path)
+    p.add_argument("video", type=Path)
+    p.add_argument("dest", type=Path)
+    p.add_argument("--identity-only", action="store_true")
     p = sub.add_parser("raw")
     p.add_argument("config", type=Path)
     p.add_argument("video", type=Path)
@@ -250,6 +266,8 @@ def main(argv=None) -> None:
         identity_project(args.workdir, args.seed, args.scale)
     elif args.cmd == "analyze":
         analyze(args.config, args.video, args.dest, args.position, args.auto_track, args.record_pads)
+    elif args.cmd == "track":
+        track(args.config, args.video, args.dest, args.identity_only)
     else:
         raw(args.config, args.video, args.out, [int(f) for f in args.frames.split(",")])
 
