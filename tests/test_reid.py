@@ -137,6 +137,28 @@ def test_learning_rate_schedule():
     assert ReIDTrainConfig().checkpoint_period == 10
 
 
+def test_training_matches_dlc_recording(tmp_path):
+    """Same seed, same triplets: DLC 3.0.2's weights and accuracies (recorded by
+    scripts/reid_training_fixture.py on generated triplets)."""
+    import json
+    from pathlib import Path
+
+    from mapose.reid.train import train_on_triplets
+
+    ref = json.loads((Path(__file__).parent / "data" / "reid_dlc_training.json").read_text())
+    x = np.random.default_rng(0).normal(size=(40, 3, 5, 16))
+    torch.manual_seed(0)
+    history = train_on_triplets(x[:32], x[32:], tmp_path, train_epochs=20, device="cpu")
+    assert history == ref["history"]
+    model = load_checkpoint(tmp_path / "dlc_transreid_20.pth")
+    for k, v in model.state_dict().items():
+        flat = v.double().numpy().ravel()
+        got = [flat.sum(), (flat ** 2).sum()] + flat[:8].tolist()
+        np.testing.assert_allclose(got, ref["state_dict"][k], rtol=1e-4, atol=1e-5, err_msg=k)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "dlc_transreid_10.pth", "dlc_transreid_20.pth", "dlc_transreid_results.pickle"]
+
+
 # -- features --------------------------------------------------------------------------
 def _features_loop(features, poses, input_size):
     """The grid rule written out per keypoint."""
@@ -419,3 +441,5 @@ def test_transformer_reid_argument_errors(reid_project):
         transformer_reID(config, [clip], train_frac=0)
     with pytest.raises(ValueError, match="n_triplets"):
         create_tracking_dataset(config, [clip], "ellipse", n_triplets=0)
+    with pytest.raises(ValueError, match="PyTorch models only"):
+        create_tracking_dataset(config, [clip], "ellipse", engine="tensorflow")

@@ -66,11 +66,14 @@ def extract_features(config, videos, video_extensions=None, shuffle=1, trainings
 
 
 def create_tracking_dataset(config, videos, track_method, video_extensions=None, shuffle=1,
-                            trainingsetindex=0, destfolder=None, batch_size=None,
-                            detector_batch_size=None, cropping=None, modelprefix="",
-                            robust_nframes=False, n_triplets=1000, *, device=None,
+                            trainingsetindex=0, gputouse=None, destfolder=None, batch_size=None,
+                            cropping=None, TFGPUinference=True, modelprefix="",
+                            robust_nframes=False, n_triplets=1000, engine=None, *, device=None,
                             random_state=0, progress=True) -> str:
     """Create the ReID training data: keypoint features and mined triplets (DLC's function).
+
+    Signature of ``deeplabcut.create_tracking_dataset`` (DLC's top-level, engine-dispatching
+    version).
 
     Parameters
     ----------
@@ -82,10 +85,14 @@ def create_tracking_dataset(config, videos, track_method, video_extensions=None,
         ``"ellipse"``, ``"box"`` or ``"skeleton"``.
     video_extensions, shuffle, trainingsetindex, modelprefix, destfolder
         As in :func:`mapose.analyze_videos`.
+    gputouse : int, optional
+        Alias of ``device`` (an int picks ``cuda:<n>``).
     batch_size : int, optional
         Frames per network call (default: the config's ``batch_size``).
-    detector_batch_size : int, optional
-        Top-down detectors only; mapose supports bottom-up models, so it is unused.
+    TFGPUinference : bool
+        TensorFlow-only; ignored.
+    engine : None or "pytorch"
+        mapose runs DLC 3 PyTorch models only; ``"tensorflow"`` raises a ValueError.
     cropping : list of int, optional
         ``[x1, x2, y1, y2]`` (default: the config's crop when ``cropping: true``).
     robust_nframes : bool
@@ -108,6 +115,11 @@ def create_tracking_dataset(config, videos, track_method, video_extensions=None,
     from mapose.reid.triplets import create_triplets_dataset
 
     _check_track_method(track_method)
+    if engine is not None and str(getattr(engine, "value", engine)).lower() not in ("pytorch", "torch"):
+        raise ValueError(f"engine={engine!r}: mapose runs DeepLabCut 3 PyTorch models only; pass "
+                         "engine=None or 'pytorch' (use DeepLabCut for TensorFlow models).")
+    if device is None and gputouse is not None:
+        device = gputouse
     if isinstance(n_triplets, bool) or not isinstance(n_triplets, (int, np.integer)) or n_triplets < 1:
         raise ValueError(f"n_triplets must be a positive int; got {n_triplets!r}.")
     scorer = extract_features(config, videos, video_extensions, shuffle, trainingsetindex,
@@ -174,8 +186,9 @@ def transformer_reID(config, videos, video_extensions=None, shuffle=1, trainings
     pm = find_project_model(config, shuffle, trainingsetindex, None, modelprefix)
     # one generator through mining and the split: DLC's global-generator sequence
     rng = as_random_state(random_state)
-    scorer = create_tracking_dataset(config, videos, track_method, video_extensions, shuffle,
-                                     trainingsetindex, destfolder, modelprefix=modelprefix,
+    scorer = create_tracking_dataset(config, videos, track_method, video_extensions=video_extensions,
+                                     shuffle=shuffle, trainingsetindex=trainingsetindex,
+                                     destfolder=destfolder, modelprefix=modelprefix,
                                      n_triplets=n_triplets, device=device, random_state=rng,
                                      progress=progress)
     train_dir = pm.model_folder / "train"

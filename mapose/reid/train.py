@@ -70,6 +70,11 @@ def split_train_test(npy_list, train_frac: float, random_state=None):
     return np.concatenate(train, axis=0), np.concatenate(test, axis=0)
 
 
+def _acc(correct: int, total: int) -> float:
+    # DLC divides a float32 tensor count: the accuracies it pickles are float32 values
+    return float(np.float32(correct) / np.float32(total))
+
+
 def _batches(arr: np.ndarray, batch_size: int):
     for s in range(0, len(arr), batch_size):
         yield arr[s:s + batch_size]
@@ -132,6 +137,10 @@ def train_on_triplets(train: np.ndarray, test: np.ndarray, ckpt_folder, train_ep
             g["lr"] = learning_rate(epoch, lr, cfg)
         model.train()
         correct = 0
+        # DLC iterates a torch DataLoader, whose iterator draws a base seed from the global
+        # generator on creation; drawing it too keeps stochastic depth on DLC's random stream
+        # (same seed, same triplets -> DLC's weights)
+        torch.empty((), dtype=torch.int64).random_()
         for batch in _batches(train, batch_size):
             optimizer.zero_grad()
             a, p, n = embed(batch)
@@ -139,17 +148,18 @@ def train_on_triplets(train: np.ndarray, test: np.ndarray, ckpt_folder, train_ep
             loss.backward()
             optimizer.step()
             correct += n_correct(a.detach(), p.detach(), n.detach())
-        train_acc = correct / len(train)
+        train_acc = _acc(correct, len(train))
         history["train_acc"].append(train_acc)
         if epoch % cfg.checkpoint_period == 0:
             save_checkpoint(folder / f"dlc_transreid_{epoch}.pth", model)
         if epoch % cfg.eval_period == 0:
             model.eval()
             correct = 0
+            torch.empty((), dtype=torch.int64).random_()  # the validation loader's seed draw
             with torch.no_grad():
                 for batch in _batches(test, batch_size):
                     correct += n_correct(*embed(batch))
-            test_acc = correct / len(test) if len(test) else float("nan")
+            test_acc = _acc(correct, len(test)) if len(test) else float("nan")
             history["test_acc"].append(test_acc)
             if progress:
                 print(f"Epoch {epoch}, train acc: {train_acc:.2f}")
