@@ -111,24 +111,75 @@ def test_split_workers_rule_and_errors():
     assert _chunks(1, 4) == [slice(0, 1)]
 
 
-@pytest.mark.onnx
-def test_onnx_workers_equal_plain_forward(model, frames, plain_outputs, tmp_path):
+@pytest.fixture(scope="module")
+def onnx_path(model, tmp_path_factory):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     from mapose.inference.export import export_onnx
+
+    return export_onnx(model, tmp_path_factory.mktemp("onnx") / "a.onnx")
+
+
+def _assert_onnx_close(got, want):
+    # ONNX Runtime's own kernels: same tolerance as the ONNX engine's DLC parity test
+    for k, w in want.items():
+        np.testing.assert_allclose(got[k], w, rtol=0, atol=2e-4 * max(float(np.abs(w).max()), 1.0), err_msg=k)
+
+
+@pytest.mark.onnx
+def test_onnx_workers_equal_plain_forward(onnx_path, frames, plain_outputs):
     from mapose.inference.runners import OnnxRunner
 
-    path = export_onnx(model, tmp_path / "a.onnx")
     for workers in (1, 2, 3):
-        runner = OnnxRunner(path, device="cpu", workers=workers)
+        runner = OnnxRunner(onnx_path, device="cpu", workers=workers)
         assert runner.workers == workers and runner.device == "cpu"
         got = runner(frames)
         runner.close()
-        # ONNX Runtime's own kernels: same tolerance as the ONNX engine's DLC parity test
-        for k, want in plain_outputs.items():
-            np.testing.assert_allclose(got[k], want, rtol=0, atol=2e-4 * max(float(np.abs(want).max()), 1.0),
-                                       err_msg=k)
+        _assert_onnx_close(got, plain_outputs)
     with pytest.raises(ValueError, match="intra_op_num_threads"):
-        OnnxRunner(path, device="cpu", intra_op_num_threads=0)
+        OnnxRunner(onnx_path, device="cpu", intra_op_num_threads=0)
     with pytest.raises(ValueError, match="workers"):
-        OnnxRunner(path, device="cpu", workers=0)
+        OnnxRunner(onnx_path, device="cpu", workers=0)
+    with pytest.raises(FileNotFoundError, match="export_model"):
+        OnnxRunner(onnx_path.with_name("missing.onnx"), device="cpu")
+
+
+@pytest.mark.onnx
+def test_onnx_optimized_graph_cache(onnx_path, frames, plain_outputs, tmp_path):
+    import os
+    import shutil
+
+    from mapose.inference.runners import OnnxRunner
+
+    src = tmp_path / "m.onnx"
+    shutil.copy(onnx_path, src)
+    plain = OnnxRunner(src, device="cpu", cache_optimized=False)
+    assert plain.model_path == src and list(tmp_path.iterdir()) == [src]
+    want = plain(frames[:2])
+
+    first = OnnxRunner(src, device="cpu")
+    cached = first.model_path
+    assert cached != src and cached.parent == tmp_path and cached.is_file()
+    assert cached.name.startswith("m.optimized-ort") and cached.suffix == ".onnx"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.onnx", cached.name])  # no temp left
+    stamp = cached.stat().st_mtime_ns
+    second = OnnxRunner(src, device="cpu")
+    assert second.model_path == cached and cached.stat().st_mtime_ns == stamp  # reused
+    for runner in (first, second):
+        got = runner(frames[:2])
+        for k in want:
+            np.testing.assert_allclose(got[k], want[k], rtol=0, atol=1e-6 * max(float(np.abs(want[k]).max()), 1.0))
+    _assert_onnx_close(second(frames), plain_outputs)
+
+    # a re-exported model (newer file) invalidates the cache
+    os.utime(src, ns=(stamp + 10**9, stamp + 10**9))
+    third = OnnxRunner(src, device="cpu")
+    assert third.model_path == cached and cached.stat().st_mtime_ns > stamp
+
+    # the cache cannot be written: optimise in memory, no error, nothing left behind
+    cached.unlink()
+    cached.mkdir()
+    fallback = OnnxRunner(src, device="cpu")
+    assert fallback.model_path == src
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.onnx", cached.name])
+    _assert_onnx_close(fallback(frames), plain_outputs)

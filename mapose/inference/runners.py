@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
@@ -93,6 +94,51 @@ def _start_torch_workers(torch, workers: int, threads: int) -> ThreadPoolExecuto
         f.result()
     torch.set_num_threads(default)
     return pool
+
+
+def _cpu_signature() -> str:
+    """Short hash of what the NCHWc graph depends on: CPU model and instruction set."""
+    import hashlib
+    import platform
+
+    text = platform.machine() + platform.processor()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith(("model name", "flags")):
+                    text += line
+                if line.startswith("flags"):
+                    break
+    except OSError:
+        pass
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def _optimized_model(ort, path: Path, providers) -> Path:
+    """Path of ONNX Runtime's optimised graph of ``path``, written on first use.
+
+    Returns ``path`` itself when the cache cannot be written (read-only folder, full disk):
+    the session then optimises in memory as usual.
+    """
+    key = f"ort{ort.__version__}-{_cpu_signature()}"
+    cached = path.with_name(f"{path.stem}.optimized-{key}.onnx")
+    tmp = cached.with_name(f".{cached.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        if cached.is_file() and cached.stat().st_mtime >= path.stat().st_mtime:
+            return cached
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.optimized_model_filepath = str(tmp)
+        opts.log_severity_level = 3  # the "hardware specific" notice is why the name has a key
+        ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        os.replace(tmp, cached)  # atomic: a reader never sees half a model
+        return cached
+    except Exception:  # noqa: BLE001 - unwritable folder (ORT raises its own types);
+        # a broken model fails again, with ORT's message, when the caller opens `path`
+        return path
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -215,12 +261,18 @@ class OnnxRunner:
         CPU only: frame-parallel worker threads a batch is split across, each running the
         session with ``intra_op_num_threads // workers`` threads; None → one per thread,
         1 → one multi-threaded run.  Ignored with CUDA.
+    cache_optimized : bool, default True
+        CPU only: keep ONNX Runtime's fully optimised graph (NCHWc layouts, fusions) next to
+        ``path`` and load that on later runs; optimising costs seconds at every session
+        start otherwise.  The file name carries the ONNX Runtime version and a CPU
+        signature because the NCHWc graph depends on the machine; it is rebuilt when
+        ``path`` is newer, and skipped where the folder is read-only.
     """
 
     engine = "onnx"
 
     def __init__(self, path, device=None, intra_op_num_threads: int | None = None,
-                 workers: int | None = None):
+                 workers: int | None = None, cache_optimized: bool = True):
         ort = require("onnxruntime", "ONNX inference")
         available = ort.get_available_providers()
         want_cuda = device is None or str(device).lower() == "auto" or str(device).startswith("cuda")
@@ -240,9 +292,19 @@ class OnnxRunner:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             opts.intra_op_num_threads = threads
+        path = Path(os.fspath(path))
+        if not path.is_file():
+            raise FileNotFoundError(f"ONNX model not found: '{path}'; export it with "
+                                    "mapose.export_model(config) or mapose.inference.export.export_onnx.")
+        model_path = path
+        if cache_optimized and self.device == "cpu":
+            model_path = _optimized_model(ort, path, providers)
+            if model_path != path:  # already optimised for this machine
+                opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        self.model_path = model_path
         # one session serves all workers (run() is thread-safe); with one thread per
         # worker each run executes on its calling thread
-        self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        self.session = ort.InferenceSession(str(model_path), sess_options=opts, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = tuple(o.name for o in self.session.get_outputs())
         self._pool = (ThreadPoolExecutor(self.workers, thread_name_prefix="mapose-onnx")
