@@ -183,3 +183,40 @@ def test_onnx_optimized_graph_cache(onnx_path, frames, plain_outputs, tmp_path):
     assert fallback.model_path == src
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.onnx", cached.name])
     _assert_onnx_close(fallback(frames), plain_outputs)
+
+
+def _write_video(path, n, h=24, w=32):
+    cv2 = pytest.importorskip("cv2")
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 25, (w, h))
+    for i in range(n):
+        out.write(np.full((h, w, 3), 10 * i, np.uint8))
+    out.release()
+    return path
+
+
+@pytest.mark.parametrize("batch_size, workers, sizes", [
+    (1, 2, [2, 2, 1]),    # DLC's default batch of 1 still feeds both workers
+    (4, 2, [4, 1]),       # enough frames per batch: batches as asked
+    (2, 3, [3, 2]),
+    (3, 1, [3, 2]),       # plain runner
+])
+def test_run_video_feeds_every_worker(tmp_path, batch_size, workers, sizes):
+    from mapose.inference.pipeline import run_video
+    from mapose.inference.video import probe_video
+
+    info = probe_video(_write_video(tmp_path / "v.avi", 5))
+    seen, got = [], []
+
+    class Runner:
+        def __call__(self, frames):
+            seen.append(len(frames))
+            return {"level": frames[:, 0, 0, 0].astype(np.float32)}
+
+    runner = Runner()
+    runner.workers = workers
+    times = run_video(runner, lambda out: list(out["level"]), info, batch_size,
+                      lambda i, pred: got.append((i, pred)), progress=False)
+    assert seen == sizes
+    assert [i for i, _ in got] == list(range(5))
+    np.testing.assert_allclose([p for _, p in got], [0, 10, 20, 30, 40], atol=2)  # FFV1 is lossless
+    assert times.n_frames == 5

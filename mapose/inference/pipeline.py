@@ -62,6 +62,9 @@ def run_video(runner, predictor, info, batch_size: int, on_frame, progress: bool
         ``predictor(outputs) -> list of FramePrediction``.
     info : VideoInfo
     batch_size : int
+        Frames per forward pass.  A runner with ``workers`` > ``batch_size`` (see
+        :mod:`mapose.inference.runners`) is handed ``workers`` frames at a time, which it
+        splits into forward passes of at most ``batch_size`` frames each.
     on_frame : callable
         ``on_frame(frame_index, prediction)``, called in frame order from the
         post-processing thread.
@@ -108,7 +111,9 @@ def run_video(runner, predictor, info, batch_size: int, on_frame, progress: bool
 
     worker = threading.Thread(target=post_worker, name="mapose-postprocess", daemon=True)
     worker.start()
-    reader = BatchReader(info, batch_size, queue_size=queue_size)
+    # a batch of 1 (DLC's default) would leave all but one frame-parallel worker idle
+    reader = BatchReader(info, max(int(batch_size), int(getattr(runner, "workers", 1) or 1)),
+                         queue_size=queue_size)
     try:
         for start, frames in reader:
             if errors:
