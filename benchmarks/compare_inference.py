@@ -13,6 +13,15 @@ into the project, hence the copy), mapose runs torch and ONNX engines in subproc
 so every contender pays the same start-up and none shares warm caches.  Times exclude
 interpreter start-up and imports, include model loading, and are wall-clock seconds of the
 ``analyze_videos`` call (libraries preloaded on both sides).  Outputs are checked against each other (max |Δxy| over frames).
+
+Both sides use the project's ``batch_size`` (config.yaml, as ``analyze_videos(batch_size=None)``
+does) and their default thread settings.  Each repeat runs the contenders in a rotated
+order; the table shows the median over repeats (and the best), the process CPU seconds
+of the call (robust against other load on the machine: a contender that waits on
+preempted threads burns CPU spinning), and with ``--warm`` a second ``analyze_videos``
+call in the same process (model loaded again, but lazy imports, allocator and kernel
+caches warm).  mapose's per-stage seconds: decode and post-processing overlap the
+network, so they are not on the critical path unless they exceed it.
 """
 from __future__ import annotations
 
@@ -33,6 +42,7 @@ RUNNER = r"""
 import json, sys, time, warnings, pickle
 warnings.simplefilter("ignore")
 kind, config, video, dest, auto_track = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] == "1"
+warm = sys.argv[7] == "1"
 t_import = time.perf_counter()
 if kind == "dlc":
     import deeplabcut as lib
@@ -46,14 +56,21 @@ else:
     if kind == "onnx":
         import onnxruntime  # noqa: F401
     kw = {"engine": kind, "progress": False}
-t0 = time.perf_counter()
-scorer = lib.analyze_videos(config, [video], auto_track=auto_track, destfolder=dest, **kw)
-t1 = time.perf_counter()
-stages = None
-if kind != "dlc":
-    st = lib.analyze_videos.last_times
-    stages = {k: getattr(st, k) for k in ("decode", "network", "postprocess", "write", "tracking", "total")}
-print("RESULT" + json.dumps({"seconds": t1 - t0, "import": t0 - t_import, "scorer": scorer, "stages": stages}))
+def call(dest):
+    t0, c0 = time.perf_counter(), time.process_time()
+    scorer = lib.analyze_videos(config, [video], auto_track=auto_track, destfolder=dest, **kw)
+    t1, c1 = time.perf_counter(), time.process_time()
+    stages = None
+    if kind != "dlc":
+        st = lib.analyze_videos.last_times
+        stages = {k: getattr(st, k) for k in ("decode", "network", "postprocess", "write", "tracking", "total")}
+    return {"seconds": t1 - t0, "cpu": c1 - c0, "scorer": scorer, "stages": stages}
+t_imported = time.perf_counter()
+res = call(dest)
+res["import"] = t_imported - t_import
+if warm:
+    res["warm"] = call(dest + "_warm")
+print("RESULT" + json.dumps(res))
 """
 
 
@@ -88,8 +105,9 @@ def make_project(src: Path, dst: Path, n_frames: int) -> tuple[Path, Path]:
     return dst / "config.yaml", dst / "videos/clip.avi"
 
 
-def run(python, kind, config, video, dest, auto_track):
-    cmd = [python, "-c", RUNNER, kind, str(config), str(video), str(dest), "1" if auto_track else "0", str(REPO)]
+def run(python, kind, config, video, dest, auto_track, warm=False):
+    cmd = [python, "-c", RUNNER, kind, str(config), str(video), str(dest), "1" if auto_track else "0", str(REPO),
+           "1" if warm else "0"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT")), None)
     if proc.returncode or line is None:
@@ -213,6 +231,8 @@ def main(argv=None):
     ap.add_argument("--auto-track", action="store_true")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--skip-dlc", action="store_true")
+    ap.add_argument("--warm", action="store_true",
+                    help="also time a second analyze_videos call in the same process")
     ap.add_argument("--check-models", action="store_true",
                     help="only compare mapose's networks with timm / DLC's PoseModel")
     args = ap.parse_args(argv)
@@ -227,27 +247,40 @@ def main(argv=None):
         # warm the ONNX export once (cached next to the project, like a user's second run)
         run(sys.executable, "onnx", config, video, tmp / "warm", False)
         for r in range(args.repeats):
-            for k in kinds:
+            for k in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:  # rotate who goes first
                 py = args.dlc_python if k == "dlc" else sys.executable
-                results[k].append(run(py, k, config, video, tmp / f"out_{k}_{r}", args.auto_track))
-        best = {k: min(v, key=lambda d: d["seconds"]) for k, v in results.items()}
-        scorer = best["torch"]["scorer"]
+                results[k].append(run(py, k, config, video, tmp / f"out_{k}_{r}", args.auto_track, args.warm))
+        scorer = results["torch"][0]["scorer"]
         print(f"\nanalyze_videos on a {args.frames}-frame 320x256 clip of project A "
               f"(ResNet-50-GN + DLCRNet PAF head, batch_size 4, auto_track={args.auto_track}), "
-              f"{os.cpu_count()} CPUs, best of {args.repeats}")
-        print(f"{'engine':<16}{'seconds':>9}{'frames/s':>10}{'vs DLC':>8}   stages (s)")
-        ref = best.get("dlc", {}).get("seconds")
-        for k in kinds:
-            s = best[k]["seconds"]
-            st = best[k]["stages"]
-            stages = "" if not st else ", ".join(f"{n} {v:.2f}" for n, v in st.items())
-            ratio = f"{ref / s:7.2f}x" if ref else "    n/a"
-            name = "DLC 3.0.2" if k == "dlc" else f"mapose {k}"
-            print(f"{name:<16}{s:9.2f}{args.frames / s:10.2f}{ratio:>8}   {stages}")
-        if "dlc" in best:
+              f"{os.cpu_count()} CPUs, {args.repeats} repeat(s); load average before: "
+              f"{os.getloadavg()[0]:.1f}")
+        rows = [("cold", lambda d: d)] + ([("warm", lambda d: d["warm"])] if args.warm else [])
+        for label, pick in rows:
+            med = {k: _median([pick(d)["seconds"] for d in v]) for k, v in results.items()}
+            best = {k: min(pick(d)["seconds"] for d in v) for k, v in results.items()}
+            cpu = {k: _median([pick(d)["cpu"] for d in v]) for k, v in results.items()}
+            print(f"\n[{label} process] {'engine':<14}{'median s':>9}{'frames/s':>9}{'vs DLC':>8}"
+                  f"{'best s':>8}{'vs DLC':>8}{'CPU s':>8}{'vs DLC':>8}   median stages (s)")
+            for k in kinds:
+                name = "DLC 3.0.2" if k == "dlc" else f"mapose {k}"
+                ratio = (lambda a, b: f"{a / b:7.2f}x") if "dlc" in med else (lambda a, b: "    n/a")
+                st = [pick(d)["stages"] for d in results[k]]
+                stages = "" if not st[0] else ", ".join(
+                    f"{n} {_median([x[n] for x in st]):.2f}" for n in st[0])
+                print(f"{'':16}{name:<14}{med[k]:9.2f}{args.frames / med[k]:9.2f}"
+                      f"{ratio(med.get('dlc', 1), med[k]):>8}{best[k]:8.2f}{ratio(best.get('dlc', 1), best[k]):>8}"
+                      f"{cpu[k]:8.2f}{ratio(cpu.get('dlc', 1), cpu[k]):>8}   {stages}")
+        if "dlc" in results:
             for k in ("torch", "onnx"):
                 d = max_diff(tmp / f"out_{k}_0/clip{scorer}_full.pickle", tmp / f"out_dlc_0/clip{scorer}_full.pickle")
                 print(f"max |xy difference| mapose {k} vs DLC: {d:.2e} px")
+
+
+def _median(values):
+    import statistics
+
+    return statistics.median(values)
 
 
 if __name__ == "__main__":

@@ -58,35 +58,84 @@ class Predictor:
         self.predictor(self.out)
 
 
-class NetworkCPU:
-    """Small end-to-end case: ResNet-50-GN + DLCRNet head forward on CPU (torch)."""
+def _network_cfg():
+    graph = [[i, j] for i in range(5) for j in range(i + 1, 5)]
 
-    params = [[1, 4]]
-    param_names = ["frames"]
+    def dc(c_out):
+        return {"channels": [2048, c_out], "kernel_size": [3], "strides": [2]}
+
+    return {"net_type": "resnet_50", "model": {
+        "backbone": {"type": "ResNet", "model_name": "resnet50_gn", "output_stride": 16},
+        "heads": {"bodypart": {
+            "type": "DLCRNetHead", "num_stages": 5,
+            "predictor": {"num_animals": 3, "num_multibodyparts": 5, "graph": graph},
+            "heatmap_config": dc(5), "locref_config": dc(10), "paf_config": dc(20)}}}}
+
+
+def _network():
+    try:
+        import torch
+    except ImportError:
+        raise NotImplementedError("torch not installed")
+    from mapose.models import build_pose_model
+
+    torch.manual_seed(0)
+    return build_pose_model(_network_cfg()).eval()
+
+
+class NetworkCPU:
+    """ResNet-50-GN + DLCRNet head forward on CPU (torch), 320x256 frames.
+
+    ``workers``: "auto" splits the batch across single-threaded workers (the default),
+    "1" is one multi-threaded forward pass.
+    """
+
+    params = [[1, 4], ["1", "auto"]]
+    param_names = ["frames", "workers"]
     timeout = 300
 
-    def setup(self, frames):
-        try:
-            import torch
-        except ImportError:
-            raise NotImplementedError("torch not installed")
+    def setup(self, frames, workers):
         from mapose.inference.runners import TorchRunner
-        from mapose.models import build_pose_model
 
-        graph = [[i, j] for i in range(5) for j in range(i + 1, 5)]
-
-        def dc(c_out):
-            return {"channels": [2048, c_out], "kernel_size": [3], "strides": [2]}
-
-        cfg = {"net_type": "resnet_50", "model": {
-            "backbone": {"type": "ResNet", "model_name": "resnet50_gn", "output_stride": 16},
-            "heads": {"bodypart": {
-                "type": "DLCRNetHead", "num_stages": 5,
-                "predictor": {"num_animals": 3, "num_multibodyparts": 5, "graph": graph},
-                "heatmap_config": dc(5), "locref_config": dc(10), "paf_config": dc(20)}}}}
-        torch.manual_seed(0)
-        self.runner = TorchRunner(build_pose_model(cfg).eval(), device="cpu")
+        self.runner = TorchRunner(_network(), device="cpu", workers=None if workers == "auto" else int(workers))
         self.frames = np.random.default_rng(0).integers(0, 255, (frames, 256, 320, 3), dtype=np.uint8)
 
-    def time_forward(self, frames):
+    def teardown(self, frames, workers):
+        self.runner.close()
+
+    def time_forward(self, frames, workers):
+        self.runner(self.frames)
+
+
+class NetworkONNX:
+    """The same network exported to ONNX, on ONNX Runtime's CPU provider."""
+
+    params = [[1, 4], ["1", "auto"]]
+    param_names = ["frames", "workers"]
+    timeout = 600
+
+    def setup_cache(self):
+        import tempfile
+
+        try:
+            import onnx  # noqa: F401
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise NotImplementedError("onnx / onnxruntime not installed")
+        from mapose.inference.export import export_onnx
+
+        path = f"{tempfile.mkdtemp(prefix='mapose_asv_')}/net.onnx"
+        export_onnx(_network(), path)
+        return path
+
+    def setup(self, path, frames, workers):
+        from mapose.inference.runners import OnnxRunner
+
+        self.runner = OnnxRunner(path, device="cpu", workers=None if workers == "auto" else int(workers))
+        self.frames = np.random.default_rng(0).integers(0, 255, (frames, 256, 320, 3), dtype=np.uint8)
+
+    def teardown(self, path, frames, workers):
+        self.runner.close()
+
+    def time_forward(self, path, frames, workers):
         self.runner(self.frames)
