@@ -207,3 +207,92 @@ def test_batch_chunked_mode_matches_dlc_tracks(tmp_path, chunk, overlap):
     dlc = pd.read_hdf(H.recorded("_el.h5"))
     assert ours.columns.equals(dlc.columns) and ours.index.equals(dlc.index)
     np.testing.assert_array_equal(ours.to_numpy(), dlc.to_numpy())
+
+
+def _write_pytorch_assemblies(path, asm, single=None):
+    from mapose.io.assemblies_pickle import AssembliesPickleWriter
+
+    n_bpts = next(a.shape[1] for a in asm.values() if a.shape[1])
+    with AssembliesPickleWriter(path) as w:
+        for f in range(max(asm) + 1):
+            w.add(f, asm.get(f, np.empty((0, n_bpts, 4))), (single or {}).get(f))
+
+
+@pytest.mark.parametrize("layout", ["tf", "pytorch"])
+def test_unique_bodyparts_are_written_like_the_whole_video_stitch(tmp_path, layout):
+    """chunked mode used to drop "single"; now its columns equal format_df's."""
+    from mapose.batch.chunked import AssembliesStream
+    from mapose.io.assemblies_pickle import read_assemblies_pickle
+
+    src = H.SHARED_DATA / "dlc-unittest" / "montblanc_assemblies.pickle"
+    if not src.exists():
+        pytest.skip("DLC unit-test data not found")
+    asm, single = read_assemblies_pickle(src)
+    path = src
+    if layout == "pytorch":
+        path = tmp_path / "m_assemblies.pickle"
+        _write_pytorch_assemblies(path, asm, single)
+    joints = [f"bp{i}" for i in range(4)]
+    unique = [f"u{i}" for i in range(next(iter(single.values())).shape[0])]
+    n = max(asm) + 1
+    tr = tracklets_mod.build_tracklets(dict(asm, single=single), "ellipse", CFG, joints + unique,
+                                       "S", n, unique_bodyparts=unique)
+    st = stitcher_mod.TrackletStitcher.from_dict_of_dict(tr, 3)
+    st.build_graph()
+    st.stitch()
+    ref = st.format_df()
+    get = AssembliesStream(path)
+    track_in_chunks(get, n, tmp_path / "m_el.h5", joints=joints, scorer="S", inference_cfg=CFG,
+                    n_tracks=3, options=ChunkOptions(chunk_frames=1000, overlap=30),
+                    unique_bodyparts=unique, get_single=get.single)
+    ours = pd.read_hdf(tmp_path / "m_el.h5", key="tracks")
+    assert "single" in ours.columns.get_level_values("individuals")
+    assert ours.columns.equals(ref.columns) and ours.index.equals(ref.index)
+    np.testing.assert_array_equal(ours.to_numpy(), ref.to_numpy())
+    # several chunks: the "single" columns do not depend on the chunking
+    track_in_chunks(get, n, tmp_path / "c_el.h5", joints=joints, scorer="S", inference_cfg=CFG,
+                    n_tracks=3, options=ChunkOptions(chunk_frames=50, overlap=20),
+                    unique_bodyparts=unique, get_single=get.single)
+    chunked = pd.read_hdf(tmp_path / "c_el.h5", key="tracks")
+    pd.testing.assert_frame_equal(chunked.xs("single", axis=1, level="individuals"),
+                                  ours.xs("single", axis=1, level="individuals"))
+
+
+def test_assemblies_stream_equals_dict_lookup(tmp_path):
+    from mapose.batch.chunked import AssembliesStream, assemblies_pickle_source
+
+    synth = SyntheticDetections(700, 3, 6, seed=7)
+    asm = synth.assemblies(0, 700)
+    asm[650] = np.empty((0, 6, 4))  # a frame without animals
+    path = tmp_path / "s_assemblies.pickle"
+    _write_pytorch_assemblies(path, asm)
+    get, n = assemblies_pickle_source(path)
+    assert n == 700
+    ranges = ChunkOptions(chunk_frames=200, overlap=30).ranges(700)
+    for start, _core, stop in ranges + ranges[:1] + ranges[2:]:  # in order, then a restart
+        got = get(start, stop)
+        want = {f: a for f, a in asm.items() if start <= f < stop and len(a)}
+        assert list(got) == list(want)
+        for f in want:
+            np.testing.assert_array_equal(got[f], want[f])
+    assert get.single(0, 700) == {}
+    assert AssembliesStream(path).count_frames() == 700
+
+
+def test_assemblies_stream_memory_is_flat(tmp_path):
+    from mapose.batch.chunked import AssembliesStream
+
+    peaks = []
+    for n in (1000, 8000):
+        synth = SyntheticDetections(n, 3, 12, seed=1)
+        path = tmp_path / f"a{n}.pickle"
+        _write_pytorch_assemblies(path, synth.assemblies(0, n))
+        get = AssembliesStream(path)
+        tracemalloc.start()
+        total = 0
+        for start, _core, stop in ChunkOptions(chunk_frames=250, overlap=20).ranges(n):
+            total += len(get(start, stop))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert total > n
+    assert peaks[1] < 1.3 * peaks[0], peaks  # 8x the frames, same memory

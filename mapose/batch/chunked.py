@@ -14,17 +14,18 @@ solves over.  For long recordings (hours at 30-100 fps) :func:`track_in_chunks` 
    assignment of mean keypoint distances), and streams the result into the tracks
    ``.h5`` (DLC's layout, key ``"tracks"``, table format) chunk by chunk.
 
-Peak memory is set by ``chunk_frames``, not by the video length (with a streaming source;
-the batch stage reads DLC's ``_assemblies.pickle``, a single pickle, whole — its arrays
-are compact, ~0.5 kB per frame for 3 animals × 12 body parts, but they do grow with the
-video), and an interrupted run resumes at the first chunk without a checkpoint.  Chunks
+Peak memory is set by ``chunk_frames``, not by the video length (the batch stage reads
+DLC's ``_assemblies.pickle`` frame by frame, :class:`AssembliesStream`, keeping only the
+current chunk and the unique body parts as one compact array), and an interrupted run
+resumes at the first chunk without a checkpoint.  Chunks
 are independent, so they also run in parallel (one Dask task each) before the join.
 
 Differences from the whole-video stitch (why this is opt-in): the stitcher's optimisation
 is global within a chunk but greedy across chunk boundaries, so identities can differ
 from DLC's on long videos where two animals swap exactly at a boundary; tracklets are
-split at chunk boundaries (``min_length`` applies per chunk); unique body parts
-(``single``) are not written.
+split at chunk boundaries (``min_length`` applies per chunk).  Unique body parts
+(``single``) are written as DLC's stitch writes them (columns after the tracks, a row for
+every frame that has them).
 """
 from __future__ import annotations
 
@@ -262,8 +263,13 @@ def compute_chunk(get_assemblies, i: int, chunk_dir, *, n_frames: int, joints, s
 
 def join_chunks(chunk_dir, output_h5, *, n_frames: int, joints, scorer, n_tracks,
                 animal_names=None, options: ChunkOptions = ChunkOptions(),
-                save_as_csv: bool = False) -> tuple[int, list[str]]:
+                save_as_csv: bool = False, unique_bodyparts=None,
+                get_single: Callable[[int, int], dict] | None = None) -> tuple[int, list[str]]:
     """Stream finished chunks, matched across their overlaps, into the tracks file(s).
+
+    ``unique_bodyparts`` and ``get_single(start, stop) -> {frame: (n_unique, 3)}`` add
+    DLC's ``"single"`` columns (the stitcher's outer join: a row for every frame that has
+    unique body parts, even past the last tracked frame).
 
     Returns
     -------
@@ -284,6 +290,9 @@ def join_chunks(chunk_dir, output_h5, *, n_frames: int, joints, scorer, n_tracks
     n_bpts = len(joints)
     output_h5 = Path(output_h5)
     columns = _columns(scorer, animal_names, joints)
+    unique = list(unique_bodyparts or []) if get_single is not None else []
+    if unique:
+        columns = columns.append(_columns(scorer, ["single"], unique))
     csv_path = output_h5.with_suffix(".csv")
     written = 0
     notes: list[str] = []
@@ -302,6 +311,12 @@ def join_chunks(chunk_dir, output_h5, *, n_frames: int, joints, scorer, n_tracks
                 prev_tail = tracks[max(0, len(tracks) - options.overlap):].copy()
                 block = tracks[core - start:].reshape(stop - core, n_tracks * n_bpts * 3)
                 has = np.isfinite(block).any(axis=1)
+                if unique:
+                    sblock = np.full((stop - core, len(unique) * 3), np.nan)
+                    for f, arr in get_single(core, stop).items():
+                        sblock[f - core] = np.asarray(arr, np.float64)[:, :3].reshape(-1)
+                        has[f - core] = True
+                    block = np.concatenate([block, sblock], axis=1)
                 last = int(np.flatnonzero(has)[-1]) + 1 if has.any() else 0
                 if last:
                     rows_start = core - pending
@@ -329,7 +344,8 @@ def track_in_chunks(get_assemblies: Callable[[int, int], dict], n_frames: int, o
                     joints: list, scorer: str, inference_cfg: dict, n_tracks: int,
                     animal_names=None, track_method: str = "ellipse",
                     options: ChunkOptions = ChunkOptions(), save_as_csv: bool = False,
-                    source_id=None, keep_chunks: bool = False) -> dict:
+                    source_id=None, keep_chunks: bool = False, unique_bodyparts=None,
+                    get_single: Callable[[int, int], dict] | None = None) -> dict:
     """Track, stitch and write a video's tracks chunk by chunk (see module docstring).
 
     Parameters
@@ -349,6 +365,10 @@ def track_in_chunks(get_assemblies: Callable[[int, int], dict], n_frames: int, o
         from another input are discarded instead of reused.
     keep_chunks : bool
         Keep the checkpoint folder ``<output stem>_chunks/`` after the join.
+    unique_bodyparts : list of str, optional
+    get_single : callable ``(start, stop) -> dict``, optional
+        Unique body parts per frame (``{frame: (n_unique, 3)}``): written as the
+        ``"single"`` individual, as DLC's stitch does.
 
     Returns
     -------
@@ -374,7 +394,8 @@ def track_in_chunks(get_assemblies: Callable[[int, int], dict], n_frames: int, o
                                track_method=track_method, options=options)
     written, w = join_chunks(chunk_dir, output_h5, n_frames=n_frames, joints=joints,
                              scorer=scorer, n_tracks=n_tracks, animal_names=animal_names,
-                             options=options, save_as_csv=save_as_csv)
+                             options=options, save_as_csv=save_as_csv,
+                             unique_bodyparts=unique_bodyparts, get_single=get_single)
     if not keep_chunks:
         shutil.rmtree(chunk_dir, ignore_errors=True)
     return {"frames": written, "chunks": len(ranges), "warnings": notes + w,
@@ -433,30 +454,124 @@ def assembled_source(get_full_frames: Callable[[int, int], dict], metadata: dict
     return get
 
 
+class AssembliesStream:
+    """A chunk source over an ``_assemblies.pickle`` that reads it frame by frame.
+
+    Calls for increasing ranges (chunks in order, each overlapping the previous one)
+    continue one pass over the file and keep only the frames still needed; a range that
+    starts before them restarts the pass.  Unique body parts (``"single"``, stored first
+    by DLC 3) are kept as one compact array.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        DLC 3's (or DLC 2's TF-layout, read whole) ``_assemblies.pickle``.
+
+    Attributes
+    ----------
+    n_frames : int or None
+        1 + the largest frame index, once a pass reached the end of the file.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._it = None
+        self._buf: dict = {}
+        self._low = 0         # frames below this were dropped from the buffer
+        self._next = 0        # the pass has yielded every frame below this
+        self._done = False
+        self._single_frames = None
+        self._single = None
+        self._single_checked = False
+        self.n_frames = None
+
+    def _restart(self):
+        from mapose.io.assemblies_pickle import iter_assemblies_pickle
+
+        self._it = iter_assemblies_pickle(self.path)
+        self._buf, self._low, self._next, self._done = {}, 0, 0, False
+
+    def _advance(self, stop: int) -> None:
+        if self._it is None:
+            self._restart()
+        while not self._done and self._next < stop:
+            try:
+                key, value = next(self._it)
+            except StopIteration:
+                self._done = True
+                self.n_frames = self._next
+                break
+            if key == "single":
+                self._keep_single(value)
+                continue
+            if key >= self._low:
+                self._buf[key] = value
+            self._next = key + 1
+
+    def _keep_single(self, single: dict) -> None:
+        if self._single is not None or not single:
+            return
+        frames = np.fromiter((int(k) for k in single), np.int64, len(single))
+        first = np.asarray(next(iter(single.values())), np.float64)
+        data = np.full((len(frames),) + first.shape, np.nan)
+        for i, v in enumerate(single.values()):
+            data[i] = np.asarray(v, np.float64)
+        order = np.argsort(frames, kind="stable")
+        self._single_frames, self._single = frames[order], data[order]
+
+    def __call__(self, start: int, stop: int) -> dict:
+        """Assemblies of frames ``[start, stop)`` with at least one animal."""
+        if start < self._low:
+            self._restart()
+        self._advance(stop)
+        for f in [f for f in self._buf if f < start]:
+            del self._buf[f]
+        self._low = start
+        return {f: np.asarray(a) for f, a in self._buf.items() if f < stop and len(a)}
+
+    def _find_single(self) -> None:
+        from mapose.io.assemblies_pickle import iter_assemblies_pickle
+
+        self._single_checked = True
+        it = iter_assemblies_pickle(self.path)
+        try:
+            for key, value in it:  # DLC 3: the first item; TF layout: the last
+                if key == "single":
+                    self._keep_single(value)
+                    return
+        finally:
+            it.close()
+
+    def single(self, start: int, stop: int) -> dict:
+        """Unique body parts ``{frame: (n_unique, 3)}`` of frames ``[start, stop)``."""
+        if self._single is None and not self._single_checked:
+            self._find_single()
+        if self._single is None:
+            return {}
+        a, b = np.searchsorted(self._single_frames, [start, stop])
+        return {int(f): self._single[i] for i, f in zip(range(a, b), self._single_frames[a:b])}
+
+    def count_frames(self) -> int:
+        """1 + the largest frame index (one pass over the file if not known yet)."""
+        if self.n_frames is None:
+            self._restart()
+            self._advance(np.iinfo(np.int64).max)
+            self._restart()
+        return int(self.n_frames)
+
+
 def assemblies_pickle_source(path) -> tuple[Callable[[int, int], dict], int]:
-    """A source over DLC 3's ``_assemblies.pickle`` (read once; its arrays are compact).
+    """A source over DLC 3's ``_assemblies.pickle``, read frame by frame.
 
     Returns
     -------
-    get : callable ``(start, stop) -> dict``
+    get : AssembliesStream
+        ``get(start, stop) -> dict``; ``get.single(start, stop)`` for unique body parts.
     n_frames : int
         1 + the largest frame index in the file (0 if it holds none).
     """
-    from mapose.io.assemblies_pickle import read_assemblies_pickle
-
-    assemblies, _single = read_assemblies_pickle(path)
-    frames = sorted(k for k in assemblies if isinstance(k, (int, np.integer)))
-    n = int(frames[-1]) + 1 if frames else 0
-
-    def get(start, stop):
-        out = {}
-        for f in range(start, stop):
-            a = assemblies.get(f)
-            if a is not None and len(a):
-                out[f] = np.asarray(a)
-        return out
-
-    return get, n
+    get = AssembliesStream(path)
+    return get, get.count_frames()
 
 
 # -- batch stage ----------------------------------------------------------------------------
@@ -464,7 +579,8 @@ def job_setup(job) -> dict:
     """Everything chunked tracking needs for a batch job (project config, frames, options)."""
     from mapose.batch.progress import fingerprint
     from mapose.batch.stages import read_n_frames
-    from mapose.io.config import individuals, multianimal_bodyparts, read_config
+    from mapose.io.config import (individuals, multianimal_bodyparts, read_config,
+                                  unique_bodyparts)
     from mapose.io.inference_cfg import read_inference_cfg
     from mapose.io.project import get_model_folder
 
@@ -476,12 +592,13 @@ def job_setup(job) -> dict:
     asm_path = job.path("_assemblies.pickle")
     n_frames = read_n_frames(job)
     if n_frames is None:
-        _, n_frames = assemblies_pickle_source(asm_path)
+        n_frames = AssembliesStream(asm_path).count_frames()
     opts = ChunkOptions(chunk_frames=int(job.chunk_frames), overlap=int(job.chunk_overlap),
                         **{k: v for k, v in job.stitch_kwargs.items()
                            if k in ("min_length", "split_tracklets", "prestitch_residuals", "max_gap")})
     fp = fingerprint(asm_path)
-    return dict(joints=joints, names=names, n_tracks=job.n_tracks or len(names),
+    return dict(joints=joints, unique=unique_bodyparts(cfg), names=names,
+                n_tracks=job.n_tracks or len(names),
                 inference_cfg=inference_cfg, n_frames=int(n_frames), options=opts,
                 out=job.stage_outputs("stitch")[0], asm_path=asm_path,
                 source_id={"size": fp["size"], "digest": fp["digest"]})
@@ -499,7 +616,7 @@ def chunk_task(job, i: int, *_deps) -> list[str]:
     chunk_dir = open_chunk_dir(chunk_dir_for(s["out"]), _manifest(
         s["n_frames"], s["joints"], job.scorer, s["inference_cfg"], s["n_tracks"],
         job.track_method, s["options"], s["source_id"]))
-    get, _ = assemblies_pickle_source(s["asm_path"])
+    get = AssembliesStream(s["asm_path"])
     return compute_chunk(get, i, chunk_dir, n_frames=s["n_frames"], joints=s["joints"],
                          scorer=job.scorer, inference_cfg=s["inference_cfg"],
                          n_tracks=s["n_tracks"], track_method=job.track_method,
@@ -509,6 +626,9 @@ def chunk_task(job, i: int, *_deps) -> list[str]:
 def chunked_stitch_stage(job):
     """Batch stage: ``_assemblies.pickle`` → tracks ``.h5`` chunk by chunk (no tracklet pickle).
 
+    The assemblies are read frame by frame (:class:`AssembliesStream`); unique body parts
+    are written as the ``"single"`` individual.
+
     Used by :func:`mapose.batch.run_videos` when ``chunk_frames`` is set.  Finished
     chunks (checkpoint files) are reused, so a rerun resumes mid-video, and chunks that
     Dask tasks computed in parallel are only joined here.
@@ -516,12 +636,13 @@ def chunked_stitch_stage(job):
     from mapose.batch.stages import StageReport, summarize_tracks
 
     s = job_setup(job)
-    get, _ = assemblies_pickle_source(s["asm_path"])
+    get = AssembliesStream(s["asm_path"])
     info = track_in_chunks(get, s["n_frames"], s["out"], joints=s["joints"], scorer=job.scorer,
                            inference_cfg=s["inference_cfg"], n_tracks=s["n_tracks"],
                            animal_names=s["names"], track_method=job.track_method,
                            options=s["options"], save_as_csv=job.save_as_csv,
-                           source_id=s["source_id"])
+                           source_id=s["source_id"], unique_bodyparts=s["unique"],
+                           get_single=get.single if s["unique"] else None)
     _frames, tracks = summarize_tracks(s["out"])
     return StageReport("stitch", frames=s["n_frames"], warnings=info["warnings"][:20],
                        info={"tracks": tracks, "chunks": info["chunks"],
