@@ -284,6 +284,13 @@ class TrackletStitcher:
             # rows of tracklets that are not continuous (only those are split, as in DLC)
             broken = np.repeat(span != t_stop - t_start, t_stop - t_start)
             jump = np.flatnonzero((np.diff(inds) != 1) & broken[1:] & (tid[1:] == tid[:-1])) + 1
+            if jump.size:
+                # DLC cuts where searchsorted finds the frame number: with a duplicated
+                # frame, before its first occurrence
+                first = np.ones(inds.size, dtype=bool)
+                first[1:] = (inds[1:] != inds[:-1]) | (tid[1:] != tid[:-1])
+                run_start = np.maximum.accumulate(np.where(first, np.arange(inds.size), 0))
+                jump = run_start[jump]
             cuts.append(jump)
         starts = np.unique(np.concatenate(cuts))
         stops = np.concatenate([starts[1:], [inds.size]])
