@@ -328,6 +328,7 @@ def reid_project(project_a, tmp_path_factory):
     return config, clip, SCORER, out
 
 
+@pytest.mark.slow
 def test_features_match_independent_backbone_and_dlc_detections(reid_project, project_a):
     from mapose.inference.project_model import find_project_model
     from mapose.io.full_pickle import read_full_pickle
@@ -363,6 +364,7 @@ def test_features_match_independent_backbone_and_dlc_detections(reid_project, pr
     assert vec.shape == (40, 3, 5, 2048) and vec.dtype == np.float64
 
 
+@pytest.mark.slow
 def test_transformer_reid_end_to_end(reid_project, tmp_path):
     import pandas as pd
 
@@ -405,6 +407,7 @@ def test_transformer_reid_end_to_end(reid_project, tmp_path):
     pd.testing.assert_frame_equal(pd.read_hdf(again[0], "tracks"), df)
 
 
+@pytest.mark.slow
 def test_stitch_with_transformer_errors(reid_project, tmp_path, monkeypatch):
     import mapose
 
@@ -429,6 +432,7 @@ def test_stitch_with_transformer_errors(reid_project, tmp_path, monkeypatch):
     assert not (tmp_path / "x.h5").exists()
 
 
+@pytest.mark.slow
 def test_transformer_reid_argument_errors(reid_project):
     from mapose.reid.api import create_tracking_dataset, transformer_reID
 

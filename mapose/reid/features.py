@@ -250,29 +250,46 @@ class FeatureShelf:
 
 
 class _FeatureRunner:
-    """A :class:`~mapose.inference.runners.TorchRunner` that also returns the backbone output.
+    """Run the pose network on uint8 frames and return its heads and its backbone output.
 
-    The backbone output is captured with a forward hook (no change to the model), so the
-    heads see exactly what they see in ``analyze_videos``.
+    ``{"<head>/<key>": (B, C, h, w), "backbone/features": (B, C_backbone, h, w)}``, float32.
+    The frames go through mapose's :class:`~mapose.models.pose_model.FramesModel` (DLC's
+    exact normalisation), around a module that runs the backbone once and feeds the
+    heads, as :class:`~mapose.models.pose_model.PoseModel` does.
     """
 
     def __init__(self, model, device=None):
-        from mapose.inference.runners import TorchRunner
+        from mapose._optional import require
+        from mapose.inference.runners import resolve_device
+        from mapose.models.pose_model import FramesModel
 
-        self._runner = TorchRunner(model, device=device)
-        self._features = None
-        self.net = self._runner.net
-        self.output_names = self._runner.output_names
-        model.backbone.register_forward_hook(self._grab)
+        self.torch = require("torch", "extracting ReID features")
+        nn = self.torch.nn
 
-    def _grab(self, module, inputs, output):
-        self._features = output
+        class WithFeatures(nn.Module):
+            def __init__(self, pose_model):
+                super().__init__()
+                self.backbone = pose_model.backbone
+                self.heads = pose_model.heads
+                self.head_specs = pose_model.head_specs
+                self.output_names = tuple(pose_model.output_names) + ("backbone/features",)
+
+            def forward(self, x):
+                features = self.backbone(x)
+                out = [o for head in self.heads.values() for o in head(features)]
+                return (*out, features)
+
+        self.device = self.torch.device(resolve_device(device))
+        wrapped = WithFeatures(model)
+        self.net = FramesModel(wrapped, bgr=True, channels_last=True).eval().to(self.device)
+        self.output_names = wrapped.output_names
 
     def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
-        out = self._runner(frames)
-        out["backbone/features"] = np.ascontiguousarray(self._features.float().cpu().numpy())
-        self._features = None
-        return out
+        t = self.torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+        with self.torch.inference_mode():
+            outs = self.net(t)
+            return {name: np.ascontiguousarray(o.float().cpu().numpy())
+                    for name, o in zip(self.output_names, outs)}
 
 
 def extract_video_features(runner, predictor, info, shelf_writer: FeatureShelfWriter,
