@@ -15,14 +15,15 @@ import numpy as np
 
 from mapose.kernels.flow import min_cost_flow
 from mapose.stitching.stitcher import TrackletStitcher
+from mapose.io.safe_pickle import read_pickle
+from mapose.io.tracklets_pickle import read_tracklets_compact
 from mapose.stitching.synthetic import fragmented_tracklets
 
-# (animals, bodyparts, frames): ~20, ~400, ~2300 tracklets
-SIZES = [(3, 5, 500), (10, 5, 2000), (20, 8, 5000)]
+# (animals, bodyparts, frames, mean tracklet length): ~60, ~200, ~400, ~900, ~2300 tracklets
+SIZES = [(5, 5, 700, 60), (10, 5, 1000, 40), (10, 5, 2000, 40), (15, 8, 3000, 40), (20, 8, 5000, 30)]
 
 
-def _workload(n_animals, n_bpts, n_frames):
-    mean_length = 60 if n_frames <= 1000 else 30
+def _workload(n_animals, n_bpts, n_frames, mean_length):
     d, _ = fragmented_tracklets(n_animals, n_bpts, n_frames, mean_length=mean_length, seed=n_frames)
     return d
 
@@ -46,6 +47,12 @@ class Stitching:
     def teardown(self, size):
         self.tmp.cleanup()
 
+    def time_read_compact(self, size):
+        read_tracklets_compact(self.path)
+
+    def time_read_general(self, size):
+        read_pickle(self.path)
+
     def time_end_to_end(self, size):
         s = TrackletStitcher.from_pickle(self.path, self.n_tracks)
         s.build_graph()
@@ -65,7 +72,7 @@ class Stitching:
 class FlowSolver:
     """The compiled solver against networkx on the stitching graph of each workload."""
 
-    params = [SIZES[:2], ["mapose", "networkx_capacity_scaling"]]
+    params = [SIZES[:3], ["mapose", "networkx_capacity_scaling"]]
     param_names = ["animals_bodyparts_frames", "impl"]
     timeout = 300
 
