@@ -279,6 +279,16 @@ def test_stitcher_mine_method_delegates(dlc_stitcher):
     assert [(x[0][1], x[1][1]) for x in a] == [(x[0][1], x[1][1]) for x in b]
 
 
+def test_dlc_module_path_helpers(project_a):
+    import mapose.pose_tracking_pytorch as ptp
+
+    path = project_a / "videos" / f"synthA{SCORER}_el.pickle"
+    a = ptp.generate_train_triplets_from_pickle(path, 8, random_state=0)
+    b = ptp.generate_train_triplets_from_pickle(path, 8, random_state=0)
+    assert len(a) == 8 and [t[0][1] for t in a] == [t[0][1] for t in b]
+    assert callable(ptp.transformer_reID) and callable(ptp.train_tracking_transformer)
+
+
 def _int(a):
     with np.errstate(invalid="ignore"):  # NaN (missing keypoint) -> INT64_MIN, as DLC
         return a.astype(int)

@@ -13,7 +13,6 @@ Steps (each callable on its own, as in DeepLabCut):
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ def extract_features(config, videos, video_extensions=None, shuffle=1, trainings
     from mapose.inference.analyze import _check_transform, _full_metadata, _read_pose_cfg, runner_head_specs
     from mapose.inference.predictor import BottomUpPredictor
     from mapose.inference.project_model import find_project_model
-    from mapose.inference.video import BatchReader, probe_video  # noqa: F401 (cv2 check)
+    from mapose.inference.video import probe_video
     from mapose.io.config import config_get
     from mapose.io.project import list_videos
     from mapose.reid.features import FeatureShelfWriter, _FeatureRunner, extract_video_features, features_path

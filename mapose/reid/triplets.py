@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["mine", "overlap_lookup", "save_train_triplets", "create_triplets_dataset",
-           "triplets_path", "as_random_state"]
+           "generate_train_triplets_from_pickle", "create_train_using_pickle", "triplets_path",
+           "as_random_state"]
 
 TRIPLETS_SUFFIX = "_triplet_vector.npy"
 
@@ -177,6 +178,20 @@ def save_train_triplets(feature_fname, triplets, out_name) -> int:
     return len(keep)
 
 
+def generate_train_triplets_from_pickle(path_to_track, n_triplets=1000, *, random_state=None) -> list:
+    """Triplets mined from a tracklet pickle (DLC's helper: ``n_tracks=3``, default stitcher)."""
+    from mapose.stitching.stitcher import TrackletStitcher
+
+    return mine(TrackletStitcher.from_pickle(path_to_track, 3), int(n_triplets), random_state=random_state)
+
+
+def create_train_using_pickle(feature_fname, path_to_pickle, out_name, n_triplets=1000, *,
+                              random_state=None) -> int:
+    """Mine triplets from ``path_to_pickle`` and save their features to ``out_name`` (DLC's helper)."""
+    triplets = generate_train_triplets_from_pickle(path_to_pickle, n_triplets, random_state=random_state)
+    return save_train_triplets(feature_fname, triplets, out_name)
+
+
 def create_triplets_dataset(videos, dlcscorer, track_method, n_triplets=1000, destfolder=None,
                             *, random_state=None) -> list[Path]:
     """Mine triplets from each video's tracklets and save their features (DLC's function).
@@ -210,7 +225,6 @@ def create_triplets_dataset(videos, dlcscorer, track_method, n_triplets=1000, de
     """
     from mapose.io.project import TRACK_METHODS, output_stem
     from mapose.reid.features import features_path
-    from mapose.stitching.stitcher import TrackletStitcher
 
     if track_method not in ("ellipse", "box", "skeleton"):
         raise ValueError(f"track_method must be 'ellipse', 'box' or 'skeleton' (the trackers "
@@ -227,9 +241,8 @@ def create_triplets_dataset(videos, dlcscorer, track_method, n_triplets=1000, de
                 f"(or convert_detections2tracklets) with the {track_method} tracker before "
                 "using the ReID transformer.")
         # DLC mines with n_tracks=3 whatever the project's animal count
-        stitcher = TrackletStitcher.from_pickle(track_file, 3)
-        triplets = mine(stitcher, int(n_triplets), random_state=rng)
         out = triplets_path(video, dlcscorer, destfolder)
-        save_train_triplets(features_path(video, dlcscorer, destfolder), triplets, out)
+        create_train_using_pickle(features_path(video, dlcscorer, destfolder), track_file, out,
+                                  n_triplets, random_state=rng)
         written.append(out)
     return written
