@@ -12,6 +12,7 @@ from libcpp.vector cimport vector
 from cpython.dict cimport PyDict_Next
 from cpython.long cimport PyLong_CheckExact, PyLong_AsLongAndOverflow
 from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 
 import numpy as np
 cimport numpy as cnp
@@ -62,6 +63,142 @@ cdef extern from "assembly_core.h" namespace "mapose_asm" nogil:
                    cmap[int64_t, vector[double]]& trees) except +
 
 
+cdef extern from *:
+    """
+    // Fast path of pack(): borrowed references, no Python calls, for the usual
+    // native-order float16/32/64 ndarrays; anything else goes through the general code.
+    static inline int mp_float_code(PyObject* o) {
+        if (!PyArray_Check(o)) return -1;
+        PyArrayObject* a = (PyArrayObject*)o;
+        if (!PyArray_ISNOTSWAPPED(a)) return -1;
+        const int t = PyArray_TYPE(a);
+        return t == NPY_DOUBLE ? 0 : t == NPY_FLOAT ? 1 : t == NPY_HALF ? 2 : -1;
+    }
+    static inline double mp_read(const char* p, int code) {
+        return code == 0 ? *(const double*)p
+             : code == 1 ? (double)*(const float*)p
+                         : mapose_asm::half_to_double(*(const uint16_t*)p);
+    }
+    // np.isinf(a).all() for a 2-D float array (True when empty)
+    static inline int mp_all_inf_2d(PyObject* o, int code) {
+        PyArrayObject* a = (PyArrayObject*)o;
+        const npy_intp n0 = PyArray_DIM(a, 0), n1 = PyArray_DIM(a, 1);
+        const npy_intp s0 = PyArray_STRIDE(a, 0), s1 = PyArray_STRIDE(a, 1);
+        const char* base = PyArray_BYTES(a);
+        for (npy_intp i = 0; i < n0; ++i)
+            for (npy_intp j = 0; j < n1; ++j)
+                if (!std::isinf(mp_read(base + i * s0 + j * s1, code))) return 0;
+        return 1;
+    }
+    static inline int mp_ndim(PyObject* o) { return PyArray_NDIM((PyArrayObject*)o); }
+    static inline npy_intp mp_dim(PyObject* o, int k) { return PyArray_DIM((PyArrayObject*)o, k); }
+    static inline npy_intp mp_stride(PyObject* o, int k) { return PyArray_STRIDE((PyArrayObject*)o, k); }
+    static inline const char* mp_bytes(PyObject* o) { return PyArray_BYTES((PyArrayObject*)o); }
+
+    // Key strings of the cost entries seen last, held (strong references) so that an
+    // identity match is never a recycled address.
+    struct MpKeys {
+        PyObject* dist = nullptr;
+        PyObject* method = nullptr;
+        ~MpKeys() { Py_XDECREF(dist); Py_XDECREF(method); }
+    };
+    static inline int mp_match_key(PyObject* k, PyObject** cached, PyObject* want) {
+        if (k == *cached) return 1;
+        if (!PyUnicode_CheckExact(k)) return -1;  // a non-str key: general path
+        if (PyUnicode_Compare(k, want) != 0) return 0;
+        Py_INCREF(k);
+        Py_XDECREF(*cached);
+        *cached = k;
+        return 1;
+    }
+
+    // One frame's costs, the common case in C: an exact dict with exact-int keys whose
+    // entries are exact dicts holding 2-D float ndarrays of the right shapes.  Returns 1
+    // when done, 0 when the frame needs the general (Python-level) path, which then
+    // redoes it; what this wrote for the frame is undone first.
+    static int mp_pack_costs(PyObject* costs, const std::vector<int>& slot_of, int n_edges,
+                             const int* edge_s, const int* edge_t, const int* counts,
+                             std::vector<PyObject*>& by_slot, MpKeys& keys, PyObject* dist_str,
+                             PyObject* method_str, mapose_asm::Batch& B, size_t f,
+                             std::vector<PyObject*>& refs) {
+        if (slot_of.empty() || !PyDict_CheckExact(costs)) return 0;
+        by_slot.assign(size_t(n_edges), nullptr);
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(costs, &pos, &k, &v)) {
+            if (!PyLong_CheckExact(k)) return 0;
+            int overflow = 0;
+            const long kv = PyLong_AsLongAndOverflow(k, &overflow);
+            if (overflow == 0 && 0 <= kv && kv < long(slot_of.size()) && slot_of[size_t(kv)] >= 0)
+                by_slot[size_t(slot_of[size_t(kv)])] = v;
+        }
+        const size_t n_refs = refs.size(), base = f * size_t(n_edges);
+        auto undo = [&]() {
+            for (size_t q = n_refs; q < refs.size(); ++q) Py_DECREF(refs[q]);
+            refs.resize(n_refs);
+            for (int e = 0; e < n_edges; ++e) B.has_cost[base + size_t(e)] = 0;
+            return 0;
+        };
+        for (int e = 0; e < n_edges; ++e) {
+            if (edge_s[e] < 0) continue;
+            const npy_intp ns = counts[edge_s[e]], nt = counts[edge_t[e]];
+            if (ns == 0 || nt == 0) continue;
+            PyObject* entry = by_slot[size_t(e)];
+            if (entry == nullptr) continue;
+            if (!PyDict_CheckExact(entry)) return undo();
+            PyObject *dp = nullptr, *mp = nullptr;
+            pos = 0;
+            while (PyDict_Next(entry, &pos, &k, &v)) {
+                // identity hits first: entries share their key strings
+                if (k == keys.dist) dp = v;
+                else if (k == keys.method) mp = v;
+                if (dp && mp) break;
+                if (k == keys.dist || k == keys.method) continue;
+                int r = mp_match_key(k, &keys.dist, dist_str);
+                if (r < 0) return undo();
+                if (r) { dp = v; }
+                else {
+                    r = mp_match_key(k, &keys.method, method_str);
+                    if (r < 0) return undo();
+                    if (r) mp = v;
+                }
+                if (dp && mp) break;
+            }
+            if (!dp) return undo();
+            const int dcode = mp_float_code(dp);
+            if (dcode < 0 || PyArray_NDIM((PyArrayObject*)dp) != 2) return undo();
+            if (mp_all_inf_2d(dp, dcode)) continue;
+            if (!mp) return undo();
+            const int code = mp_float_code(mp);
+            if (code < 0) return undo();
+            PyArrayObject* m = (PyArrayObject*)mp;
+            if (PyArray_NDIM(m) != 2 || PyArray_DIM(m, 0) < ns || PyArray_DIM(m, 1) < nt) return undo();
+            const size_t slot = base + size_t(e);
+            B.has_cost[slot] = 1;
+            B.dtype[slot] = (signed char)code;
+            B.cost_ptr[slot] = PyArray_BYTES(m);
+            B.cost_s0[slot] = PyArray_STRIDE(m, 0);
+            B.cost_s1[slot] = PyArray_STRIDE(m, 1);
+            Py_INCREF(mp);
+            refs.push_back(mp);
+        }
+        return 1;
+    }
+    """
+    cppclass MpKeys:
+        pass
+    bint mp_pack_costs(PyObject* costs, const vector[int]& slot_of, int n_edges, const int* edge_s,
+                       const int* edge_t, const int* counts, vector[PyObject*]& by_slot, MpKeys& keys,
+                       PyObject* dist_str, PyObject* method_str, Batch& B, size_t f,
+                       vector[PyObject*]& refs)
+    int mp_float_code(PyObject* o)
+    bint mp_all_inf_2d(PyObject* o, int code)
+    int mp_ndim(PyObject* o)
+    Py_ssize_t mp_dim(PyObject* o, int k)
+    Py_ssize_t mp_stride(PyObject* o, int k)
+    const char* mp_bytes(PyObject* o)
+
+
 cdef inline int _dtype_code(cnp.ndarray a):
     cdef int t = cnp.PyArray_TYPE(a)
     if not cnp.PyArray_ISNOTSWAPPED(a):
@@ -104,11 +241,22 @@ cdef class Packed:
     """Detections and costs of a sequence of frames in flat C++ buffers."""
     cdef Batch b
     cdef public list keys
-    cdef public list refs  # the cost arrays the batch points into: kept alive here
+    # the cost arrays the batch points into, kept alive here (strong references; a
+    # C++ vector because a list append per cost array showed in profiles)
+    cdef vector[PyObject*] refs
 
     def __cinit__(self):
         self.b.joint_off.clear()
         self.b.joint_off.push_back(0)
+
+    def __dealloc__(self):
+        self._release()
+
+    cdef void _release(self):
+        cdef size_t i
+        for i in range(self.refs.size()):
+            Py_XDECREF(self.refs[i])
+        self.refs.clear()
 
     def drop_costs(self):
         """Release the cost arrays once assembled (joints stay, for building objects)."""
@@ -116,7 +264,7 @@ cdef class Packed:
         self.b.cost_ptr.swap(empty)
         self.b.cost_s0.clear()
         self.b.cost_s1.clear()
-        self.refs = None
+        self._release()
 
     @property
     def n_frames(self):
@@ -162,7 +310,7 @@ def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] 
     cdef Batch* B = &P.b
     cdef Py_ssize_t n_edges = len(paf_keys), f, i, r, k, n, ns, nt, a, b2, n_labels
     cdef int code, dcode
-    cdef cnp.ndarray c, p, m, dist
+    cdef cnp.ndarray c, p
     cdef bint nonzero, all_inf
     cdef double v
     cdef vector[int] counts
@@ -171,10 +319,17 @@ def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] 
     cdef PyObject* kobj
     cdef PyObject* vobj
     cdef Py_ssize_t n_frames = len(frames), slot
-    cdef object dist_key = None, method_key = None  # key objects seen last (see _entry_arrays)
+    # key objects of the entries seen last (identity compares; NULL: none yet)
+    cdef PyObject* dist_key = NULL
+    cdef PyObject* method_key = NULL
+    cdef object dist_key_ref = None, method_key_ref = None
+    cdef MpKeys mkeys
+    dist_str = "distance"
+    cdef PyObject* dp
+    cdef PyObject* mp
     B.n_edges = <int>n_edges
     P.keys = keys
-    refs = P.refs = []
+    P.refs.reserve(n_frames * n_edges)
     # per-edge slots are written in place (no growth); joint buffers are sized from the
     # first frame
     B.has_cost.assign(n_frames * n_edges, 0)
@@ -264,6 +419,10 @@ def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] 
         B.joint_off.push_back(B.x.size())
 
         costs = frame.get("costs")
+        if costs is not None and mp_pack_costs(<PyObject*>costs, slot_of, <int>n_edges, &edge_s[0] if n_edges else NULL,
+                                               &edge_t[0] if n_edges else NULL, counts.data(), by_slot, mkeys,
+                                               <PyObject*>dist_str, <PyObject*>method, B[0], <size_t>f, P.refs):
+            continue
         # The usual costs dict maps int edge ids to entries: one walk over its items
         # fills every slot, cheaper than a lookup per slot.  Any key that is not an
         # exact int (it could equal one) sends the frame down the lookup path.
@@ -299,66 +458,71 @@ def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] 
                 if key not in costs:
                     continue
                 entry = costs[key]
+            # borrowed references into the entry (alive as long as the frames are)
+            dp = NULL
+            mp = NULL
             mobj = None
+            dobj = None
             if type(entry) is dict:
                 # A _full.pickle's entries are small dicts whose key strings, once
                 # unpickled, are shared across frames but not interned: walking the
                 # items and comparing identities first beats two hashed lookups
-                dobj = None
                 pos = 0
                 while PyDict_Next(entry, &pos, &kobj, &vobj):
-                    if <object>kobj is dist_key:
-                        dobj = <object>vobj
-                    elif <object>kobj is method_key:
-                        mobj = <object>vobj
+                    if kobj == dist_key:
+                        dp = vobj
+                    elif kobj == method_key:
+                        mp = vobj
                     elif <object>kobj == "distance":
-                        dist_key = <object>kobj
-                        dobj = <object>vobj
+                        dist_key = kobj
+                        dist_key_ref = <object>kobj  # keeps the address from being reused
+                        dp = vobj
                     elif <object>kobj == method:
-                        method_key = <object>kobj
-                        mobj = <object>vobj
-                    if dobj is not None and mobj is not None:
+                        method_key = kobj
+                        method_key_ref = <object>kobj
+                        mp = vobj
+                    if dp != NULL and mp != NULL:
                         break
-                if dobj is None:
+                if dp == NULL:
                     raise ValueError(f"frame {keys[f]!r}, edge {key!r}: the costs have no 'distance' entry.")
             else:
                 dobj = entry["distance"]
-            dist = _as_float_array(dobj)
-            all_inf = True
-            if dist.ndim == 2:
-                dcode = _dtype_code(dist)
-                for a in range(dist.shape[0]):
-                    for b2 in range(dist.shape[1]):
-                        if not isinf(_get2(dist, dcode, a, b2)):
-                            all_inf = False
-                            break
-                    if not all_inf:
-                        break
+                dp = <PyObject*>dobj
+            dcode = mp_float_code(dp)
+            if dcode >= 0 and mp_ndim(dp) == 2:
+                all_inf = mp_all_inf_2d(dp, dcode)
             else:
-                all_inf = bool(np.isinf(dist).all())
+                all_inf = bool(np.isinf(np.asarray(<object>dp, dtype=np.float64)).all())
             if all_inf:
                 continue
-            try:
-                m = _as_float_array(mobj if mobj is not None else entry[method])
-            except KeyError:
+            if mp == NULL:
+                try:
+                    mobj = entry[method]
+                except KeyError:
+                    raise ValueError(
+                        f"frame {keys[f]!r}, edge {key!r}: the costs have no {method!r} entry "
+                        f"(keys: {sorted(entry)}); pass method= one of those."
+                    ) from None
+                mp = <PyObject*>mobj
+            code = mp_float_code(mp)
+            if code < 0:  # not a float16/32/64 ndarray in native order: a float64 copy
+                mobj = np.asarray(<object>mp, dtype=np.float64)
+                mp = <PyObject*>mobj
+                code = 0
+            if mp_ndim(mp) != 2 or mp_dim(mp, 0) < ns or mp_dim(mp, 1) < nt:
                 raise ValueError(
-                    f"frame {keys[f]!r}, edge {key!r}: the costs have no {method!r} entry "
-                    f"(keys: {sorted(entry)}); pass method= one of those."
-                ) from None
-            if m.ndim != 2 or m.shape[0] < ns or m.shape[1] < nt:
-                raise ValueError(
-                    f"frame {keys[f]!r}, edge {key!r}: costs[{method!r}] has shape {(<object>m).shape} but "
+                    f"frame {keys[f]!r}, edge {key!r}: costs[{method!r}] has shape {(<object>mp).shape} but "
                     f"the edge's bodyparts have {ns} and {nt} detections; the cost matrix must "
                     f"be (n_source, n_target)."
                 )
-            code = _dtype_code(m)
             slot = f * n_edges + k
             B.has_cost[slot] = 1
             B.dtype[slot] = code
-            B.cost_ptr[slot] = <const char*>cnp.PyArray_DATA(m)
-            B.cost_s0[slot] = cnp.PyArray_STRIDE(m, 0)
-            B.cost_s1[slot] = cnp.PyArray_STRIDE(m, 1)
-            refs.append(m)
+            B.cost_ptr[slot] = mp_bytes(mp)
+            B.cost_s0[slot] = mp_stride(mp, 0)
+            B.cost_s1[slot] = mp_stride(mp, 1)
+            Py_INCREF(<object>mp)
+            P.refs.push_back(mp)
     return P
 
 
