@@ -215,3 +215,28 @@ def test_streamed_writer_errors(tmp_path):
     empty = build_tracklets_compact(iter(()), builder)
     with pytest.raises(OSError, match="Tracklets are empty"):
         stitcher_from_compact(empty, 3)
+
+
+def test_stitch_stage_reads_the_track_stage_arrays_only_for_that_pickle(tmp_path):
+    from mapose.batch.stages import VideoJob
+    from mapose.batch.streaming import (_sidecar_dir, streaming_stitch_stage,
+                                        streaming_track_stage)
+
+    config, videos = H.make_project(tmp_path / "proj", names=("a",))
+    dest = videos[0].parent
+    for sfx in H.STAGE_SUFFIXES["analyze"]:
+        (dest / ("a" + H.SCORER + sfx)).write_bytes(H.recorded(sfx).read_bytes())
+    job = VideoJob(config=str(config), video=str(videos[0]), scorer=H.SCORER, destfolder=str(dest))
+    pkl, h5 = job.stage_outputs("track")[0], job.stage_outputs("stitch")[0]
+    streaming_track_stage(job)
+    assert _sidecar_dir(pkl).is_dir()
+    rep = streaming_stitch_stage(job)
+    assert rep.info["tracklets_from"] == "arrays" and not _sidecar_dir(pkl).exists()
+    first = pd.read_hdf(h5)
+    np.testing.assert_array_equal(first.to_numpy(), pd.read_hdf(H.recorded("_el.h5")).to_numpy())
+    # a tracklet pickle replaced after tracking (here: DLC's own) is read, not the arrays
+    streaming_track_stage(job)
+    pkl.write_bytes(H.recorded("_el.pickle").read_bytes())
+    rep = streaming_stitch_stage(job)
+    assert rep.info["tracklets_from"] == "pickle"
+    pd.testing.assert_frame_equal(pd.read_hdf(h5), first)

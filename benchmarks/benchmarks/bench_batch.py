@@ -43,8 +43,8 @@ def _chunked(synth, out, chunk=5000):
 
 def _streamed(synth, folder, chunk=5000):
     """The default batch stages' data path, on files (assemble → track → stitch)."""
-    from mapose.batch.streaming import (_stitch, write_tracklets_pickle_streamed,
-                                        write_tracks_streamed)
+    from mapose.batch.streaming import (_stitch, read_compact_sidecar, write_compact_sidecar,
+                                        write_tracklets_pickle_streamed, write_tracks_streamed)
     from mapose.io.assemblies_pickle import AssembliesPickleWriter, iter_assemblies_pickle
     from mapose.stitching.stitcher import TrackletStitcher
     from mapose.tracking.tracklets import TrackletBuilder, build_tracklets_compact
@@ -65,8 +65,13 @@ def _streamed(synth, folder, chunk=5000):
     frames = ((k, v) for k, v in iter_assemblies_pickle(asm) if k != "single")
     store = build_tracklets_compact(frames, builder)
     write_tracklets_pickle_streamed(folder / "v_el.pickle", store, builder)
+    write_compact_sidecar(folder / "v_el.pickle", store, builder)
     del store
-    stitcher = TrackletStitcher.from_pickle(folder / "v_el.pickle", synth.n_animals)
+    # the stitch stage: the track stage's arrays (the pickle is not parsed again)
+    tracklets, _single, header = read_compact_sidecar(folder / "v_el.pickle")
+    stitcher = TrackletStitcher(tracklets, synth.n_animals)
+    stitcher.header = header
+    del tracklets
     _stitch(stitcher)
     write_tracks_streamed(stitcher, folder / "v_el.h5")
 

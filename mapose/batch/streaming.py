@@ -303,6 +303,90 @@ def _stitch(stitcher, max_gap=None, weight_func=None) -> None:
     stitcher.stitch()
 
 
+# -- compact sidecar of a tracklet pickle --------------------------------------------------------
+def _sidecar_dir(pickle_path) -> Path:
+    pickle_path = Path(pickle_path)
+    return pickle_path.with_name(f".{pickle_path.name}.compact")
+
+
+def write_compact_sidecar(pickle_path, store, builder, single: dict | None = None) -> bool:
+    """Save ``store`` beside the tracklet pickle it was written to, for the stitch stage.
+
+    Three ``.npy`` files (rows grouped by tracklet in DLC's order) and a JSON record that
+    names the pickle's fingerprint, written last: :func:`read_compact_sidecar` uses them
+    only while the pickle is that very file, so the stitch stage never parses the pickle
+    it could read as arrays.  Skipped (False) for skeleton rows stored as flat states.
+    """
+    import json
+
+    from mapose.batch.progress import fingerprint
+
+    if store.flat_rows:
+        return False
+    folder = _sidecar_dir(pickle_path)
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    ids, frames, data = store.arrays()
+    order = np.concatenate([rows for _tid, rows in store.groups()]) if len(ids) else \
+        np.empty(0, np.intp)
+    bounds = np.cumsum([0] + [len(r) for _t, r in store.groups()]).tolist()
+    for name, arr in (("frames", frames[order]), ("data", data[order])):
+        with atomic_path(folder / f"{name}.npy") as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, arr)
+    sf = np.array(sorted(int(k) for k in (single or {})), np.int64)
+    sd = np.stack([np.asarray(single[int(k)], np.float64) for k in sf]) if len(sf) else None
+    if sd is not None:
+        with atomic_path(folder / "single.npy") as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, sd)
+    fp = fingerprint(pickle_path)
+    record = {"pickle": fp, "bounds": bounds, "single_frames": sf.tolist(),
+              "scorer": builder.header.get_level_values("scorer")[0],
+              "joints": list(builder.joints)}
+    with atomic_open(folder / "record.json", "w", encoding="utf-8") as fh:
+        json.dump(record, fh)
+    return True
+
+
+def read_compact_sidecar(pickle_path):
+    """``(tracklets, single Tracklet or None, header)`` from a matching sidecar, else None."""
+    import json
+
+    from mapose.batch.progress import _matches
+    from mapose.stitching.tracklet import Tracklet
+    from mapose.tracking.tracklets import make_tracklet_header
+
+    folder = _sidecar_dir(pickle_path)
+    try:
+        with open(folder / "record.json", encoding="utf-8") as fh:
+            rec = json.load(fh)
+        if not _matches(Path(pickle_path), rec["pickle"]):
+            return None
+        frames = np.load(folder / "frames.npy", mmap_mode="r")
+        data = np.load(folder / "data.npy", mmap_mode="r")
+        b = rec["bounds"]
+        # one float64 copy per tracklet out of the mapped file (page cache, not heap)
+        tracklets = [Tracklet(np.array(data[b[i]:b[i + 1]]), np.array(frames[b[i]:b[i + 1]]))
+                     for i in range(len(b) - 1)]
+        single = None
+        if rec["single_frames"]:
+            single = Tracklet(np.load(folder / "single.npy"), np.array(rec["single_frames"], np.int64))
+        header = make_tracklet_header(rec["scorer"], rec["joints"])
+        del frames, data
+        return tracklets, single, header
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _drop_sidecar(pickle_path) -> None:
+    import shutil
+
+    shutil.rmtree(_sidecar_dir(pickle_path), ignore_errors=True)
+
+
 # -- batch stages ------------------------------------------------------------------------------
 _TRACK_KW = {"ignore_bodyparts", "identity_only", "inferencecfg", "overwrite"}
 _STITCH_KW = {"min_length", "split_tracklets", "prestitch_residuals", "max_gap", "weight_func"}
@@ -352,8 +436,10 @@ def streaming_track_stage(job):
 
     out = job.stage_outputs("track")[0]
     out.unlink(missing_ok=True)
+    _drop_sidecar(out)
     store = build_tracklets_compact(frames(), builder)
     write_tracklets_pickle_streamed(out, store, builder, single)
+    write_compact_sidecar(out, store, builder, single if unique else None)
     return StageReport("track", frames=n_frames,
                        info={"tracklets": len(store.tracklet_order()), "rows": store.n_rows})
 
@@ -389,12 +475,27 @@ def streaming_stitch_stage(job):
     pickle_file = job.stage_outputs("track")[0]
     if not pickle_file.is_file():
         raise FileNotFoundError(f"{pickle_file} not found: run the tracking stage first.")
-    stitcher = TrackletStitcher.from_pickle(pickle_file, n_tracks, kw.get("min_length", 10),
-                                            kw.get("split_tracklets", True),
-                                            kw.get("prestitch_residuals", True))
+    args = (n_tracks, kw.get("min_length", 10), kw.get("split_tracklets", True),
+            kw.get("prestitch_residuals", True))
+    sidecar = read_compact_sidecar(pickle_file)
+    source = "pickle" if sidecar is None else "arrays"
+    if sidecar is not None:  # the arrays this run's track stage wrote with the pickle
+        tracklets, single, header = sidecar
+        sidecar = None
+        if not tracklets:
+            raise OSError("Tracklets are empty: the tracklet pickle holds no animal tracklet.")
+        stitcher = TrackletStitcher(tracklets, *args)
+        del tracklets
+        stitcher.header, stitcher.single = header, single
+        stitcher.filename = str(pickle_file)
+    else:
+        stitcher = TrackletStitcher.from_pickle(pickle_file, *args)
     _stitch(stitcher, kw.get("max_gap"), kw.get("weight_func"))
     out = job.stage_outputs("stitch")[0]
     write_tracks_streamed(stitcher, out, names, job.save_as_csv)
     del stitcher
+    _drop_sidecar(pickle_file)
     frames, tracks = summarize_tracks(out)
-    return StageReport("stitch", frames=frames, info={"tracks": tracks})
+    return StageReport("stitch", frames=frames,
+                       info={"tracks": tracks,
+                             "tracklets_from": source})
