@@ -53,6 +53,14 @@ else:
     # `import deeplabcut` loads torch, cv2 & co. before the clock starts; preload what
     # mapose imports lazily so both calls are timed from the same point
     import cv2, torch, mapose.inference.analyze  # noqa: F401
+    if kind.endswith("-prev"):
+        # the previous release's runners: one multi-threaded forward per batch, ONNX graph
+        # optimised at every session start
+        import mapose.inference.runners as runners
+        for cls, fixed in ((runners.TorchRunner, {"workers": 1}),
+                           (runners.OnnxRunner, {"workers": 1, "cache_optimized": False})):
+            cls.__init__ = (lambda init, fixed: lambda self, *a, **k: init(self, *a, **{**k, **fixed}))(cls.__init__, fixed)
+        kind = kind[:-len("-prev")]
     if kind == "onnx":
         import onnxruntime  # noqa: F401
     kw = {"engine": kind, "progress": False}
@@ -231,6 +239,8 @@ def main(argv=None):
     ap.add_argument("--auto-track", action="store_true")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--skip-dlc", action="store_true")
+    ap.add_argument("--baseline", action="store_true",
+                    help="also run mapose with the previous runners (workers=1, no ONNX graph cache)")
     ap.add_argument("--warm", action="store_true",
                     help="also time a second analyze_videos call in the same process")
     ap.add_argument("--check-models", action="store_true",
@@ -239,7 +249,8 @@ def main(argv=None):
     if args.check_models:
         sys.path.insert(0, str(REPO))
         return check_models(args.dlc_python, Path(args.project))
-    kinds = ["torch", "onnx"] + ([] if args.skip_dlc else ["dlc"])
+    kinds = (["torch", "onnx"] + (["torch-prev", "onnx-prev"] if args.baseline else [])
+             + ([] if args.skip_dlc else ["dlc"]))
     with tempfile.TemporaryDirectory(prefix="mapose_cmp_") as tmp:
         tmp = Path(tmp)
         config, video = make_project(Path(args.project), tmp / "proj", args.frames)
@@ -260,7 +271,7 @@ def main(argv=None):
             med = {k: _median([pick(d)["seconds"] for d in v]) for k, v in results.items()}
             best = {k: min(pick(d)["seconds"] for d in v) for k, v in results.items()}
             cpu = {k: _median([pick(d)["cpu"] for d in v]) for k, v in results.items()}
-            print(f"\n[{label} process] {'engine':<14}{'median s':>9}{'frames/s':>9}{'vs DLC':>8}"
+            print(f"\n[{label} process] {'engine':<18}{'median s':>9}{'frames/s':>9}{'vs DLC':>8}"
                   f"{'best s':>8}{'vs DLC':>8}{'CPU s':>8}{'vs DLC':>8}   median stages (s)")
             for k in kinds:
                 name = "DLC 3.0.2" if k == "dlc" else f"mapose {k}"
@@ -268,7 +279,7 @@ def main(argv=None):
                 st = [pick(d)["stages"] for d in results[k]]
                 stages = "" if not st[0] else ", ".join(
                     f"{n} {_median([x[n] for x in st]):.2f}" for n in st[0])
-                print(f"{'':16}{name:<14}{med[k]:9.2f}{args.frames / med[k]:9.2f}"
+                print(f"{'':16}{name:<18}{med[k]:9.2f}{args.frames / med[k]:9.2f}"
                       f"{ratio(med.get('dlc', 1), med[k]):>8}{best[k]:8.2f}{ratio(best.get('dlc', 1), best[k]):>8}"
                       f"{cpu[k]:8.2f}{ratio(cpu.get('dlc', 1), cpu[k]):>8}   {stages}")
         if "dlc" in results:
