@@ -15,6 +15,10 @@ Sub-commands (all paths are created/overwritten inside ``workdir``):
     identity head section comes from DLC's own config builder and its weights are
     ``A * N(0, 1) / sqrt(fan_in)`` from numpy's ``default_rng(S)`` (see
     :func:`identity_head_weights`, repeated in the tests), appended to the snapshot.
+``rescale-heads CONFIG VIDEO``
+    Rescale the PAF head's output layers of the last snapshot so that a barely trained
+    network gives a manageable number of peaks (see :func:`rescale_heads`); writes the
+    next snapshot.
 ``analyze CONFIG VIDEO DEST [--position P] [--auto-track] [--record-pads FILE]``
     ``deeplabcut.analyze_videos`` on VIDEO into DEST (``save_as_df=True``, batch size 1,
     CPU).  ``--position`` overrides ``data.inference.auto_padding.position`` for this
@@ -185,7 +189,50 @@ def track(config: Path, video: Path, dest: Path, identity_only: bool) -> None:
 
     deeplabcut.convert_detections2tracklets(str(config), [str(video)], shuffle=1, destfolder=str(dest),
                                             identity_only=identity_only, overwrite=True)
-    deeplabcut.stitch_tracklets(str(config), [str(video)], shuffle=1, destfolder=str(dest))
+    try:
+        deeplabcut.stitch_tracklets(str(config), [str(video)], shuffle=1, destfolder=str(dest))
+    except OSError as exc:  # "Tracklets are empty." on short clips: recorded for the comparison
+        (dest / "stitch_error.txt").write_text(str(exc))
+
+
+def rescale_heads(config: Path, video: Path) -> None:
+    """Make a few-iteration, randomly initialised HRNet usable for a parity check.
+
+    Its output layers give logits of order 1e5 (thousands of peaks per frame, for which
+    DLC's Python assembler does not finish).  Rescale the last layer of each PAF-head
+    output from DLC's own outputs on the video's frame 0: heatmap channel k becomes
+    ``30 (H_k - q_k) / std(H_k) + 1`` (q_k: its 99.95 % quantile, so ~0.05 % of the pixels
+    score above 0.7, about 50 peaks per body part), locref and PAF maps get standard deviations 0.3 and 1.  The result is
+    saved as the next snapshot (a plain DLC snapshot; both sides load the same file).
+    """
+    import torch
+
+    _no_pretrained_weights()
+    raw_path = config.parent / "rescale_raw.npz"
+    raw(config, video, raw_path, [0])
+    ref = np.load(raw_path)
+    train = next(config.parent.glob("dlc-models-pytorch/iteration-0/*/train"))
+    snaps = sorted(train.glob("snapshot-*.pt"))
+    snap = torch.load(snaps[-1], weights_only=False)
+    epoch = int(snap.get("metadata", {}).get("epoch", len(snaps)))
+    sd = snap["model"]
+    for name, key in (("heatmap", "heatmap_head"), ("locref", "locref_head"), ("paf", "paf_head")):
+        y = ref[f"0/bodypart/{name}"][0].astype(np.float64)
+        flat = y.reshape(y.shape[0], -1)
+        w = sd[f"heads.bodypart.{key}.deconv_layers.0.weight"]   # (R, C, 3, 3)
+        b = sd[f"heads.bodypart.{key}.deconv_layers.0.bias"]     # (C,)
+        if name == "heatmap":
+            scale = 30.0 / flat.std(1)
+            shift = -scale * np.quantile(flat, 0.9995, axis=1) + 1.0
+        else:
+            scale = np.full(len(flat), (0.3 if name == "locref" else 1.0) / flat.std())
+            shift = np.zeros(len(flat))
+        scale_t = torch.from_numpy(scale.astype(np.float32))
+        w.mul_(scale_t.view(1, -1, 1, 1))
+        b.copy_(b * scale_t + torch.from_numpy(shift.astype(np.float32)))
+    snap["metadata"] = dict(snap.get("metadata", {}), epoch=epoch + 1)
+    torch.save(snap, train / f"snapshot-{epoch + 1:03d}.pt")
+    raw_path.unlink()
 
 
 def raw(config: Path, video: Path, out: Path, frames: list[int]) -> None:
@@ -203,7 +250,7 @@ def raw(config: Path, video: Path, out: Path, frames: list[int]) -> None:
         inf["auto_padding"] = dict(inf["auto_padding"], position="top_left")
     transform = build_transforms(inf)
     model = PoseModel.build(pcfg["model"]).eval()
-    snap = sorted(train.glob("snapshot-*.pt"))[-1]
+    snap = sorted(train.glob("snapshot-*.pt"))[-1]  # the one analyze_videos uses (no best)
     model.load_state_dict(torch.load(snap, weights_only=False)["model"])
     cap = cv2.VideoCapture(str(video))
     result = {}
@@ -246,6 +293,9 @@ def main(argv=None) -> None:
     p.add_argument("--position")
     p.add_argument("--auto-track", action="store_true")
     p.add_argument("--record-pads", type=Path)
+    p = sub.add_parser("rescale-heads")
+    p.add_argument("config", type=Path)
+    p.add_argument("video", type=Path)
     p = sub.add_parser("track")
     p.add_argument("config", type=Path)
     p.add_argument("video", type=Path)
@@ -266,6 +316,8 @@ def main(argv=None) -> None:
         identity_project(args.workdir, args.seed, args.scale)
     elif args.cmd == "analyze":
         analyze(args.config, args.video, args.dest, args.position, args.auto_track, args.record_pads)
+    elif args.cmd == "rescale-heads":
+        rescale_heads(args.config, args.video)
     elif args.cmd == "track":
         track(args.config, args.video, args.dest, args.identity_only)
     else:

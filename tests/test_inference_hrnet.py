@@ -280,8 +280,9 @@ def hrnet_project(project_a, tmp_path_factory):
     return make_hrnet_project(project_a, root, CLIPS)
 
 
-def _variant(config: Path, dst: Path, position: str) -> Path:
-    """The same project (snapshot and videos linked) with another auto_padding position."""
+def _variant(config: Path, dst: Path, position: str, **inference) -> Path:
+    """The same project (snapshot and videos linked) with another auto_padding position
+    (and other ``data.inference`` keys)."""
     from mapose.io.config import yaml_dump, yaml_load
 
     src = config.parent
@@ -291,6 +292,7 @@ def _variant(config: Path, dst: Path, position: str) -> Path:
     path = dst / SHUFFLE_DIR / "train/pytorch_config.yaml"
     pcfg = yaml_load(path)
     pcfg["data"]["inference"]["auto_padding"]["position"] = position
+    pcfg["data"]["inference"].update(inference)
     yaml_dump(pcfg, path)
     return dst / "config.yaml"
 
@@ -397,3 +399,19 @@ def test_hrnet_auto_track_and_dynamic(hrnet_project, tmp_path):
                           progress=False, dynamic=(True, 0.0, 5), destfolder=dest, batch_size=1)
     full = _load(dest / f"pad{SCORER}_full.pickle")
     assert full["metadata"]["nframes"] == N_FRAMES
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("position, inference, match", [
+    ("random", {"resize": {"height": 64, "width": 64, "keep_ratio": True}}, "data.inference.resize"),
+    ("random", {"longest_max_size": 64}, "data.inference.longest_max_size"),
+    ("sideways", {}, "position"),
+])
+def test_unsupported_transform_fails_before_writing(hrnet_project, tmp_path, position, inference, match):
+    import mapose
+
+    config = _variant(hrnet_project, tmp_path / "p", position, **inference)
+    dest = tmp_path / "out"
+    with pytest.raises(ValueError, match=match):
+        mapose.analyze_videos(config, [tmp_path / "p/videos/pad.avi"], destfolder=dest, progress=False)
+    assert not dest.exists() or not list(dest.iterdir())

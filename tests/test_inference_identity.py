@@ -180,3 +180,28 @@ def test_identity_only_tracklets_match_dlc(identity_run, tmp_path):
                 assert got is None
             else:
                 np.testing.assert_allclose(got, want, atol=2e-4, equal_nan=True)
+
+
+def test_identity_config_without_identity_weights_is_a_clear_error(project_a, tmp_path):
+    """identity head in pytorch_config.yaml but a snapshot trained without it (e.g. identity
+    switched on after training): a ValueError naming the mismatch, nothing written."""
+    import mapose
+    from mapose.io.config import yaml_dump, yaml_load
+
+    root = tmp_path / "p"
+    (root / "videos").mkdir(parents=True)
+    shutil.copy(project_a / "config.yaml", root / "config.yaml")
+    os.chmod(root / "config.yaml", 0o644)
+    (root / SHUFFLE_DIR / "train").mkdir(parents=True)
+    pcfg = yaml_load(project_a / SHUFFLE_DIR / "train/pytorch_config.yaml")
+    pcfg["model"]["heads"]["identity"] = IDENTITY_HEAD
+    yaml_dump(pcfg, root / SHUFFLE_DIR / "train/pytorch_config.yaml")
+    os.symlink(project_a / SHUFFLE_DIR / "train/snapshot-best-050.pt",
+               root / SHUFFLE_DIR / "train/snapshot-best-050.pt")
+    video = root / "videos/clip.avi"
+    out = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"FFV1"), 25, (64, 64))
+    out.write(np.zeros((64, 64, 3), np.uint8))
+    out.release()
+    with pytest.raises(ValueError, match="(?s)does not match its pytorch_config.yaml.*heads.identity"):
+        mapose.analyze_videos(root / "config.yaml", [video], progress=False)
+    assert [p.name for p in (root / "videos").iterdir()] == ["clip.avi"]

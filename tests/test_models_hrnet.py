@@ -217,3 +217,17 @@ def test_onnx_export_dynamic_size(tmp_path):
     for g, w in zip(got, want):
         w = w.numpy()
         np.testing.assert_allclose(g, w, rtol=1e-3, atol=1e-4 * float(np.abs(w).max()))
+
+
+@pytest.mark.parametrize("net_type", NET_TYPES)
+def test_head_specs_from_config_without_torch_model(net_type):
+    """The torch-free head specs (ONNX engine) of DLC's HRNet configs equal the built
+    model's: stride 4 backbone / x4 PAF head = 1.0 (DLC's strides in the fixture)."""
+    from mapose.models.specs import head_specs_from_config
+
+    cfg = _pytorch_cfg(net_type)
+    with torch.device("meta"):
+        built = build_pose_model(cfg).head_specs
+    specs = head_specs_from_config(cfg)
+    assert specs == built
+    assert [s.stride for s in specs] == list(_fixture(net_type)["strides"].values())
