@@ -938,28 +938,41 @@ class TrackletStitcher:
     # -- output -------------------------------------------------------------------------
     def concatenate_data(self):
         """Tracks laid out on frames ``[first, last]``: shape (n_frames, n_tracks * n_bodyparts * 3)."""
+        data, first = self._track_table()
+        self._first_frame_out = first
+        return np.ascontiguousarray(data)
+
+    def _track_table(self, origin=None):
+        """:meth:`concatenate_data` from frame ``origin`` (default: the first track frame).
+
+        Returns the table in Fortran order (each column contiguous, the layout of a
+        DataFrame's block, so pandas takes it without a transposing copy) and its first frame.
+        """
         if self.tracks is None:
             raise ValueError("No tracks yet: call build_graph() and stitch() first.")
         tracks = list(self.tracks)
-        if tracks and any(t.identity != -1 for t in tracks):
-            ids = [t.identity for t in tracks]
+        ids = [t.identity for t in tracks]
+        if tracks and any(i != -1 for i in ids):
             order = sorted(range(len(tracks)), key=lambda k: (np.isnan(ids[k]), ids[k] if not np.isnan(ids[k]) else 0))
             tracks = [tracks[k] for k in order]
         n_bpts = self.tracklets[0].data.shape[1]
         first = min(t.start for t in tracks) if tracks else self._first_frame
         last = max(t.end for t in tracks) if tracks else self._last_frame
-        out = np.full((last - first + 1, self.n_tracks, n_bpts * 3), np.nan)
+        if origin is not None:
+            first = min(first, origin)
+        n_rows, width = last - first + 1, n_bpts * 3
+        table = np.full((self.n_tracks * width, n_rows), np.nan).T
+        cells = table.reshape(n_rows, self.n_tracks, width)  # a view: columns stay contiguous
         for k, t in enumerate(tracks[: self.n_tracks]):
-            out[t.inds - first, k] = t.flat_data
-        self._first_frame_out = first
-        return out.reshape(len(out), -1)
+            cells[t.inds - first, k] = t.flat_data
+        return table, first
 
     def format_df(self, animal_names=None):
         """Tracks as DLC's DataFrame (columns scorer/individuals/bodyparts/coords)."""
         import pandas as pd
 
-        data = self.concatenate_data()
-        first = self._first_frame_out
+        # rows from frame 0, as DLC's reindex(range(last + 1)) leaves them
+        data, _ = self._track_table(origin=0)
         n_bpts = self.tracklets[0].data.shape[1]
         if not animal_names or len(animal_names) < self.n_tracks:
             animal_names = [f"ind{i}" for i in range(1, self.n_tracks + 1)]
@@ -976,9 +989,7 @@ class TrackletStitcher:
             [scorer, animal_names, bpts[:n_bpts], coords],
             names=["scorer", "individuals", "bodyparts", "coords"],
         )
-        index = np.arange(first, first + len(data))
-        df = pd.DataFrame(data, columns=columns, index=index)
-        df = df.reindex(range(index[-1] + 1 if len(index) else 0))
+        df = pd.DataFrame(data, columns=columns, index=pd.RangeIndex(len(data)), copy=False)
         if self.single is not None and n_unique:
             columns = _product_index(
                 [scorer, ["single"], bpts[-n_unique:], coords],
