@@ -296,3 +296,37 @@ def test_assemblies_stream_memory_is_flat(tmp_path):
         tracemalloc.stop()
         assert total > n
     assert peaks[1] < 1.3 * peaks[0], peaks  # 8x the frames, same memory
+
+
+def test_parallel_chunk_tasks_never_empty_each_others_folder(tmp_path):
+    """Chunk tasks of one video start together (Dask): none may wipe a sibling's chunk."""
+    import threading
+
+    from mapose.batch.chunked import chunk_file, open_chunk_dir
+
+    manifest = {"version": 1, "n_frames": 10}
+    (tmp_path / "c_chunks").mkdir()
+    chunk_file(tmp_path / "c_chunks", 99).write_bytes(b"stale, no manifest")
+    barrier = threading.Barrier(8)
+    errors = []
+
+    def task(i):
+        try:
+            barrier.wait()
+            d = open_chunk_dir(tmp_path / "c_chunks", manifest)
+            chunk_file(d, i).write_bytes(b"done")
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=task, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    names = sorted(p.name for p in (tmp_path / "c_chunks").glob("chunk_*"))
+    assert names == [f"chunk_{i:06d}.npy" for i in range(8)]  # the stale one is gone
+    # other settings: the folder is emptied once, then reused
+    d = open_chunk_dir(tmp_path / "c_chunks", dict(manifest, n_frames=11))
+    assert not list(d.glob("chunk_*"))
+    assert not [p for p in tmp_path.iterdir() if "stale" in p.name]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import time
 import warnings
@@ -215,19 +216,42 @@ def open_chunk_dir(chunk_dir, manifest: dict) -> Path:
     A chunk counts as finished when ``chunk_%06d.npy`` exists: it is renamed into place
     only when complete, and the manifest (frames, body parts, tracker settings, chunking,
     input fingerprint) guarantees it belongs to this very computation.
+
+    Safe for chunk tasks of one video starting at the same time (Dask): the manifest is
+    claimed with an exclusive create, so a task never empties a folder that a sibling
+    already set up and fills.
     """
     chunk_dir = Path(chunk_dir)
     mpath = chunk_dir / "manifest.json"
-    try:
-        same = json.loads(mpath.read_text()) == json.loads(json.dumps(manifest))
-    except (OSError, ValueError):
-        same = False
-    if not same:
-        shutil.rmtree(chunk_dir, ignore_errors=True)
+    want = json.loads(json.dumps(manifest))
+    for _attempt in range(5):
+        try:
+            current = json.loads(mpath.read_text())
+        except FileNotFoundError:
+            current = None
+        except (OSError, ValueError):
+            current = "unreadable"
+        if current == want:
+            return chunk_dir
+        if current is not None:
+            # checkpoints of another computation: move the folder away, then delete it
+            stale = chunk_dir.with_name(f"{chunk_dir.name}.stale{os.getpid()}.{time.time_ns()}")
+            with contextlib.suppress(OSError):
+                os.rename(chunk_dir, stale)
+                shutil.rmtree(stale, ignore_errors=True)
+            continue
         chunk_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_open(mpath, "w", encoding="utf-8") as fh:
-            json.dump(manifest, fh)
-    return chunk_dir
+        with atomic_path(chunk_dir / "claim.json") as tmp:
+            tmp.write_text(json.dumps(manifest))
+            try:
+                os.link(tmp, mpath)  # exclusive: exactly one task creates the manifest
+            except FileExistsError:
+                continue  # a sibling claimed it first: compare again
+        for leftover in chunk_dir.glob("chunk_*"):  # no manifest: of unknown origin
+            leftover.unlink(missing_ok=True)
+        return chunk_dir
+    raise OSError(f"chunk folder {chunk_dir} keeps changing under this task (another run with "
+                  "other settings is using it?); run the videos one at a time.")
 
 
 def chunk_file(chunk_dir, i: int) -> Path:
