@@ -148,7 +148,12 @@ def test_training_matches_dlc_recording(tmp_path):
     ref = json.loads((Path(__file__).parent / "data" / "reid_dlc_training.json").read_text())
     x = np.random.default_rng(0).normal(size=(40, 3, 5, 16))
     torch.manual_seed(0)
-    history = train_on_triplets(x[:32], x[32:], tmp_path, train_epochs=20, device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny model: threads only add contention (DLC was recorded so too)
+    try:
+        history = train_on_triplets(x[:32], x[32:], tmp_path, train_epochs=20, device="cpu")
+    finally:
+        torch.set_num_threads(threads)
     assert history == ref["history"]
     model = load_checkpoint(tmp_path / "dlc_transreid_20.pth")
     for k, v in model.state_dict().items():
