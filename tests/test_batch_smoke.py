@@ -30,6 +30,9 @@ def test_bad_arguments(tmp_path):
         run_videos("c.yaml", ["v.avi"], post_workers=-1)
     with pytest.raises(FileNotFoundError, match="config"):
         run_videos(tmp_path / "missing.yaml", ["v.avi"])
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="checkpoint_every"):
+            run_videos("c.yaml", ["v.avi"], checkpoint_every=bad)
 
 
 @pytest.mark.smoke
@@ -57,7 +60,7 @@ def test_progress_record_roundtrip(tmp_path):
 def test_help_lists_batch_options():
     text = _parser().format_help()
     for opt in ("--scheduler", "--cluster", "--post-workers", "--destfolder", "--batch-size",
-                "--no-auto-track", "VIDEO_OR_DIR"):
+                "--no-auto-track", "--checkpoint-every", "VIDEO_OR_DIR"):
         assert opt in text
     with pytest.raises(SystemExit):  # scheduler and cluster are exclusive
         _parser().parse_args(["c.yaml", "v.avi", "--scheduler", "tcp://x:1", "--cluster", "local:2"])

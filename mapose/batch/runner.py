@@ -97,6 +97,10 @@ def make_jobs(config, videos, video_extensions=None, shuffle=1, trainingsetindex
         One per video, in DLC's order (sorted within folders).
     scorer : str
     """
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) \
+            or checkpoint_every < 0:
+        raise ValueError(f"checkpoint_every must be an int >= 0 (frames between network-stage "
+                         f"checkpoints, 0 = none); got {checkpoint_every!r}.")
     config_path = Path(os.fspath(config)).expanduser()
     if not config_path.is_file():
         raise FileNotFoundError(
@@ -112,10 +116,6 @@ def make_jobs(config, videos, video_extensions=None, shuffle=1, trainingsetindex
     if chunk_frames is not None:
         from mapose.batch.chunked import ChunkOptions
         ChunkOptions(chunk_frames=chunk_frames, overlap=chunk_overlap)  # validate early
-    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) \
-            or checkpoint_every < 0:
-        raise ValueError(f"checkpoint_every must be an int >= 0 (frames between network-stage "
-                         f"checkpoints, 0 = none); got {checkpoint_every!r}.")
     if isinstance(videos, (str, os.PathLike)):
         videos = [videos]
     video_paths = list_videos(list(videos), video_extensions)
