@@ -33,6 +33,9 @@ _LAZY_EXPORTS: dict[str, str] = {
     "Tracklet": "mapose.stitching.tracklet",
     "TrackletStitcher": "mapose.stitching.stitcher",
     "stitch_tracklets": "mapose.stitching.api",
+    # ReID transformer (appearance-based stitching)
+    "transformer_reID": "mapose.reid.api",
+    "create_tracking_dataset": "mapose.reid.api",
     # inference
     "analyze_videos": "mapose.inference.analyze",
     "export_model": "mapose.inference.export",
@@ -50,7 +53,8 @@ _LAZY_EXPORTS: dict[str, str] = {
 # DLC-style subpackages reachable as attributes (``mapose.utils.x`` after ``import mapose``).
 _LAZY_SUBPACKAGES = {
     "assembly", "batch", "core", "demo", "evaluation", "inference", "io", "kernels", "models",
-    "refine_training_dataset", "stitching", "tracking", "utils", "visualization",
+    "pose_tracking_pytorch", "refine_training_dataset", "reid", "stitching", "tracking", "utils",
+    "visualization",
 }
 
 __all__ = sorted(_LAZY_EXPORTS) + ["__version__"]

@@ -46,7 +46,7 @@ def test_killed_worker_task_reruns_elsewhere(tmp_path):
     kill = tmp_path / "kill"
     opts = {"kill_once": str(kill)}
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         res = run_videos(config, videos, scorer=H.SCORER, stage_funcs=H.REPLAY,
                          scheduler=client, track_kwargs=opts, print_table=False)

@@ -30,8 +30,9 @@ def _client(scheduler=None, n_local=None):
     """(client, owned objects to close)."""
     distributed = require("distributed", "running videos on a Dask cluster")
     if n_local is not None:
+        # ":0" = any free port: several mapose jobs on one machine must not fight over 8787.
         cluster = distributed.LocalCluster(n_workers=n_local, threads_per_worker=1,
-                                           processes=True, dashboard_address=None)
+                                           processes=True, dashboard_address=":0")
         client = distributed.Client(cluster)
         return client, [client, cluster]
     if isinstance(scheduler, distributed.Client):
