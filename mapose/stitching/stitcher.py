@@ -814,20 +814,49 @@ class TrackletStitcher:
         for k, t in enumerate(tracks):
             occ[k, t.inds - lo] = True
 
-        # merged residuals wait in `pending` and are concatenated (one stable sort) only
-        # when the track itself is needed: frames never collide, so the result is the
-        # one of DLC's repeated `track + residual`
+        # merged residuals wait in `pending` and each track is concatenated once at the
+        # end: frames never collide, so the result is the one of DLC's repeated
+        # `track + residual`.  Meanwhile the frame -> (piece, row) maps below answer "which
+        # pose is the track's neighbour of this residual" without rebuilding the track.
         pending = [[] for _ in tracks]
+        pieces = list(tracks)
+        src_piece = np.full(occ.shape, -1, dtype=np.int64)
+        src_row = np.zeros(occ.shape, dtype=np.int64)
+        for k, t in enumerate(tracks):
+            src_piece[k, t.inds - lo] = k
+            src_row[k, t.inds - lo] = np.arange(len(t))
+        # a repeated frame would make row lookups ambiguous: rebuild tracks in that case
+        exact_rows = not any(np.any(np.diff(t.inds) == 0) for t in (*tracks, *residuals))
 
         def merge(k, r):
             pending[k].append(r)
             occ[k, r.inds - lo] = True
+            src_piece[k, r.inds - lo] = len(pieces)
+            src_row[k, r.inds - lo] = np.arange(len(r))
+            pieces.append(r)
 
         def track(k):
             if pending[k]:
                 tracks[k] = Tracklet.concatenate([tracks[k], *pending[k]])
                 pending[k] = []
             return tracks[k]
+
+        def neighbours(k, r):
+            """(left frame, its centroid, right frame, its centroid) of track k around r, or None."""
+            if not exact_rows:
+                t = track(k)
+                li = int(np.searchsorted(t.inds, r.start)) - 1
+                ri = int(np.searchsorted(t.inds, r.end))
+                if li < 0 or ri >= len(t):
+                    return None
+                return t.inds[li], t.centroid_at(li), t.inds[ri], t.centroid_at(ri)
+            left = np.flatnonzero(occ[k, : r.start - lo])
+            right = np.flatnonzero(occ[k, r.end - lo:])  # r.end itself is free (candidate)
+            if not left.size or not right.size:
+                return None
+            fl, fr = int(left[-1]), int(right[0]) + r.end - lo
+            return (fl + lo, pieces[src_piece[k, fl]].centroid_at(int(src_row[k, fl])),
+                    fr + lo, pieces[src_piece[k, fr]].centroid_at(int(src_row[k, fr])))
 
         # 1) residuals that fit (no shared frame) into exactly one track go there
         changed = True
@@ -849,15 +878,14 @@ class TrackletStitcher:
                 continue
             costs = np.full(cand_idx.size, np.inf)
             for k, ti in enumerate(cand_idx.tolist()):
-                t = track(ti)
-                li = int(np.searchsorted(t.inds, r.start)) - 1
-                ri = int(np.searchsorted(t.inds, r.end))
-                if li < 0 or ri >= len(t):
+                found = neighbours(ti, r)
+                if found is None:
                     continue
-                left_gap = r.start - t.inds[li]
-                right_gap = t.inds[ri] - r.end
-                d_left = np.sqrt(np.sum((t.centroid_at(li) - r.centroid_at(0)) ** 2))
-                d_right = np.sqrt(np.sum((t.centroid_at(ri) - r.centroid_at(-1)) ** 2))
+                f_left, c_left, f_right, c_right = found
+                left_gap = r.start - f_left
+                right_gap = f_right - r.end
+                d_left = np.sqrt(np.sum((c_left - r.centroid_at(0)) ** 2))
+                d_right = np.sqrt(np.sum((c_right - r.centroid_at(-1)) ** 2))
                 if left_gap <= 3:
                     costs[k] = d_left
                 elif right_gap <= 3:
