@@ -1202,11 +1202,14 @@ class FrameAssembler {
         }
 
         // Validity
+        // DLC's `discarded` set only matters with add_discarded: skip its hashing otherwise
         PySetEmu& discarded = ws_discarded;
         discarded.clear();
-        for (int j = 0; j < nj; ++j)
-            if (!assembled[size_t(j)] && std::isfinite(jc(j))) discarded.add(j, joint_hash(j));
+        if (P.add_discarded)
+            for (int j = 0; j < nj; ++j)
+                if (!assembled[size_t(j)] && std::isfinite(jc(j))) discarded.add(j, joint_hash(j));
         auto discard_links = [&](int ia) {
+            if (!P.add_discarded) return;
             for (int lk : pool[size_t(ia)].links) {
                 discarded.add(links[size_t(lk)].j1, joint_hash(links[size_t(lk)].j1));
                 discarded.add(links[size_t(lk)].j2, joint_hash(links[size_t(lk)].j2));
