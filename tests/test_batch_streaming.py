@@ -240,3 +240,10 @@ def test_stitch_stage_reads_the_track_stage_arrays_only_for_that_pickle(tmp_path
     rep = streaming_stitch_stage(job)
     assert rep.info["tracklets_from"] == "pickle"
     pd.testing.assert_frame_equal(pd.read_hdf(h5), first)
+    # damaged arrays beside an intact pickle: the pickle is read
+    streaming_track_stage(job)
+    data = _sidecar_dir(pkl) / "data.npy"
+    data.write_bytes(data.read_bytes()[:-100])
+    rep = streaming_stitch_stage(job)
+    assert rep.info["tracklets_from"] == "pickle"
+    pd.testing.assert_frame_equal(pd.read_hdf(h5), first)

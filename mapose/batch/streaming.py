@@ -351,6 +351,41 @@ def write_compact_sidecar(pickle_path, store, builder, single: dict | None = Non
     return True
 
 
+class _NpyRows:
+    """Row ranges of a C-order ``.npy`` file, read with plain file reads."""
+
+    def __init__(self, path):
+        fmt = np.lib.format
+        self._fh = open(path, "rb")
+        try:
+            version = fmt.read_magic(self._fh)
+            read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, fortran, dtype = read_header(self._fh)
+            if fortran or dtype.hasobject:
+                raise ValueError(f"{path} is not a plain C-order array file.")
+        except BaseException:
+            self._fh.close()
+            raise
+        self.shape, self.dtype = shape, dtype
+        self._offset = self._fh.tell()
+        self._row = dtype.itemsize * int(np.prod(shape[1:], dtype=np.int64))
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        self._fh.seek(self._offset + start * self._row)
+        n = stop - start
+        out = np.fromfile(self._fh, dtype=self.dtype, count=n * self._row // self.dtype.itemsize)
+        if out.size * self.dtype.itemsize != n * self._row:
+            raise ValueError("truncated array file")
+        return out.reshape((n,) + tuple(self.shape[1:]))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._fh.close()
+        return False
+
+
 def read_compact_sidecar(pickle_path):
     """``(tracklets, single Tracklet or None, header)`` from a matching sidecar, else None."""
     import json
@@ -365,17 +400,15 @@ def read_compact_sidecar(pickle_path):
             rec = json.load(fh)
         if not _matches(Path(pickle_path), rec["pickle"]):
             return None
-        frames = np.load(folder / "frames.npy", mmap_mode="r")
-        data = np.load(folder / "data.npy", mmap_mode="r")
         b = rec["bounds"]
-        # one float64 copy per tracklet out of the mapped file (page cache, not heap)
-        tracklets = [Tracklet(np.array(data[b[i]:b[i + 1]]), np.array(frames[b[i]:b[i + 1]]))
-                     for i in range(len(b) - 1)]
+        # read tracklet by tracklet (a memory map would count the whole file as resident)
+        with _NpyRows(folder / "frames.npy") as frames, _NpyRows(folder / "data.npy") as data:
+            tracklets = [Tracklet(data.rows(b[i], b[i + 1]), frames.rows(b[i], b[i + 1]))
+                         for i in range(len(b) - 1)]
         single = None
         if rec["single_frames"]:
             single = Tracklet(np.load(folder / "single.npy"), np.array(rec["single_frames"], np.int64))
         header = make_tracklet_header(rec["scorer"], rec["joints"])
-        del frames, data
         return tracklets, single, header
     except (OSError, ValueError, KeyError, TypeError):
         return None
