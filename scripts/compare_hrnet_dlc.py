@@ -92,6 +92,9 @@ def prepare_dlc(py: str, work: Path, epochs: int, n_frames: int) -> dict:
                                "--position", "top_left"]),
         (dlc / "pad_random", ["analyze", config, project / "videos/pad.avi", dlc / "pad_random",
                               "--record-pads", dlc / "pads.json"]),
+        # DLC against itself: another random draw of the padding positions
+        (dlc / "pad_random_seed1", ["analyze", config, project / "videos/pad.avi",
+                                    dlc / "pad_random_seed1", "--seed", "1"]),
     ]
     dlc.mkdir(parents=True, exist_ok=True)
     for done, args in steps:
@@ -225,6 +228,10 @@ def main(argv=None) -> int:
     print("\n== pad.avi: mapose (top_left) vs DLC position=random ==")
     for k, v in compare_files(_stem(ours, "pad"), _stem(work / "dlc/pad_random", "pad")).items():
         print(f"  {k:<40} {v}")
+    print("\n== pad.avi: DLC position=random vs DLC position=random, another seed ==")
+    for k, v in compare_files(_stem(work / "dlc/pad_random_seed1", "pad"),
+                              _stem(work / "dlc/pad_random", "pad")).items():
+        print(f"  {k:<40} {v}")
     pads = json.loads((work / "dlc/pads.json").read_text())
     print("\n== pad.avi: mapose replaying DLC's random pads vs DLC position=random ==")
     for k, v in replay_random(pm, work / "project/videos/pad.avi", pads,
@@ -256,8 +263,13 @@ def main(argv=None) -> int:
           f"{all(sorted(ta[t]) == sorted(tb.get(t, {})) for t in ka)}, max diff {diff:.3g}")
     print(f"  stitch: mapose error {err!r}, DLC error {dlc_err!r}")
     if dlc_times:
-        print("\nDLC oracle step times (s):", {k: round(v, 1) for k, v in dlc_times.items()})
-    print("mapose analyze_videos times (s):", {k: round(v, 1) for k, v in times.items()})
+        print("\nDLC oracle step times, process start and imports included (s):",
+              {k: round(v, 1) for k, v in dlc_times.items()})
+    print("\n== analyze_videos call alone, same clips, batch size 1, CPU (s) ==")
+    for name, dlc_dir in (("div", "div"), ("pad", "pad_topleft")):
+        timing = work / "dlc" / dlc_dir / "timing.json"
+        dlc_s = json.loads(timing.read_text())["analyze_videos_s"] if timing.is_file() else float("nan")
+        print(f"  {name}.avi: DLC {dlc_s:.1f}  mapose {times[name]:.1f}  ratio {dlc_s / times[name]:.1f}x")
     return 0
 
 

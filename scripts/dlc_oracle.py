@@ -153,14 +153,14 @@ def _set_position(config: Path, position: str | None):
 
 
 def analyze(config: Path, video: Path, dest: Path, position: str | None, auto_track: bool,
-            record_pads: Path | None) -> None:
+            record_pads: Path | None, seed: int = 0) -> None:
     import random
 
     import albumentations as A
     import deeplabcut
 
     _no_pretrained_weights()
-    random.seed(0)
+    random.seed(seed)  # albumentations draws the random padding position with `random`
     pads = []
     if record_pads is not None:
         update = A.PadIfNeeded.update_params
@@ -171,14 +171,19 @@ def analyze(config: Path, video: Path, dest: Path, position: str | None, auto_tr
             return out
 
         A.PadIfNeeded.update_params = update_params
+    import time
+
     restore = _set_position(config, position)
     try:
         dest.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
         deeplabcut.analyze_videos(str(config), [str(video)], shuffle=1, destfolder=str(dest),
                                   batch_size=1, device="cpu", save_as_df=True,
                                   auto_track=auto_track)
+        seconds = time.perf_counter() - t0
     finally:
         restore()
+    (dest / "timing.json").write_text(json.dumps({"analyze_videos_s": seconds}))
     if record_pads is not None:
         record_pads.write_text(json.dumps(pads))
 
@@ -293,6 +298,7 @@ def main(argv=None) -> None:
     p.add_argument("--position")
     p.add_argument("--auto-track", action="store_true")
     p.add_argument("--record-pads", type=Path)
+    p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("rescale-heads")
     p.add_argument("config", type=Path)
     p.add_argument("video", type=Path)
@@ -315,7 +321,8 @@ def main(argv=None) -> None:
     elif args.cmd == "identity-project":
         identity_project(args.workdir, args.seed, args.scale)
     elif args.cmd == "analyze":
-        analyze(args.config, args.video, args.dest, args.position, args.auto_track, args.record_pads)
+        analyze(args.config, args.video, args.dest, args.position, args.auto_track, args.record_pads,
+                args.seed)
     elif args.cmd == "rescale-heads":
         rescale_heads(args.config, args.video)
     elif args.cmd == "track":
