@@ -270,3 +270,25 @@ def test_fake_head_shapes_match_the_real_network(project):
     pytest.importorskip("torch")
     config, _ = project
     assert H.head_shapes(config) == H.PROJECT_A_HEADS
+
+
+def test_crash_while_committing_resumes_at_the_end(project, reference, tmp_path, monkeypatch):
+    """Killed after the last frame, before the files were written: nothing is rerun."""
+    import mapose.io.meta_pickle as mp
+
+    real = mp.write_meta_pickle
+
+    def crash(*a, **k):
+        raise KeyboardInterrupt("power cut while writing the outputs")
+
+    monkeypatch.setattr(mp, "write_meta_pickle", crash)
+    with pytest.raises(KeyboardInterrupt):
+        _run(project, tmp_path, tmp_path / "log1")
+    assert H.forward_frames(tmp_path / "log1") == N
+    assert not any(_out(tmp_path, s).exists() for s in OUTS)
+    monkeypatch.setattr(mp, "write_meta_pickle", real)
+    again = _run(project, tmp_path, tmp_path / "log2")
+    assert again.ok, again.table()
+    assert again.reports[0].stages["analyze"].info["resumed_from"] == N
+    assert H.forward_frames(tmp_path / "log2") == 0
+    _assert_same_outputs(tmp_path, reference)

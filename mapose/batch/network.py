@@ -302,13 +302,12 @@ def resumable_analyze_stage(job):
     from mapose.batch.stages import StageReport
     from mapose.inference import analyze as A
     from mapose.inference.predictor import BottomUpPredictor
-    from mapose.inference.project_model import _plain, find_project_model
+    from mapose.inference.project_model import find_project_model
     from mapose.inference.video import probe_video
     from mapose.io.assemblies_pickle import AssembliesPickleWriter
     from mapose.io.config import config_get
     from mapose.io.full_pickle import (FullPickleWriter, ResumableSpool, ResumeWarning,
                                        discard_resume_state)
-    from mapose.io.meta_pickle import write_meta_pickle
 
     kw = dict(job.analyze_kwargs)
     device = kw.get("device", kw.get("gputouse"))
@@ -424,15 +423,36 @@ def resumable_analyze_stage(job):
         # resumes at the end instead of starting over
         writer.checkpoint(checkpoint_state())
     except BaseException:
-        writer.suspend()
-        asm.suspend()
-        for r in (rows, uniq):
-            if r is not None:
-                r.spool.close()
+        _suspend_all(writer, asm, rows, uniq)
         raise
-    stop = time.time()
+    try:
+        _commit(job, pm, cfg, info, batch_size, total, t_begin, elapsed_before + time.time() - t_run,
+                save_as_df, kw, sink, rows, uniq, asm, writer)
+    except BaseException:
+        _suspend_all(writer, asm, rows, uniq)
+        raise
+    _discard_companions(full_path)
+    return StageReport("analyze", frames=total,
+                       info={"resumed_from": start, "forward_frames": times.n_frames})
+
+
+def _suspend_all(writer, asm, rows, uniq) -> None:
+    """Close every spool, keeping the last checkpoint (an interrupted run)."""
+    writer.suspend()
+    asm.suspend()
+    for r in (rows, uniq):
+        if r is not None:
+            r.spool.close()
+
+
+def _commit(job, pm, cfg, info, batch_size, total, t_begin, duration, save_as_df, kw, sink,
+            rows, uniq, asm, writer) -> None:
+    """Write ``_meta``, the table, ``_assemblies`` and finally ``_full`` (removing the record)."""
+    from mapose.inference import analyze as A
+    from mapose.inference.project_model import _plain
+    from mapose.io.meta_pickle import write_meta_pickle
+
     crop = info.crop or (0, info.width, 0, info.height)
-    duration = elapsed_before + stop - t_run
     write_meta_pickle(job.path("_meta.pickle"), {"data": {
         "start": t_begin, "stop": t_begin + duration, "run_duration": duration,
         "Scorer": job.scorer, "pytorch-config": _plain(pm.pytorch_cfg), "fps": info.fps,
@@ -447,8 +467,6 @@ def resumable_analyze_stage(job):
         A._write_df(job.stem, job.scorer, pm, sink, bool(kw.get("save_as_csv", job.save_as_csv)))
         rows.spool.close()
         uniq.spool.close()
-    asm.close()
-    writer.close()  # last: removes the checkpoint record
-    _discard_companions(full_path)
-    return StageReport("analyze", frames=total,
-                       info={"resumed_from": start, "forward_frames": times.n_frames})
+    # spools kept until the record is gone: a crash in between resumes at the end
+    asm.close(keep_spools=True)
+    writer.close()  # removes the checkpoint record

@@ -221,8 +221,8 @@ class AssembliesPickleWriter:
         """Flush + fsync both spools; the state for :meth:`reopen`."""
         return {"frames": self._frames.checkpoint(), "single": self._single.checkpoint()}
 
-    def close(self) -> None:
-        """Write the file (atomic rename) and delete the spools."""
+    def close(self, keep_spools: bool = False) -> None:
+        """Write the file (atomic rename) and delete the spools (``keep_spools``: close them)."""
         from mapose.io.full_pickle import pickle_fragment
 
         if self._closed:
@@ -236,7 +236,12 @@ class AssembliesPickleWriter:
                 fh.write(pickle.SETITEM)
                 self._frames.copy_to(fh)
                 fh.write(pickle.STOP)
-        finally:
+        except BaseException:
+            self.abort()
+            raise
+        if keep_spools:
+            self.suspend()
+        else:
             self.abort()
 
     def suspend(self) -> None:
