@@ -6,7 +6,7 @@ Usage::
 
 Generates ``_full.pickle``-like data (:func:`mapose.assembly.synthetic.make_full_data`),
 runs ``deeplabcut.core.inferenceutils.Assembler(...).assemble(chunk_size=0)`` in a
-subprocess with the DLC interpreter (mapose never imports DeepLabCut), then mapose's
+subprocess with the DLC interpreter on one BLAS thread (mapose never imports DeepLabCut), then mapose's
 ``Assembler`` on one thread and on all cores, checks that both produce the same
 assemblies, and prints frames/s and speed-ups.  Times are the best of ``--repeat`` runs
 (wall clock) on the same machine in the same run.
@@ -80,8 +80,13 @@ def run_dlc(python, data, kwargs, repeat):
         path = os.path.join(tmp, "full.pickle")
         with open(path, "wb") as fh:
             pickle.dump(data, fh, pickle.HIGHEST_PROTOCOL)
+        # one thread for DLC too: its NumPy/SciPy BLAS would otherwise spin extra threads
+        # (CPU time twice the wall time on the 10-animal cases), and the targets compare
+        # single-threaded runs
+        env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
         res = subprocess.run(
-            [python, "-c", DLC_SCRIPT, path, json.dumps(kwargs), str(repeat)], capture_output=True, text=True, check=False
+            [python, "-c", DLC_SCRIPT, path, json.dumps(kwargs), str(repeat)], capture_output=True, text=True,
+            check=False, env=env,
         )
     if res.returncode:
         raise RuntimeError(f"DeepLabCut run failed:\n{res.stderr[-2000:]}")

@@ -229,6 +229,38 @@ struct LsapWorkspace {
         }
     }
 
+    void bf_leaf(double acc, long j0, long j1, long j2) {
+        if (!have_best || acc > best_sum) {
+            if (have_best) second_sum = best_sum;
+            best_sum = acc;
+            have_best = true;
+            best_sel[0] = j0; best_sel[1] = j1; best_sel[2] = j2;
+        } else if (acc > second_sum) {
+            second_sum = acc;
+        }
+    }
+
+    // bf_rec for one to three rows as plain loops (the usual case: a few animals);
+    // same sums in the same order, and the best/second totals do not depend on the
+    // enumeration order
+    void bf_loops() {
+        const long R = bf_R, C = bf_C;
+        auto at = [&](long i, long j) { return bf_cost[i * bf_si + j * bf_sj]; };
+        for (long j0 = 0; j0 < C; ++j0) {
+            const double s0 = 0.0 + at(0, j0);
+            if (R == 1) { bf_leaf(s0, j0, 0, 0); continue; }
+            for (long j1 = 0; j1 < C; ++j1) {
+                if (j1 == j0) continue;
+                const double s1 = s0 + at(1, j1);
+                if (R == 2) { bf_leaf(s1, j0, j1, 0); continue; }
+                for (long j2 = 0; j2 < C; ++j2) {
+                    if (j2 == j0 || j2 == j1) continue;
+                    bf_leaf(s1 + at(2, j2), j0, j1, j2);
+                }
+            }
+        }
+    }
+
     bool brute_force(long nr, long nc, const double* cost, long* out_rows, long* out_cols) {
         const bool by_row = nr <= nc;
         bf_R = by_row ? nr : nc;
@@ -245,7 +277,7 @@ struct LsapWorkspace {
         have_best = false;
         used_mask = 0;
         second_sum = -std::numeric_limits<double>::infinity();
-        bf_rec(0, 0.0);
+        if (bf_R <= 3) bf_loops(); else bf_rec(0, 0.0);
         const double scale = std::max(1.0, std::fabs(best_sum));
         if (!(best_sum - second_sum > 1e-9 * scale)) return false;
         if (by_row) {

@@ -239,6 +239,44 @@ def test_kernel_matches_reference_on_random_frames(case):
     same_outputs(K.assemble_frames(frames, params), R.assemble_frames(frames, params))
 
 
+@st.composite
+def _tie_heavy_case(draw):
+    """Few distinct affinity values (exact in float16): ties everywhere, and uneven
+    detection counts, so the assignment problems are wide, tall, dominant or not."""
+    n_bp = draw(st.integers(2, 7))
+    n_an = draw(st.integers(1, 6))
+    seed = draw(st.integers(0, 2**16))
+    levels = draw(st.sampled_from([2, 3, 5]))
+    data = make_full_data(
+        n_frames=2, n_animals=n_an, n_bodyparts=n_bp, p_detect=draw(st.floats(0.5, 1.0)),
+        n_false_positives=draw(st.sampled_from([0.0, 1.0, 3.0])),
+        dtype=draw(st.sampled_from([np.float16, np.float32, np.float64])), seed=seed, p_low_confidence=0.0,
+    )
+    for name, frame in data.items():
+        if name == "metadata":
+            continue
+        for entry in frame["costs"].values():
+            m = entry["m1"]
+            entry["m1"] = (np.round(m.astype(np.float64) * (levels - 1)) / (levels - 1)).astype(m.dtype)
+    md = data["metadata"]
+    params = K.AssemblyParams(
+        max_n_individuals=draw(st.integers(1, n_an + 3)), n_multibodyparts=n_bp, n_keypoints=n_bp,
+        graph=md["PAFgraph"], paf_inds=md["PAFinds"], min_affinity=draw(st.sampled_from([0.0, 0.05, 0.5])),
+        pcutoff=0.0,
+    )
+    return data, params
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=_tie_heavy_case())
+def test_kernel_matches_reference_with_tied_costs(case):
+    # the kernel's shortcuts (dominant rows/columns read with the submatrix, exhaustive
+    # search, solver) must give SciPy's assignment, ties included
+    data, params = case
+    _, frames = frames_of(data)
+    same_outputs(K.assemble_frames(frames, params), R.assemble_frames(frames, params))
+
+
 @pytest.mark.smoke
 def test_threads_identical_to_serial():
     data = make_full_data(n_frames=40, n_animals=6, n_bodyparts=8, n_false_positives=1.0, seed=3)
