@@ -320,7 +320,7 @@ def resumable_analyze_stage(job):
         raise ValueError(f"engine must be one of {A._ENGINES}; got {engine!r}.")
     pm = find_project_model(job.config, job.shuffle, job.trainingsetindex,
                             kw.get("snapshot_index"), job.modelprefix)
-    # None today; an object with .wrap(runner, predictor) once inference supports padding
+    # InferenceTransform: pads HRNet frames (auto_padding); wrap() is a no-op otherwise
     transform = A._check_transform(pm)
     cfg = pm.cfg
     batch_size = kw.get("batch_size")
