@@ -7,7 +7,6 @@ placeholder (also inside lists, tuples and dicts) its real ndarray.
 """
 from __future__ import annotations
 
-import numpy as np
 from numpy._core.multiarray import _reconstruct
 from numpy._core.numeric import _frombuffer
 
