@@ -39,7 +39,7 @@ def compact_frames(frames: dict):
 
     None is returned (nothing is raised) when a key is not ``"frame<digits>"``/int, or a
     value is not a C-ordered float64 placeholder of the common shape; callers then use
-    the general path on :func:`materialize` d values.
+    the general path on the :func:`materialize`-d values.
 
     Raises
     ------
