@@ -66,7 +66,7 @@ def test_project_a_n_tracks_and_names(project):
         (dict(track_method="nope"), ValueError, "Invalid track_method"),
         (dict(n_tracks=2, animal_names=["a", "b", "c"]), ValueError, "3 names but n_tracks=2"),
         (dict(n_tracks=0), ValueError, "positive integer"),
-        (dict(transformer_checkpoint="x.pth"), ValueError, "transformer"),
+        (dict(transformer_checkpoint="x.pth"), FileNotFoundError, "transformer_checkpoint"),
     ],
 )
 def test_bad_arguments(project, kwargs, exc, match):
