@@ -43,7 +43,7 @@ def _chunked(synth, out, chunk=5000):
 
 def _streamed(synth, folder, chunk=5000):
     """The default batch stages' data path, on files (assemble → track → stitch)."""
-    from mapose.batch.streaming import (_stitch, read_compact_sidecar, write_compact_sidecar,
+    from mapose.batch.streaming import (_stitch, read_compact_sidecar_arrays, write_compact_sidecar,
                                         write_tracklets_pickle_streamed, write_tracks_streamed)
     from mapose.io.assemblies_pickle import AssembliesPickleWriter, iter_assemblies_pickle
     from mapose.stitching.stitcher import TrackletStitcher
@@ -67,11 +67,11 @@ def _streamed(synth, folder, chunk=5000):
     write_tracklets_pickle_streamed(folder / "v_el.pickle", store, builder)
     write_compact_sidecar(folder / "v_el.pickle", store, builder)
     del store
-    # the stitch stage: the track stage's arrays (the pickle is not parsed again)
-    tracklets, _single, header = read_compact_sidecar(folder / "v_el.pickle")
-    stitcher = TrackletStitcher(tracklets, synth.n_animals)
-    stitcher.header = header
-    del tracklets
+    # the stitch stage: the track stage's arrays (the pickle is not parsed again), taken
+    # by the stitcher without a copy and released by stitch() once the tracks are built
+    ids, frames, data, _single, header = read_compact_sidecar_arrays(folder / "v_el.pickle")
+    stitcher = TrackletStitcher.from_arrays(ids, frames, data, synth.n_animals, header=header)
+    del ids, frames, data
     _stitch(stitcher)
     write_tracks_streamed(stitcher, folder / "v_el.h5")
 

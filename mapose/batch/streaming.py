@@ -38,14 +38,25 @@ __all__ = ["tracklets_from_compact", "stitcher_from_compact", "write_tracklets_p
 _SETITEMS_BATCH = 1000  # items per MARK ... SETITEMS group, as pickle's own batching
 
 
-def _single_tracklet(single: dict | None):
-    from mapose.stitching.stitcher import TrackletStitcher
-    from mapose.stitching.tracklet import Tracklet
-
-    if not single:
-        return None
-    inds, data = TrackletStitcher._parse_tracklet_dict(single, "single")
-    return Tracklet(data, inds)
+def _flat_padded(frames, data, flat, rows, tid):
+    """One tracklet's ``(inds, data)`` with skeleton flat rows, laid out as
+    ``TrackletStitcher.from_dict_of_dict`` lays out the dict of those rows: flat
+    ``[x0, y0, 1, x1, ...]`` states fill x, y, likelihood of a NaN row next to
+    ``(n_bodyparts, 4)`` rows; a tracklet of flat states only is ``(n, n_bodyparts, 3)``."""
+    inds = frames[rows]
+    is_flat = np.array([int(r) in flat for r in rows])
+    n_bpts = data.shape[1]
+    for r in rows[is_flat]:
+        if flat[int(r)].size != 3 * n_bpts:
+            raise ValueError(f"Tracklet {tid!r}: flat state of {flat[int(r)].size} values does not "
+                             f"fit {n_bpts} body parts.")
+    if is_flat.all():
+        return inds, np.stack([flat[int(r)] for r in rows]).reshape(len(rows), n_bpts, 3)
+    out = data[rows]
+    for k in np.flatnonzero(is_flat):
+        out[k] = np.nan
+        out[k, :, :3] = flat[int(rows[k])].reshape(n_bpts, 3)
+    return inds, out
 
 
 def tracklets_from_compact(store):
@@ -55,7 +66,6 @@ def tracklets_from_compact(store):
     of the same rows (first-appearance order, float64 data, skeleton flat rows padded
     the same way), without building that dict.
     """
-    from mapose.stitching.stitcher import TrackletStitcher
     from mapose.stitching.tracklet import Tracklet
 
     ids, frames, data = store.arrays()
@@ -63,8 +73,7 @@ def tracklets_from_compact(store):
     out = []
     for tid, rows in store.groups():
         if flat and any(int(r) in flat for r in rows):
-            values = {int(frames[r]): (flat[int(r)] if int(r) in flat else data[r]) for r in rows}
-            inds, arr = TrackletStitcher._parse_tracklet_dict(values, tid)
+            inds, arr = _flat_padded(frames, data, flat, rows, tid)
             out.append(Tracklet(arr, inds))
         else:
             out.append(Tracklet(data[rows], frames[rows]))
@@ -76,6 +85,10 @@ def stitcher_from_compact(store, n_tracks: int, *, header=None, single: dict | N
                           prestitch_residuals: bool = True):
     """A :class:`TrackletStitcher` over compact tracklets (``from_dict_of_dict``'s equal).
 
+    Built with :meth:`TrackletStitcher.from_arrays` from the store's arrays (one gathered
+    copy of the keypoints, released by ``stitch()``); stores with skeleton flat rows go
+    through :func:`tracklets_from_compact`.
+
     Raises
     ------
     OSError
@@ -83,15 +96,31 @@ def stitcher_from_compact(store, n_tracks: int, *, header=None, single: dict | N
     """
     from mapose.stitching.stitcher import TrackletStitcher
 
-    tracklets = tracklets_from_compact(store)
-    if not tracklets:
+    if not store.n_rows:
         raise OSError("Tracklets are empty: no animal was tracked in this video. Check the "
                       "assemblies (pcutoff, detections) and the tracker settings.")
-    stitcher = TrackletStitcher(tracklets, n_tracks, min_length, split_tracklets,
-                                prestitch_residuals)
+    args = (n_tracks, min_length, split_tracklets, prestitch_residuals)
+    if not store.flat_rows:
+        ids, frames, data = store.arrays()
+        return TrackletStitcher.from_arrays(ids, frames, data, *args, header=header,
+                                            single=single or None)
+    stitcher = TrackletStitcher(tracklets_from_compact(store), *args)
     stitcher.header = header
     stitcher.single = _single_tracklet(single)
     return stitcher
+
+
+def _single_tracklet(single: dict | None):
+    """Unique body parts ``{frame: (n_unique, 3)}`` as a Tracklet (None if empty)."""
+    from mapose.stitching.tracklet import Tracklet
+
+    if not single:
+        return None
+    frames = np.array([int(k) for k in single], dtype=np.int64)
+    data = np.stack([np.asarray(v, dtype=np.float64) for v in single.values()])
+    if data.ndim == 2:  # flat (3 * n_unique,) rows
+        data = data.reshape(len(data), -1, 3)
+    return Tracklet(data, frames)
 
 
 def _frag(obj) -> bytes:
@@ -414,6 +443,39 @@ def read_compact_sidecar(pickle_path):
         return None
 
 
+def read_compact_sidecar_arrays(pickle_path):
+    """``(tracklet_ids, frames, data, single Tracklet or None, header)`` from a matching
+    sidecar, else None: the arrays :meth:`TrackletStitcher.from_arrays` takes as they are
+    (rows grouped by tracklet, DLC's order), so the keypoints are read once, into the
+    buffer the stitcher's tracklets are views of."""
+    import json
+
+    from mapose.batch.progress import _matches
+    from mapose.stitching.tracklet import Tracklet
+    from mapose.tracking.tracklets import make_tracklet_header
+
+    folder = _sidecar_dir(pickle_path)
+    try:
+        with open(folder / "record.json", encoding="utf-8") as fh:
+            rec = json.load(fh)
+        if not _matches(Path(pickle_path), rec["pickle"]):
+            return None
+        bounds = np.asarray(rec["bounds"], dtype=np.int64)
+        with _NpyRows(folder / "frames.npy") as fr, _NpyRows(folder / "data.npy") as da:
+            n = int(bounds[-1])
+            if fr.shape[0] != n or da.shape[0] != n or len(da.shape) != 3:
+                return None
+            frames, data = fr.rows(0, n), da.rows(0, n)
+        ids = np.repeat(np.arange(len(bounds) - 1, dtype=np.int64), np.diff(bounds))
+        single = None
+        if rec["single_frames"]:
+            single = Tracklet(np.load(folder / "single.npy"), np.array(rec["single_frames"], np.int64))
+        header = make_tracklet_header(rec["scorer"], rec["joints"])
+        return ids, frames, data, single, header
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+
+
 def _drop_sidecar(pickle_path) -> None:
     import shutil
 
@@ -510,16 +572,17 @@ def streaming_stitch_stage(job):
         raise FileNotFoundError(f"{pickle_file} not found: run the tracking stage first.")
     args = (n_tracks, kw.get("min_length", 10), kw.get("split_tracklets", True),
             kw.get("prestitch_residuals", True))
-    sidecar = read_compact_sidecar(pickle_file)
+    sidecar = read_compact_sidecar_arrays(pickle_file)
     source = "pickle" if sidecar is None else "arrays"
     if sidecar is not None:  # the arrays this run's track stage wrote with the pickle
-        tracklets, single, header = sidecar
+        ids, frames, data, single, header = sidecar
         sidecar = None
-        if not tracklets:
+        if not len(ids):
             raise OSError("Tracklets are empty: the tracklet pickle holds no animal tracklet.")
-        stitcher = TrackletStitcher(tracklets, *args)
-        del tracklets
-        stitcher.header, stitcher.single = header, single
+        # no other reference to `data`: stitch() frees it once the tracks hold the rows
+        stitcher = TrackletStitcher.from_arrays(ids, frames, data, *args, header=header,
+                                                single=single)
+        del ids, frames, data
         stitcher.filename = str(pickle_file)
     else:
         stitcher = TrackletStitcher.from_pickle(pickle_file, *args)

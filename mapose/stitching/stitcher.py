@@ -102,7 +102,7 @@ class TrackletStitcher:
     """
 
     def __init__(self, tracklets, n_tracks, min_length=10, split_tracklets=True, prestitch_residuals=True,
-                 _blocks=None):
+                 _blocks=None, _rows=None):
         if not isinstance(n_tracks, (int, np.integer)) or isinstance(n_tracks, bool) or n_tracks < 1:
             raise ValueError(f"n_tracks must be a positive integer (the number of animals); got {n_tracks!r}.")
         if min_length < 3:
@@ -124,7 +124,9 @@ class TrackletStitcher:
 
         self.tracklets = []
         self.residuals = []
-        if _blocks is None:
+        if _rows is not None:  # (inds, data, tid) rows grouped by tracklet (from_arrays)
+            self._ingest_rows(*_rows, split_tracklets, presorted=False)
+        elif _blocks is None:
             self._ingest([(t.inds, t.data) for t in tracklets], split_tracklets, presorted=True)
         else:  # (inds, data) pairs straight from a tracklet pickle (from_dict_of_dict)
             self._ingest(_blocks, split_tracklets, presorted=False)
@@ -234,6 +236,100 @@ class TrackletStitcher:
         stitcher.single = single
         return stitcher
 
+    @classmethod
+    def from_arrays(cls, tracklet_ids, frames, data, n_tracks, min_length=10, split_tracklets=True,
+                    prestitch_residuals=True, *, header=None, single=None):
+        """Build a stitcher from flat per-detection arrays (no tracklet dict, no copy).
+
+        The arrays hold one row per tracklet × frame, as a tracker produces them or as
+        :class:`mapose.tracking.tracklets.CompactTracklets` stores them.  The result equals
+        ``from_dict_of_dict`` on ``{id: {frame: data[row]}}`` with the ids in order of
+        first appearance in ``tracklet_ids`` and each tracklet's rows in array order (DLC's
+        dict order).
+
+        Parameters
+        ----------
+        tracklet_ids : array_like of int, shape (n,)
+            Tracklet (tracker) id of each row.
+        frames : array_like of int, shape (n,)
+            Frame index of each row.
+        data : array_like of float, shape (n, n_bodyparts, 3 or 4)
+            ``x, y, likelihood`` (+ identity) per body part.  Taken as is, without a copy,
+            when it is float64 and its rows are already grouped by tracklet (each id one
+            contiguous run, frames ascending): the tracklets are then views of it and
+            :meth:`stitch` releases them (see there), so a caller that drops its own
+            reference holds the keypoints only once.
+        n_tracks, min_length, split_tracklets, prestitch_residuals
+            As in the constructor.
+        header : pandas.MultiIndex, optional
+            DLC's tracklet header (scorer / bodyparts level names), for :meth:`format_df`.
+        single : Tracklet or dict, optional
+            Unique body parts: a :class:`Tracklet` or DLC's ``{frame: (n_unique, 3)}`` dict.
+
+        Raises
+        ------
+        ValueError
+            If the shapes disagree, ``data`` is not (n, n_bodyparts, 3|4), or ids / frames
+            are not integers.
+        OSError
+            If there is no row at all ("Tracklets are empty"), as ``from_dict_of_dict``.
+        """
+        ids = cls._int_rows(tracklet_ids, "tracklet_ids")
+        inds = cls._int_rows(frames, "frames")
+        data = np.asarray(data)
+        if data.dtype.kind not in "fiub" or data.ndim != 3 or data.shape[-1] not in (3, 4):
+            raise ValueError(
+                f"data must be a numeric array of shape (n_rows, n_bodyparts, 3 or 4) (x, y, "
+                f"likelihood[, identity]); got shape {data.shape}, dtype {data.dtype}."
+            )
+        if not (len(ids) == len(inds) == len(data)):
+            raise ValueError(
+                f"tracklet_ids, frames and data must have one entry per row; got {len(ids)}, "
+                f"{len(inds)} and {len(data)} rows."
+            )
+        if not len(ids):
+            raise OSError(
+                "Tracklets are empty: from_arrays got no row. Check that tracking produced "
+                "detections (pcutoff, assemblies)."
+            )
+        data = data.astype(np.float64, copy=False)  # DLC's tracklets are float64
+        # tracklet rank = order of first appearance (DLC's dict order)
+        uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+        rank = np.empty(len(uniq), np.int64)
+        rank[np.argsort(first, kind="stable")] = np.arange(len(uniq))
+        tid = rank[inverse.ravel()]
+        if tid.size > 1 and np.any(np.diff(tid) < 0):
+            order = np.argsort(tid, kind="stable")  # group rows, keeping each tracklet's row order
+            tid, inds, data = tid[order], inds[order], data[order]
+        stitcher = cls(None, n_tracks, min_length, split_tracklets, prestitch_residuals,
+                       _rows=(inds, data, tid))
+        stitcher.header = header
+        if isinstance(single, dict):
+            single = {k: v for k, v in single.items()}
+            if single:
+                inds_s, data_s = cls._parse_tracklet_dict(single, "single")
+                single = Tracklet(data_s, inds_s)
+            else:
+                single = None
+        elif single is not None and not isinstance(single, Tracklet):
+            raise TypeError(
+                f"single must be a Tracklet or a {{frame: (n_unique, 3) array}} dict; got "
+                f"{type(single).__name__}."
+            )
+        stitcher.single = single
+        return stitcher
+
+    @staticmethod
+    def _int_rows(values, name):
+        arr = np.asarray(values)
+        if arr.ndim != 1:
+            raise ValueError(f"{name} must be 1-D (one entry per row); got shape {arr.shape}.")
+        if arr.size and arr.dtype.kind not in "iu":
+            if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.array_equal(arr, np.round(arr)):
+                return arr.astype(np.int64)
+            raise ValueError(f"{name} must hold integers; got dtype {arr.dtype}.")
+        return arr.astype(np.int64, copy=False)
+
     @staticmethod
     def _checked_block(inds, data):
         """``(inds, data)`` as the Tracklet constructor would accept them (its errors otherwise)."""
@@ -265,6 +361,12 @@ class TrackletStitcher:
         inds = np.concatenate([i for i, _ in blocks]).astype(np.int64, copy=False)
         data = np.concatenate([d for _, d in blocks]) if len(blocks) > 1 else blocks[0][1]
         tid = np.repeat(np.arange(len(blocks), dtype=np.int64), lengths)
+        self._ingest_rows(inds, data, tid, split_tracklets, presorted)
+
+    def _ingest_rows(self, inds, data, tid, split_tracklets, presorted):
+        """:meth:`_ingest` on rows already in one array, grouped by tracklet (``tid``
+        non-decreasing).  Pieces are views of ``data`` (no copy unless rows must be
+        reordered or all-NaN rows dropped)."""
         if not presorted and inds.size > 1:
             step = np.diff(inds)
             if np.any((step <= 0) & (tid[1:] == tid[:-1])):
@@ -699,11 +801,15 @@ class TrackletStitcher:
                 StitchingWarning,
                 stacklevel=2,
             )
-        tracks = [Tracklet.concatenate(p) for p in self.paths if p]
-        self.tracks = np.empty(len(tracks), dtype=object)
-        self.tracks[:] = tracks
+        # each track is concatenated once, after the residuals joined it: no second
+        # full copy of the keypoints next to the stitch-time tracks
+        groups = [list(p) for p in self.paths if p]
         if add_back_residuals:
-            self._finalize_tracks()
+            members = self._finalize_tracks(groups)
+        else:
+            members = groups
+            self._set_tracks([Tracklet.concatenate(g) for g in groups])
+        self._release_inputs(members)
 
     def _solve(self, names, supply, tail, head, cap, w):
         """Min-cost flow on DLC's graph; on infeasibility, the best partial cover."""
@@ -800,46 +906,62 @@ class TrackletStitcher:
         return paths
 
     # -- residuals ----------------------------------------------------------------------
-    def _finalize_tracks(self):
+    def _set_tracks(self, tracks):
+        self.tracks = np.empty(len(tracks), dtype=object)
+        self.tracks[:] = tracks
+
+    def _finalize_tracks(self, groups=None):
+        """Add the residuals back into the tracks (DLC's ``_finalize_tracks``).
+
+        ``groups``: each track as its list of tracklets in time order (default: the
+        current ``tracks``, one piece each).  Sets ``tracks`` and returns, per track, the
+        pieces it is made of.
+        """
+        if groups is None:
+            groups = [[t] for t in self.tracks]
+        groups = [list(g) for g in groups]
+        members = [list(g) for g in groups]
         # longest first; equal lengths in reverse list order (DLC reverses an ascending sort)
         residuals = sorted((t for t in self.residuals if len(t) > 1), key=len)[::-1]
-        tracks = list(self.tracks)
-        if not tracks or not residuals:
-            return
+        if not groups or not residuals:
+            self._set_tracks([Tracklet.concatenate(g) for g in groups])
+            return members
         # occupancy of every track on the frame axis: "residual r fits track k" is then
         # one fancy-index instead of a set operation per pair
-        lo = min(min(t.start for t in tracks), min(r.start for r in residuals))
-        hi = max(max(t.end for t in tracks), max(r.end for r in residuals))
-        occ = np.zeros((len(tracks), hi - lo + 1), dtype=bool)
-        for k, t in enumerate(tracks):
-            occ[k, t.inds - lo] = True
+        lo = min(min(p.start for g in groups for p in g), min(r.start for r in residuals))
+        hi = max(max(p.end for g in groups for p in g), max(r.end for r in residuals))
+        occ = np.zeros((len(groups), hi - lo + 1), dtype=bool)
 
         # merged residuals wait in `pending` and each track is concatenated once at the
         # end: frames never collide, so the result is the one of DLC's repeated
         # `track + residual`.  Meanwhile the frame -> (piece, row) maps below answer "which
-        # pose is the track's neighbour of this residual" without rebuilding the track.
-        pending = [[] for _ in tracks]
-        pieces = list(tracks)
+        # pose is the track's neighbour of this residual" without building the track.
+        pending = [[] for _ in groups]
+        pieces = []
         src_piece = np.full(occ.shape, -1, dtype=np.int64)
         src_row = np.zeros(occ.shape, dtype=np.int64)
-        for k, t in enumerate(tracks):
-            src_piece[k, t.inds - lo] = k
-            src_row[k, t.inds - lo] = np.arange(len(t))
-        # a repeated frame would make row lookups ambiguous: rebuild tracks in that case
-        exact_rows = not any(np.any(np.diff(t.inds) == 0) for t in (*tracks, *residuals))
+        for k, g in enumerate(groups):
+            for p in g:
+                occ[k, p.inds - lo] = True
+                src_piece[k, p.inds - lo] = len(pieces)
+                src_row[k, p.inds - lo] = np.arange(len(p))
+                pieces.append(p)
+        # a repeated frame would make row lookups ambiguous: build tracks in that case
+        exact_rows = not any(np.any(np.diff(t.inds) == 0) for t in (*pieces, *residuals))
 
         def merge(k, r):
             pending[k].append(r)
+            members[k].append(r)
             occ[k, r.inds - lo] = True
             src_piece[k, r.inds - lo] = len(pieces)
             src_row[k, r.inds - lo] = np.arange(len(r))
             pieces.append(r)
 
         def track(k):
-            if pending[k]:
-                tracks[k] = Tracklet.concatenate([tracks[k], *pending[k]])
+            if pending[k] or len(groups[k]) > 1:
+                groups[k] = [Tracklet.concatenate([*groups[k], *pending[k]])]
                 pending[k] = []
-            return tracks[k]
+            return groups[k][0]
 
         def neighbours(k, r):
             """(left frame, its centroid, right frame, its centroid) of track k around r, or None."""
@@ -857,7 +979,6 @@ class TrackletStitcher:
             fl, fr = int(left[-1]), int(right[0]) + r.end - lo
             return (fl + lo, pieces[src_piece[k, fl]].centroid_at(int(src_row[k, fl])),
                     fr + lo, pieces[src_piece[k, fr]].centroid_at(int(src_row[k, fr])))
-
         # 1) residuals that fit (no shared frame) into exactly one track go there
         changed = True
         while changed and residuals:
@@ -898,9 +1019,50 @@ class TrackletStitcher:
             # one eligible track: taken as such; several: the quirk above
             k = int(cand_idx[valid[0]]) if valid.size == 1 else int(np.argmin(costs))
             merge(k, r)
-        tracks = [track(k) for k in range(len(tracks))]
-        self.tracks = np.empty(len(tracks), dtype=object)
-        self.tracks[:] = tracks
+        self._set_tracks([track(k) for k in range(len(groups))])
+        return members
+
+    def _release_inputs(self, members):
+        """Let go of the tracklets' input arrays once the tracks hold their rows.
+
+        Every tracklet (and residual) that went into a track is rebound to a view of that
+        track's rows (bit-identical values; checked, else copied), every other one to a
+        copy of its own rows, and tracks that are still views of the input get their own
+        copy.  The keypoint buffer that the tracklets were views of (:meth:`from_arrays`'s
+        ``data``, the constructor's concatenation) is then referenced by nothing here and
+        freed, so after :meth:`stitch` the keypoints are held once, by ``tracks``.
+        ``tracklets``, ``residuals``, ``paths`` and the graph keep the same objects and
+        values; a tracklet now shares memory with its track (as a one-piece track always
+        did), so editing one in place edits the other.
+        """
+        tracks = list(self.tracks)
+        for t in tracks:
+            if t.data.base is not None:
+                t.data = t.data.copy()
+            if t.inds.base is not None:
+                t.inds = t.inds.copy()
+        done = set()
+        for t, pieces in zip(tracks, members):
+            done.add(id(t))
+            for p in pieces:
+                if id(p) in done:
+                    continue
+                done.add(id(p))
+                a = int(np.searchsorted(t.inds, p.start)) if len(p) else 0
+                b = a + len(p)
+                if (len(p) and b <= len(t) and p.data.shape[1:] == t.data.shape[1:]
+                        and np.array_equal(t.inds[a:b], p.inds)
+                        and np.array_equal(t.data[a:b].view(np.uint64), p.data.view(np.uint64))):
+                    p.data, p.inds = t.data[a:b], t.inds[a:b]
+                else:  # not one run of the track (interleaved frames): own copy
+                    p.data, p.inds = p.data.copy(), p.inds.copy()
+        for p in (*self.tracklets, *self.residuals):
+            if id(p) not in done:
+                done.add(id(p))
+                if p.data.base is not None:
+                    p.data = p.data.copy()
+                if p.inds.base is not None:
+                    p.inds = p.inds.copy()
 
     # -- plots (matplotlib, imported lazily) -------------------------------------------
     def _axes(self, n_rows=1):
