@@ -188,17 +188,22 @@ def test_release_without_residuals_and_in_infeasible_problems(add_back):
         assert t.data.shape == (30, 2, 3) and np.all(t.data[..., 2] == 1)
 
 
-def test_single_animal_and_one_piece_tracks_own_their_rows():
+def test_single_animal_one_piece_track_keeps_the_input_array_once():
     d = np.random.default_rng(0).random((50, 3, 3))
-    alive = weakref.ref(d)
-    st = TrackletStitcher.from_arrays(np.zeros(50, int), np.arange(50), d, 1)
     expected = d.copy()
-    del d
-    _stitched(st)
-    assert alive() is None
+    st = _stitched(TrackletStitcher.from_arrays(np.zeros(50, int), np.arange(50), d, 1))
     assert st.tracks[0] is st.tracklets[0]  # DLC: a one-piece path is the tracklet itself
     np.testing.assert_array_equal(st.tracks[0].data, expected)
-    assert st.tracks[0].data.base is None
+    assert _held_bytes(st) == d.nbytes  # the whole input array is the track: no copy
+    # a track that is a slice of a larger input array gets its own rows
+    d2 = np.random.default_rng(1).random((60, 3, 3))
+    d2[50:, :, :2] = np.nan  # dropped rows: the tracklet is a view of d2[:50]
+    alive = weakref.ref(d2)
+    st = TrackletStitcher.from_arrays(np.zeros(60, int), np.arange(60), d2, 1)
+    del d2
+    _stitched(st)
+    assert alive() is None
+    assert _held_bytes(st) == st.tracks[0].data.nbytes
 
 
 def test_from_arrays_row_order_and_dtypes():
@@ -258,3 +263,32 @@ def test_from_arrays_equals_dict_path_property(seed, n_animals, interleave, resi
     _same_pieces(ours.tracklets, ref.tracklets)
     _same_pieces(ours.residuals, ref.residuals)
     _same_pieces(ours.tracks, ref.tracks)
+
+
+def test_long_input_tracklets_are_taken_without_concatenation_and_freed_per_track():
+    """Tracklets of >= 2048 rows are prepared one by one (views of the caller's arrays);
+    the result equals from_arrays / the dict path, and each input array is released."""
+    rng = np.random.default_rng(4)
+    pieces, raw = [], {}
+    for a in range(3):
+        for k, (s, e) in enumerate([(0, 2499), (2503, 5000)]):
+            d = np.empty((e - s + 1, 3, 3))
+            d[..., :2] = 100.0 * a + rng.random((len(d), 3, 2))
+            d[..., 2] = 0.9
+            pieces.append(Tracklet(d, np.arange(s, e + 1)))
+            raw[len(raw)] = {f"frame{f}": d[f - s].copy() for f in range(s, e + 1)}
+    for s in (10, 40, 2500, 2501):  # short ones, prepared together
+        d = np.full((3, 3, 3), 0.5)
+        pieces.append(Tracklet(d, np.arange(s, s + 3)))
+        raw[len(raw)] = {f"frame{f}": d[f - s].copy() for f in range(s, s + 3)}
+    alive = [weakref.ref(p.data) for p in pieces[:6]]
+    st = TrackletStitcher(pieces, 3)
+    # no copy: the six long tracklets are the caller's arrays
+    assert {id(_buffer(t.data)) for t in st.tracklets} == {id(w()) for w in alive}
+    del pieces
+    ref = _stitched(TrackletStitcher.from_dict_of_dict(raw, 3))
+    _stitched(st)
+    _same_pieces(st.tracklets, ref.tracklets)
+    _same_pieces(st.residuals, ref.residuals)
+    _same_pieces(st.tracks, ref.tracks)
+    assert all(w() is None for w in alive)

@@ -361,10 +361,10 @@ def write_compact_sidecar(pickle_path, store, builder, single: dict | None = Non
     order = np.concatenate([rows for _tid, rows in store.groups()]) if len(ids) else \
         np.empty(0, np.intp)
     bounds = np.cumsum([0] + [len(r) for _t, r in store.groups()]).tolist()
-    for name, arr in (("frames", frames[order]), ("data", data[order])):
+    for name, arr in (("frames", frames), ("data", data)):
         with atomic_path(folder / f"{name}.npy") as tmp:
             with open(tmp, "wb") as fh:
-                np.save(fh, arr)
+                _save_rows(fh, arr, order)
     sf = np.array(sorted(int(k) for k in (single or {})), np.int64)
     sd = np.stack([np.asarray(single[int(k)], np.float64) for k in sf]) if len(sf) else None
     if sd is not None:
@@ -378,6 +378,17 @@ def write_compact_sidecar(pickle_path, store, builder, single: dict | None = Non
     with atomic_open(folder / "record.json", "w", encoding="utf-8") as fh:
         json.dump(record, fh)
     return True
+
+
+def _save_rows(fh, arr, order, chunk: int = 65536) -> None:
+    """``np.save(fh, arr[order])`` gathered ``chunk`` rows at a time (never a second
+    full copy of ``arr`` next to the tracklet store)."""
+    fmt = np.lib.format
+    shape = (len(order),) + arr.shape[1:]
+    fmt.write_array_header_1_0(fh, {"descr": fmt.dtype_to_descr(arr.dtype), "fortran_order": False,
+                                    "shape": shape})
+    for a in range(0, len(order), chunk):
+        fh.write(np.ascontiguousarray(arr[order[a:a + chunk]]).tobytes())
 
 
 class _NpyRows:

@@ -39,6 +39,16 @@ class StitchingWarning(UserWarning):
 
 
 _FRAME_RE = re.compile(r"\d+")
+# input tracklets with at least this many rows are prepared one by one (no concatenation)
+_OWN_BLOCK_ROWS = 2048
+_RUN_ROWS = 1 << 16  # rows of short tracklets prepared together
+
+
+def _buffer(a):
+    """The array that owns ``a``'s memory."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
 
 
 @dataclass(frozen=True)
@@ -356,6 +366,24 @@ class TrackletStitcher:
         if len(shapes) > 1:  # body part / column counts differ: one tracklet at a time
             for inds, data in blocks:
                 self._ingest([(inds, data)], split_tracklets, presorted)
+            return
+        if len(blocks) > 1 and any(len(i) >= _OWN_BLOCK_ROWS for i, _ in blocks):
+            # long tracklets are taken as they are (their pieces are views, no copy), so
+            # stitch() can free each input array as soon as its track is built; runs of
+            # short ones are prepared together (vectorised), in the same order
+            run, n_run = [], 0
+            for blk in blocks:
+                if len(blk[0]) >= _OWN_BLOCK_ROWS or n_run >= _RUN_ROWS:
+                    if run:
+                        self._ingest(run, split_tracklets, presorted)
+                    run, n_run = [], 0
+                if len(blk[0]) >= _OWN_BLOCK_ROWS:
+                    self._ingest([blk], split_tracklets, presorted)
+                else:
+                    run.append(blk)
+                    n_run += len(blk[0])
+            if run:
+                self._ingest(run, split_tracklets, presorted)
             return
         lengths = np.fromiter((len(i) for i, _ in blocks), dtype=np.int64, count=len(blocks))
         inds = np.concatenate([i for i, _ in blocks]).astype(np.int64, copy=False)
@@ -808,7 +836,7 @@ class TrackletStitcher:
             members = self._finalize_tracks(groups)
         else:
             members = groups
-            self._set_tracks([Tracklet.concatenate(g) for g in groups])
+            self._set_tracks(self._build_tracks(groups, lambda k: Tracklet.concatenate(groups[k])))
         self._release_inputs(members)
 
     def _solve(self, names, supply, tail, head, cap, w):
@@ -924,7 +952,7 @@ class TrackletStitcher:
         # longest first; equal lengths in reverse list order (DLC reverses an ascending sort)
         residuals = sorted((t for t in self.residuals if len(t) > 1), key=len)[::-1]
         if not groups or not residuals:
-            self._set_tracks([Tracklet.concatenate(g) for g in groups])
+            self._set_tracks(self._build_tracks(groups, lambda k: Tracklet.concatenate(groups[k])))
             return members
         # occupancy of every track on the frame axis: "residual r fits track k" is then
         # one fancy-index instead of a set operation per pair
@@ -1019,50 +1047,62 @@ class TrackletStitcher:
             # one eligible track: taken as such; several: the quirk above
             k = int(cand_idx[valid[0]]) if valid.size == 1 else int(np.argmin(costs))
             merge(k, r)
-        self._set_tracks([track(k) for k in range(len(groups))])
+        self._set_tracks(self._build_tracks(members, track))
         return members
+
+    def _build_tracks(self, members, make):
+        """``[make(k) for k in range(len(members))]``, each track's pieces rebound to views
+        of it right after it is built, so that input arrays whose pieces all went into
+        the tracks built so far are freed before the next track is built."""
+        tracks = []
+        for k, pieces in enumerate(members):
+            t = make(k)
+            self._bind_track(t, pieces)
+            tracks.append(t)
+        return tracks
+
+    @staticmethod
+    def _own(t):
+        """Give ``t`` its own arrays if it is a view of a larger buffer."""
+        if _buffer(t.data).nbytes > t.data.nbytes:
+            t.data = t.data.copy()
+        if _buffer(t.inds).nbytes > t.inds.nbytes:
+            t.inds = t.inds.copy()
+
+    def _bind_track(self, t, pieces):
+        """Rebind ``pieces`` (the tracklets a track is made of) to views of track ``t``'s
+        rows (bit-identical values, checked; a piece that is not one run of ``t`` gets
+        its own copy)."""
+        self._own(t)
+        for p in pieces:
+            if p is t:
+                continue
+            a = int(np.searchsorted(t.inds, p.start)) if len(p) else 0
+            b = a + len(p)
+            if (len(p) and b <= len(t) and p.data.shape[1:] == t.data.shape[1:]
+                    and np.array_equal(t.inds[a:b], p.inds)
+                    and np.array_equal(t.data[a:b].view(np.uint64), p.data.view(np.uint64))):
+                p.data, p.inds = t.data[a:b], t.inds[a:b]
+            else:  # not one run of the track (interleaved frames): own copy
+                p.data, p.inds = p.data.copy(), p.inds.copy()
 
     def _release_inputs(self, members):
         """Let go of the tracklets' input arrays once the tracks hold their rows.
 
-        Every tracklet (and residual) that went into a track is rebound to a view of that
-        track's rows (bit-identical values; checked, else copied), every other one to a
-        copy of its own rows, and tracks that are still views of the input get their own
-        copy.  The keypoint buffer that the tracklets were views of (:meth:`from_arrays`'s
-        ``data``, the constructor's concatenation) is then referenced by nothing here and
-        freed, so after :meth:`stitch` the keypoints are held once, by ``tracks``.
-        ``tracklets``, ``residuals``, ``paths`` and the graph keep the same objects and
-        values; a tracklet now shares memory with its track (as a one-piece track always
-        did), so editing one in place edits the other.
+        Every tracklet (and residual) that went into a track is a view of that track's
+        rows by now (see :meth:`_bind_track`); every other one that is a view of a larger
+        buffer gets a copy of its own rows.  The keypoint buffers that the tracklets were
+        views of (:meth:`from_arrays`'s ``data``, the constructor's concatenation) are then
+        referenced by nothing here and freed, so after :meth:`stitch` the keypoints are
+        held once, by ``tracks``.  ``tracklets``, ``residuals``, ``paths`` and the graph keep
+        the same objects and values; a tracklet now shares memory with its track (as a
+        one-piece track always did), so editing one in place edits the other.
         """
-        tracks = list(self.tracks)
-        for t in tracks:
-            if t.data.base is not None:
-                t.data = t.data.copy()
-            if t.inds.base is not None:
-                t.inds = t.inds.copy()
-        done = set()
-        for t, pieces in zip(tracks, members):
-            done.add(id(t))
-            for p in pieces:
-                if id(p) in done:
-                    continue
-                done.add(id(p))
-                a = int(np.searchsorted(t.inds, p.start)) if len(p) else 0
-                b = a + len(p)
-                if (len(p) and b <= len(t) and p.data.shape[1:] == t.data.shape[1:]
-                        and np.array_equal(t.inds[a:b], p.inds)
-                        and np.array_equal(t.data[a:b].view(np.uint64), p.data.view(np.uint64))):
-                    p.data, p.inds = t.data[a:b], t.inds[a:b]
-                else:  # not one run of the track (interleaved frames): own copy
-                    p.data, p.inds = p.data.copy(), p.inds.copy()
+        done = {id(p) for pieces in members for p in pieces} | {id(t) for t in self.tracks}
         for p in (*self.tracklets, *self.residuals):
             if id(p) not in done:
                 done.add(id(p))
-                if p.data.base is not None:
-                    p.data = p.data.copy()
-                if p.inds.base is not None:
-                    p.inds = p.inds.copy()
+                self._own(p)
 
     # -- plots (matplotlib, imported lazily) -------------------------------------------
     def _axes(self, n_rows=1):
