@@ -23,21 +23,17 @@ and the video starts over.  Final files are renamed into place only when complet
 from __future__ import annotations
 
 import os
-import queue
-import threading
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["resumable_analyze_stage", "SeekingBatchReader", "UNRESUMABLE_OPTIONS"]
+__all__ = ["resumable_analyze_stage", "UNRESUMABLE_OPTIONS"]
 
 #: analyze_videos options this stage does not implement; jobs using them run the plain
 #: (restart-from-frame-0) network stage instead.
 UNRESUMABLE_OPTIONS = ("dynamic", "ctd_conditions", "ctd_tracking", "top_down_dynamic", "transform")
-
-_END = object()
 
 
 def _make_runner(pm, engine: str, device, half: bool):
@@ -59,174 +55,6 @@ def resumable(job) -> bool:
         elif value not in (None, False):
             return False
     return True
-
-
-class SeekingBatchReader:
-    """:class:`mapose.inference.video.BatchReader` that starts at frame ``start``.
-
-    Decodes in a daemon thread into a bounded queue of ``(start_index, frames)`` batches
-    (uint8 (b, H, W, 3), cropped, C-contiguous).  The seek uses OpenCV's frame position
-    and is verified; if the container cannot report it, the video is reopened and the
-    first ``start`` frames are skipped with ``grab()`` (exact for every codec).
-    """
-
-    def __init__(self, info, batch_size: int, start: int = 0, queue_size: int = 4):
-        self.info = info
-        self.batch_size = int(batch_size)
-        self.start = int(start)
-        self.queue: queue.Queue = queue.Queue(maxsize=max(1, int(queue_size)))
-        self.decode_time = 0.0
-        self.n_read = 0
-        self.seek_method = ""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="mapose-seek-reader", daemon=True)
-        self._thread.start()
-
-    def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try:
-                self.queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _open(self, cv2):
-        cap = cv2.VideoCapture(str(self.info.path))
-        if not self.start:
-            return cap
-        if cap.set(cv2.CAP_PROP_POS_FRAMES, self.start) \
-                and int(round(cap.get(cv2.CAP_PROP_POS_FRAMES))) == self.start:
-            self.seek_method = "seek"
-            return cap
-        cap.release()
-        cap = cv2.VideoCapture(str(self.info.path))
-        for _ in range(self.start):
-            if not cap.grab():
-                break
-        self.seek_method = "grab"
-        return cap
-
-    def _run(self):
-        from mapose._optional import require
-
-        cv2 = require("cv2", "reading videos")
-        t0 = time.perf_counter()
-        cap = self._open(cv2)
-        self.decode_time += time.perf_counter() - t0
-        try:
-            crop = self.info.crop
-            buf = np.empty((self.batch_size, self.info.height, self.info.width, 3), np.uint8)
-            n_in, start = 0, self.start
-            while not self._stop.is_set():
-                t0 = time.perf_counter()
-                ok, frame = cap.read()
-                if not ok or frame is None:
-                    self.decode_time += time.perf_counter() - t0
-                    break
-                if crop is not None:
-                    frame = frame[crop[2]:crop[3], crop[0]:crop[1]]
-                if frame.shape[:2] != buf.shape[1:3]:
-                    raise ValueError(f"frame {start + n_in} of '{self.info.path}' has size "
-                                     f"{frame.shape[1]}x{frame.shape[0]}; expected "
-                                     f"{buf.shape[2]}x{buf.shape[1]} (all frames must be equal).")
-                buf[n_in] = frame
-                n_in += 1
-                self.decode_time += time.perf_counter() - t0
-                if n_in == self.batch_size:
-                    if not self._put((start, buf)):
-                        return
-                    start += n_in
-                    self.n_read += n_in
-                    n_in = 0
-                    buf = np.empty_like(buf)
-            if n_in and not self._stop.is_set():
-                self._put((start, buf[:n_in]))
-                self.n_read += n_in
-            self._put(_END)
-        except BaseException as exc:  # surfaced in the consumer
-            self._put(exc)
-        finally:
-            cap.release()
-
-    def __iter__(self):
-        while True:
-            item = self.queue.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def close(self):
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-
-def run_video_from(runner, predictor, info, batch_size: int, on_frame, start: int = 0,
-                   progress: bool = True, times=None):
-    """:func:`mapose.inference.pipeline.run_video` from frame ``start`` on.
-
-    Decoding, the network (calling thread) and post-processing (a worker thread handing
-    frames to ``on_frame`` in order) overlap exactly as there.
-    """
-    from mapose.inference.pipeline import StageTimes
-
-    times = times or StageTimes()
-    t_start = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=info.n_frames or None, initial=start, unit="frame",
-                   desc=info.path.name, leave=True)
-    post_q: queue.Queue = queue.Queue(maxsize=2)
-    errors: list[BaseException] = []
-
-    def post_worker():
-        while True:
-            item = post_q.get()
-            if item is _END:
-                return
-            if errors:
-                continue
-            first, outputs = item
-            try:
-                t0 = time.perf_counter()
-                preds = predictor(outputs)
-                t1 = time.perf_counter()
-                for i, pred in enumerate(preds):
-                    on_frame(first + i, pred)
-                times.postprocess += t1 - t0
-                times.write += time.perf_counter() - t1
-                times.n_frames += len(preds)
-                if bar is not None:
-                    bar.update(len(preds))
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-                errors.append(exc)
-
-    worker = threading.Thread(target=post_worker, name="mapose-postprocess", daemon=True)
-    worker.start()
-    reader = SeekingBatchReader(info, batch_size, start=start)
-    try:
-        for first, frames in reader:
-            if errors:
-                break
-            t0 = time.perf_counter()
-            outputs = runner(frames)
-            times.network += time.perf_counter() - t0
-            post_q.put((first, outputs))
-    finally:
-        reader.close()
-        post_q.put(_END)
-        worker.join()
-        if bar is not None:
-            bar.close()
-    times.decode += reader.decode_time
-    times.total += time.perf_counter() - t_start
-    if errors:
-        raise errors[0]
-    return times
 
 
 class _RowSpool:
@@ -301,6 +129,7 @@ def resumable_analyze_stage(job):
     """
     from mapose.batch.stages import StageReport
     from mapose.inference import analyze as A
+    from mapose.inference.pipeline import run_video
     from mapose.inference.predictor import BottomUpPredictor
     from mapose.inference.project_model import find_project_model
     from mapose.inference.video import probe_video
@@ -411,8 +240,8 @@ def resumable_analyze_stage(job):
         if progress:
             print(f"Analyzing {job.video}: {info.n_frames} frames"
                   + (f", resuming at frame {start}" if start else ""))
-        times = run_video_from(runner, predictor, info, batch_size, sink, start=start,
-                               progress=progress)
+        times = run_video(runner, predictor, info, batch_size, sink, progress=progress,
+                          start_frame=start)
         total = start + times.n_frames
         if total == 0:
             raise ValueError(f"video '{job.video}' produced no frames.")

@@ -51,7 +51,8 @@ _END = object()
 
 
 def run_video(runner, predictor, info, batch_size: int, on_frame, progress: bool = True,
-              queue_size: int = 4, times: StageTimes | None = None) -> StageTimes:
+              queue_size: int = 4, times: StageTimes | None = None,
+              start_frame: int = 0) -> StageTimes:
     """Run inference over every frame of a video.
 
     Parameters
@@ -70,6 +71,9 @@ def run_video(runner, predictor, info, batch_size: int, on_frame, progress: bool
         post-processing thread.
     progress : bool
         Show a tqdm bar (frames/s).
+    start_frame : int
+        First frame to analyse (a resumed run); frame indices passed to ``on_frame`` stay
+        absolute.
 
     Returns
     -------
@@ -83,7 +87,8 @@ def run_video(runner, predictor, info, batch_size: int, on_frame, progress: bool
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=info.n_frames or None, unit="frame", desc=info.path.name, leave=True)
+        bar = tqdm(total=info.n_frames or None, initial=start_frame, unit="frame",
+                   desc=info.path.name, leave=True)
     post_q: queue.Queue = queue.Queue(maxsize=2)
     errors: list[BaseException] = []
 
@@ -113,7 +118,7 @@ def run_video(runner, predictor, info, batch_size: int, on_frame, progress: bool
     worker.start()
     # a batch of 1 (DLC's default) would leave all but one frame-parallel worker idle
     reader = BatchReader(info, max(int(batch_size), int(getattr(runner, "workers", 1) or 1)),
-                         queue_size=queue_size)
+                         queue_size=queue_size, start_frame=start_frame)
     try:
         for start, frames in reader:
             if errors:
@@ -233,7 +238,8 @@ def run_video_dynamic(runner, predictor, info, cropper: DynamicCropper, on_frame
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=info.n_frames or None, unit="frame", desc=info.path.name, leave=True)
+        bar = tqdm(total=info.n_frames or None, initial=start_frame, unit="frame",
+                   desc=info.path.name, leave=True)
     reader = BatchReader(info, 1, queue_size=queue_size)
     try:
         for start, frames in reader:

@@ -87,14 +87,21 @@ class BatchReader:
     ``frames`` is uint8 (b, H, W, 3) BGR, already cropped, C-contiguous.  At most
     ``queue_size`` batches wait in memory, so memory stays flat in video length.  Decoding
     time is accumulated in :attr:`decode_time`.  Errors in the thread are re-raised in the
-    consumer.
+    consumer.  ``start_frame`` > 0 skips that many frames first (a resumed run): they are
+    skipped with ``grab()`` rather than OpenCV's frame seek, which lands on a neighbouring
+    frame for some codecs/containers (B-frames, variable frame rate), and decoding is cheap
+    next to the network.
     """
 
     _END = object()
 
-    def __init__(self, info: VideoInfo, batch_size: int, queue_size: int = 4):
+    def __init__(self, info: VideoInfo, batch_size: int, queue_size: int = 4,
+                 start_frame: int = 0):
+        if int(start_frame) < 0:
+            raise ValueError(f"start_frame must be >= 0; got {start_frame!r}.")
         self.info = info
         self.batch_size = int(batch_size)
+        self.start_frame = int(start_frame)
         self.queue: queue.Queue = queue.Queue(maxsize=max(1, int(queue_size)))
         self.decode_time = 0.0
         self.n_read = 0
@@ -115,9 +122,17 @@ class BatchReader:
         cv2 = require("cv2", "reading videos")
         cap = cv2.VideoCapture(str(self.info.path))
         try:
+            t0 = time.perf_counter()
+            skipped = 0
+            while skipped < self.start_frame and not self._stop.is_set() and cap.grab():
+                skipped += 1
+            self.decode_time += time.perf_counter() - t0
+            if skipped < self.start_frame and not self._stop.is_set():
+                raise ValueError(f"cannot start at frame {self.start_frame} of "
+                                 f"'{self.info.path}': the video has only {skipped} frames.")
             crop = self.info.crop
             buf = np.empty((self.batch_size, self.info.height, self.info.width, 3), np.uint8)
-            n_in, start = 0, 0
+            n_in, start = 0, self.start_frame
             while not self._stop.is_set():
                 t0 = time.perf_counter()
                 ok, frame = cap.read()
