@@ -63,6 +63,13 @@ cdef extern from "assembly_core.h" namespace "mapose_asm" nogil:
                    cmap[int64_t, vector[double]]& trees) except +
 
 
+cdef extern from "lsap.h" namespace "mapose" nogil:
+    cdef cppclass LsapWorkspace:
+        int last_path
+        int solve_max_unique_first(long nr, long nc, const double* cost, long* out_rows,
+                                   long* out_cols, cbool try_dominant)
+
+
 cdef extern from *:
     """
     // Fast path of pack(): borrowed references, no Python calls, for the usual
@@ -715,3 +722,36 @@ def run(Packed packed, *, int n_multi, int n_keypoints, int max_n, int min_n_lin
             if t is not None:
                 trees[int(frame_index[i])] = t
     return res
+
+
+def _lsap_max_unique_first(const double[:, ::1] cost, bint try_dominant=True):
+    """Test hook: the assembler's maximising assignment with its exact shortcuts.
+
+    Parameters
+    ----------
+    cost : ndarray, shape (nr, nc), float64, C-contiguous, finite
+    try_dominant : bool
+        Try the row-maximum shortcut first (the assembler skips it when it has
+        already checked it while reading the costs).
+
+    Returns
+    -------
+    rows, cols : ndarray, shape (min(nr, nc),), int64
+        As ``scipy.optimize.linear_sum_assignment(cost, maximize=True)``.
+    path : int
+        0: full solver, 1: dominant rows, 2: exhaustive search, 3: forced pairs.
+    """
+    cdef long nr = cost.shape[0], nc = cost.shape[1]
+    cdef long k = min(nr, nc)
+    rows = np.zeros(k, dtype=np.int64)
+    cols = np.zeros(k, dtype=np.int64)
+    cdef long[::1] r = rows
+    cdef long[::1] c = cols
+    cdef LsapWorkspace ws
+    cdef int status = 0
+    if k:
+        with nogil:
+            status = ws.solve_max_unique_first(nr, nc, &cost[0, 0], &r[0], &c[0], try_dominant)
+    if status != 0:
+        raise ValueError(f"cost must be finite (solver status {status})")
+    return rows, cols, ws.last_path

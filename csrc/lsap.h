@@ -134,18 +134,26 @@ struct LsapWorkspace {
         return 0;
     }
 
-    // Maximisation of a finite cost matrix, trying two shortcuts before solve():
+    // Which shortcut the last solve_max_unique_first() call took (0: solve(),
+    // 1: dominant, 2: exhaustive, 3: forced pairs); for tests.
+    int last_path = 0;
+
+    // Maximisation of a finite cost matrix, trying three shortcuts before solve():
     // * every row of the smaller side has a strictly largest entry and these fall in
     //   distinct columns: that assignment beats every other one;
     // * tiny problems (at most 120 injective maps, smaller side <= 4): exhaustive
-    //   search, used only when the best total beats every other by a clear margin.
-    // Either way the optimum is unique, so it is the assignment SciPy returns too.
+    //   search, used only when the best total beats every other by a clear margin;
+    // * forced pairs (see forced_pairs): pairs provably in every optimum, the rest
+    //   solved on its own with a certificate that its optimum is unique.
+    // Each way the optimum is unique, so it is the assignment SciPy returns too.
     // try_dominant=false skips the first shortcut (for callers that already checked it).
     int solve_max_unique_first(long nr, long nc, const double* cost, long* out_rows, long* out_cols,
                                bool try_dominant = true) {
+        last_path = 0;
         if (nr == 0 || nc == 0) return 0;
-        if (try_dominant && dominant(nr, nc, cost, out_rows, out_cols)) return 0;
-        if (brute_force(nr, nc, cost, out_rows, out_cols)) return 0;
+        if (try_dominant && dominant(nr, nc, cost, out_rows, out_cols)) { last_path = 1; return 0; }
+        if (brute_force(nr, nc, cost, out_rows, out_cols)) { last_path = 2; return 0; }
+        if (forced_pairs(nr, nc, cost, out_rows, out_cols)) { last_path = 3; return 0; }
         return solve(nr, nc, cost, true, out_rows, out_cols);
     }
 
@@ -259,6 +267,141 @@ struct LsapWorkspace {
                 }
             }
         }
+    }
+
+    // Forced pairs.  View the problem with R <= C (every row is assigned).  A pair (i, j)
+    // is in every optimum if (a) a[i][j] beats every other entry of row i and (b) for
+    // all rows k != i and columns l != j, a[i][j] + a[k][l] > a[i][l] + a[k][j]:
+    // an assignment without (i, j) gives row i some l and column j either nobody
+    // (then moving row i to j gains, by (a)) or a row k (then swapping gains, by (b)).
+    // Pass 1 checks (b) with the bound a[k][l] >= min(a), a[i][l] <= row i's second
+    // largest, a[k][j] <= column j's largest outside row i; these pairs hold in every
+    // optimum at once.  Pass 2 checks (a) and (b) exactly on the rows and columns left
+    // over, one row at a time: given the pairs already fixed, every optimum restricted
+    // to the rest is an optimum of the smaller problem, so the same argument applies.
+    // All inequalities must hold by a margin far above rounding, so SciPy's solver
+    // (which finds the exact optimum up to rounding) returns this unique optimum too.
+    // What is left is solved exactly on its own and must have a unique optimum
+    // (unique_by_duals); then the pairs together are the unique optimum.
+    std::vector<double> fa_, fsub_, rtop_, rsec_;
+    std::vector<long> rarg_, fcol_, frow_, urow_, ucol_;
+    bool forced_pairs(long nr, long nc, const double* cost, long* out_rows, long* out_cols) {
+        const bool by_row = nr <= nc;
+        const long R = by_row ? nr : nc, C = by_row ? nc : nr;
+        if (R < 2 || C > 64) return false;
+        const double INF = std::numeric_limits<double>::infinity();
+        grow(fa_, R * C); grow(rtop_, R); grow(rsec_, R); grow(rarg_, R);
+        grow(fcol_, R); grow(frow_, C);
+        // by rows: the matrix itself; by columns: a transposed copy
+        const double* a = cost;
+        if (!by_row) {
+            double* t = fa_.data();
+            for (long i = 0; i < R; ++i)
+                for (long j = 0; j < C; ++j) t[i * C + j] = cost[j * nc + i];
+            a = t;
+        }
+        double *rtop = rtop_.data(), *rsec = rsec_.data();
+        long *rarg = rarg_.data(), *fcol = fcol_.data(), *frow = frow_.data();
+        // largest, second largest (equal to the largest on a tie) and arg-max of each row
+        double gmin = INF, gmax = -INF, nonfinite = 0.0;
+        for (long i = 0; i < R; ++i) {
+            double top = -INF, sec = -INF;
+            long arg = 0;
+            const double* ai = a + i * C;
+            for (long j = 0; j < C; ++j) {
+                const double x = ai[j];
+                nonfinite += x - x;  // NaN once any entry is +-inf or NaN
+                gmin = std::min(gmin, x);
+                if (x > sec) {
+                    if (x > top) { sec = top; top = x; arg = j; }
+                    else sec = x;
+                }
+            }
+            rtop[i] = top; rsec[i] = sec; rarg[i] = arg; fcol[i] = -1;
+            gmax = std::max(gmax, top);
+        }
+        if (nonfinite != 0.0) return false;
+        for (long j = 0; j < C; ++j) frow[j] = -1;
+        const double amax = std::max(std::fabs(gmin), std::fabs(gmax));
+        const double margin = 1e-9 * std::max(1.0, amax);
+        long n_fixed = 0;
+        for (long i = 0; i < R; ++i) {  // pass 1
+            const long j = rarg[i];
+            const double gap = rtop[i] - rsec[i] + gmin;  // a[i][j] - a[i][l] + a[k][l], at least
+            if (!(gap - gmin > margin)) continue;
+            bool ok = true;  // a[k][j] below that for all k != i
+            for (long k = 0; k < R && ok; ++k) ok = k == i || gap - a[k * C + j] > margin;
+            if (ok) {
+                if (frow[j] >= 0) return false;  // cannot happen: (b) is antisymmetric
+                fcol[i] = j; frow[j] = i; ++n_fixed;
+            }
+        }
+        for (long i = 0; i < R && n_fixed < R; ++i) {  // pass 2
+            if (fcol[i] >= 0) continue;
+            const double* ai = a + i * C;
+            double top = -INF, sec = -INF;
+            long j = -1;
+            for (long l = 0; l < C; ++l) {
+                if (frow[l] >= 0) continue;
+                if (ai[l] > top) { sec = top; top = ai[l]; j = l; }
+                else if (ai[l] > sec) sec = ai[l];
+            }
+            if (j < 0 || !(top - sec > margin)) continue;
+            bool ok = true;
+            for (long k = 0; k < R && ok; ++k) {
+                if (k == i || fcol[k] >= 0) continue;
+                const double* ak = a + k * C;
+                const double base = top - ak[j] - margin;
+                for (long l = 0; l < C; ++l) {
+                    if (l == j || frow[l] >= 0) continue;
+                    if (!(base + ak[l] - ai[l] > 0.0)) { ok = false; break; }
+                }
+            }
+            if (!ok) continue;
+            fcol[i] = j; frow[j] = i; ++n_fixed;
+        }
+        if (n_fixed < R) {
+            grow(urow_, R); grow(ucol_, C);
+            long nu = 0, nv = 0;
+            for (long i = 0; i < R; ++i) if (fcol[i] < 0) urow_[size_t(nu++)] = i;
+            for (long j = 0; j < C; ++j) if (frow[j] < 0) ucol_[size_t(nv++)] = j;
+            grow(fsub_, nu * nv);
+            for (long p = 0; p < nu; ++p)
+                for (long q = 0; q < nv; ++q) fsub_[size_t(p * nv + q)] = a[urow_[size_t(p)] * C + ucol_[size_t(q)]];
+            grow(sr_, nu); grow(sc_, nu);
+            if (solve(nu, nv, fsub_.data(), true, sr_.data(), sc_.data()) != 0) return false;
+            if (!unique_by_duals(nu, nv, margin)) return false;
+            for (long p = 0; p < nu; ++p) {
+                const long i = urow_[size_t(p)], j = ucol_[size_t(sc_[size_t(p)])];
+                fcol[i] = j; frow[j] = i;
+            }
+        }
+        if (by_row) {
+            for (long i = 0; i < R; ++i) { out_rows[i] = i; out_cols[i] = fcol[i]; }
+        } else {  // view rows are the original columns: pairs sorted by original row
+            long k = 0;
+            for (long r = 0; r < C; ++r)
+                if (frow[r] >= 0) { out_rows[k] = r; out_cols[k] = frow[r]; ++k; }
+        }
+        return true;
+    }
+
+    // After solve() on an (R, C) problem with R <= C: is its assignment the unique
+    // optimum?  solve() leaves dual potentials with u[i] + v[j] <= c[i][j] (c: the
+    // negated costs), equality on the assignment, v <= 0 and v = 0 on unassigned
+    // columns.  Any other assignment then costs at least as much plus the reduced
+    // cost c - u - v of a pair it uses outside ours: unique when all those exceed
+    // the margin (far above the rounding in u and v).
+    std::vector<long> sr_, sc_;
+    bool unique_by_duals(long R, long C, double margin) const {
+        const double *c = c_.data(), *u = u_.data(), *v = v_.data();
+        const long* col4row = col4row_.data();
+        for (long i = 0; i < R; ++i) {
+            const double* ci = c + i * C;
+            for (long j = 0; j < C; ++j)
+                if (j != col4row[i] && !(ci[j] - u[i] - v[j] > margin)) return false;
+        }
+        return true;
     }
 
     bool brute_force(long nr, long nc, const double* cost, long* out_rows, long* out_cols) {
