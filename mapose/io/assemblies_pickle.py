@@ -27,7 +27,7 @@ import pickle
 import tempfile
 from pathlib import Path
 
-from mapose.io.atomic import atomic_open
+from mapose.io.atomic import CommitOnSuccess, atomic_open
 from mapose.io.safe_pickle import read_pickle, write_pickle
 
 __all__ = ["read_assemblies_pickle", "write_assemblies_pickle", "assemblies_layout",
@@ -159,7 +159,7 @@ def _frame_array(frame_index, assemblies) -> np.ndarray:
     return arr
 
 
-class AssembliesPickleWriter:
+class AssembliesPickleWriter(CommitOnSuccess):
     """Stream DLC 3's ``_assemblies.pickle`` frame by frame (flat memory), atomically.
 
     The file equals :func:`write_assemblies_pickle` of the same frames (PyTorch layout:
@@ -257,16 +257,6 @@ class AssembliesPickleWriter:
             self._frames.discard()
         finally:
             self._single.discard()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-        return False
 
 
 def iter_assemblies_pickle(path):

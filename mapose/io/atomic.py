@@ -53,3 +53,21 @@ def atomic_open(path, mode: str = "wb", **kwargs):
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+
+
+class CommitOnSuccess:
+    """``with Writer(...) as w:`` commits (``close()``) on success, ``abort()``s on error.
+
+    For streaming writers whose ``close()`` renames the finished file into place and whose
+    ``abort()`` deletes the partial one, so a failed run leaves no output behind.
+    """
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False

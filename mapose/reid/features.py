@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mapose.io.atomic import CommitOnSuccess
+
 __all__ = [
     "bodypart_features", "FeatureShelf", "FeatureShelfWriter", "query_feature_by_coord",
     "features_path", "extract_video_features",
@@ -120,7 +122,7 @@ def query_feature_by_coord(frame: dict, ref_coord: np.ndarray) -> np.ndarray:
     return feats[idx]
 
 
-class FeatureShelfWriter:
+class FeatureShelfWriter(CommitOnSuccess):
     """Stream per-frame features into DLC's shelve, atomically on :meth:`close`.
 
     Parameters
@@ -151,16 +153,6 @@ class FeatureShelfWriter:
 
     def abort(self) -> None:
         self._writer.abort()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-        return False
 
 
 class FeatureShelf:
