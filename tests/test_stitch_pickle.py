@@ -152,3 +152,238 @@ def test_errors_are_the_general_readers(tmp_path):
     assert read_tracklets_compact(tmp_path / "list.pickle") == [1, 2]  # layout checks are the caller's
     with pytest.raises(ValueError, match="does not hold a tracklet dict"):
         TrackletStitcher.from_pickle(tmp_path / "list.pickle", 1)
+
+
+# ---- the compiled byte-level reader (scan_tracklets) ---------------------------------
+
+def _scan(path):
+    return stitch_pickle.scan_tracklets(path.read_bytes())
+
+
+def _assert_scan_matches(path):
+    """The byte-level reader alone (no fallback) gives the general reader's content."""
+    from mapose.io.tracklets_pickle import _read_spans_and_blocks
+
+    fast = _read_spans_and_blocks(path.read_bytes())
+    assert fast is not None, "the byte-level reader declined a file it should read"
+    slow = read_pickle(path)
+    assert list(fast) == list(slow)
+    assert [type(k) for k in fast] == [type(k) for k in slow]
+    for k, v in slow.items():
+        if isinstance(v, pd.Index):
+            assert fast[k].equals(v) and fast[k].names == v.names
+            assert type(fast[k]) is type(v)
+            continue
+        if not v:
+            assert fast[k] == {}
+            continue
+        inds, data = stitch_pickle_ref.compact_frames(v)
+        np.testing.assert_array_equal(fast[k].inds, inds)
+        assert fast[k].data.shape == data.shape and fast[k].data.tobytes() == data.tobytes()
+
+
+@pytest.mark.parametrize("name", ["montblanc_tracklets.pickle", "trimouse_tracklets.pickle"])
+def test_scan_dlc_files(unittest_data, name):
+    _assert_scan_matches(unittest_data / name)  # TF era: protocol 4, header last / "single"
+
+
+def test_scan_dlc3_pytorch_file(project_a):
+    paths = list(project_a.glob("*/*_el.pickle"))
+    assert paths
+    for path in paths:  # DLC 3.0.2: protocol 5, _frombuffer, header first
+        _assert_scan_matches(path)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), protocol=st.sampled_from([3, 4, 5]),
+       n_bpts=st.integers(1, 6), cols=st.sampled_from([3, 4]), keys=st.sampled_from(["str", "int"]),
+       single=st.booleans(), header_last=st.booleans(), empty=st.booleans())
+def test_scan_generated_files(tmp_path_factory, seed, protocol, n_bpts, cols, keys, single,
+                              header_last, empty):
+    rng = np.random.default_rng(seed)
+    d = _tracklets(rng, int(rng.integers(0, 8)), n_bpts, cols, keys)
+    if single:
+        d["single"] = {int(f): rng.normal(0, 1, (2, 3)) for f in range(int(rng.integers(1, 5)))}
+    if empty:
+        d[np.int64(77)] = {}
+    if header_last:
+        d["header"] = d.pop("header")
+    path = tmp_path_factory.mktemp("s") / "t_el.pickle"
+    path.write_bytes(pickle.dumps(d, protocol=protocol))
+    _assert_scan_matches(path)
+    _same_as_general_reader(path)
+
+
+def test_scan_skeleton_flat_states(tmp_path):
+    rng = np.random.default_rng(5)
+    d = {"header": make_tracklet_header("s", ["a", "b"]),
+         np.int64(0): {f"frame{i}": rng.random(6) for i in range(5)}}
+    path = tmp_path / "sk.pickle"
+    path.write_bytes(pickle.dumps(d, protocol=5))
+    _assert_scan_matches(path)
+    assert read_tracklets_compact(path)[0].data.shape == (5, 6)
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+@pytest.mark.parametrize("odd", ["float32", "bigendian", "fortran", "unsorted", "duplicate_number",
+                                 "list_value", "float_key", "ragged"])
+def test_scan_declines_what_it_does_not_cover(tmp_path, protocol, odd):
+    """Outside the grammar the byte reader says None and the result is the general one."""
+    rng = np.random.default_rng(2)
+    frames = {f"frame{i}": rng.random((3, 4)) for i in range(4)}
+    if odd == "float32":
+        frames["frame2"] = frames["frame2"].astype(np.float32)
+    elif odd == "bigendian":
+        frames = {k: v.astype(">f8") for k, v in frames.items()}
+    elif odd == "fortran":
+        frames["frame1"] = np.asfortranarray(rng.random((3, 4)))
+    elif odd == "unsorted":
+        frames = dict(reversed(list(frames.items())))
+    elif odd == "duplicate_number":
+        frames["frame01"] = rng.random((3, 4))  # "frame1" and "frame01": two keys, one number
+    elif odd == "list_value":
+        frames["frame9"] = [1.0, 2.0]
+    elif odd == "float_key":
+        frames[1.5] = rng.random((3, 4))
+    elif odd == "ragged":
+        frames["frame9"] = rng.random((2, 4))
+    d = {"header": make_tracklet_header("s", ["a", "b", "c"]), np.int64(0): frames}
+    path = tmp_path / "odd_el.pickle"
+    path.write_bytes(pickle.dumps(d, protocol=protocol))
+    if odd in ("unsorted", "duplicate_number", "list_value", "float_key", "ragged") and protocol > 2:
+        assert _scan(path) is None
+    if protocol == 2:
+        assert _scan(path) is None  # bytes are _codecs.encode(latin-1 str) calls
+    if odd in ("float32", "bigendian", "fortran") and protocol > 2:
+        assert _scan(path) is None
+    fast = read_tracklets_compact(path)
+    slow = read_pickle(path)
+    assert list(fast) == list(slow)
+    f0 = fast[0]
+    if isinstance(f0, FrameBlock):
+        inds, data = stitch_pickle_ref.compact_frames(slow[0])
+        np.testing.assert_array_equal(f0.inds, inds)
+        np.testing.assert_array_equal(f0.data, data)
+    else:
+        assert list(f0) == list(slow[0])
+        for k in f0:
+            np.testing.assert_array_equal(np.asarray(f0[k]), np.asarray(slow[0][k]))
+
+
+def _small_pickle(protocol, header=True):
+    rng = np.random.default_rng(11)
+    d = {"header": make_tracklet_header("s", ["a"]),
+         np.int64(0): {f"frame{i}": rng.random((1, 4)) for i in range(2)},
+         np.int64(3): {"frame7": rng.random((1, 4))},
+         "single": {0: rng.random((1, 3))}}
+    if not header:
+        del d["header"]
+    return pickle.dumps(d, protocol=protocol)
+
+
+def _outcome(reader, path):
+    try:
+        return "ok", reader(path)
+    except (ValueError, UnsafePickleError) as err:
+        return "error", type(err)
+
+
+def _equal_results(fast, slow):
+    if list(fast) != list(slow):
+        return False
+    for k, v in slow.items():
+        f = fast[k]
+        if isinstance(v, pd.Index):
+            if not (isinstance(f, pd.Index) and f.equals(v)):
+                return False
+        elif isinstance(f, FrameBlock):
+            ref = stitch_pickle_ref.compact_frames(v)
+            if ref is None or f.inds.tolist() != ref[0].tolist() or f.data.tobytes() != ref[1].tobytes():
+                return False
+        else:
+            if list(f) != list(v):
+                return False
+    return True
+
+
+@pytest.mark.parametrize("protocol", [3, 4, 5])
+def test_scan_truncated_at_every_position(tmp_path, protocol):
+    raw = _small_pickle(protocol)
+    assert stitch_pickle.scan_tracklets(raw) is not None
+    path = tmp_path / "cut_el.pickle"
+    for cut in range(len(raw)):
+        assert stitch_pickle.scan_tracklets(raw[:cut]) is None  # STOP is the last byte
+        if cut and cut % 7 == 0:
+            path.write_bytes(raw[:cut])
+            with pytest.raises(ValueError, match="truncated or corrupt|empty"):
+                read_tracklets_compact(path)
+
+
+# NumPy itself reports errors while freeing arrays of a corrupt dtype (flags byte flipped)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("protocol", [3, 4, 5])
+def test_scan_flipped_bytes_match_general_reader(tmp_path, protocol):
+    """Every single-byte corruption: the same content or the same error as the general reader.
+
+    Without a header: corrupting the header's object arrays can crash NumPy itself
+    (``ndarray.__setstate__`` of an object array with a list shorter than its shape
+    segfaults in NumPy 2.4), in the general reader as much as here.
+    """
+    raw = _small_pickle(protocol, header=False)
+    rng = np.random.default_rng(protocol)
+    path = tmp_path / "flip_el.pickle"
+    for pos in range(len(raw)):  # the byte reader alone: every position, several values
+        for new in (raw[pos] ^ 0xFF, raw[pos] ^ 0x01, raw[pos] ^ 0x80, int(rng.integers(0, 256))):
+            bad = bytearray(raw)
+            bad[pos] = new
+            stitch_pickle.scan_tracklets(bytes(bad))  # never crashes, never reads out of bounds
+    for pos in rng.choice(len(raw), 120, replace=False):  # against the general reader
+        for new in (raw[pos] ^ 0xFF, int(rng.integers(0, 256))):
+            bad = bytearray(raw)
+            bad[pos] = new
+            bad = bytes(bad)
+            path.write_bytes(bad)
+            try:
+                slow = read_pickle(path)
+            except Exception as err:  # noqa: BLE001 - the general reader's verdict
+                with pytest.raises(type(err)):
+                    read_tracklets_compact(path)
+                continue
+            try:
+                fast = read_tracklets_compact(path)
+            except Exception as err:  # noqa: BLE001
+                pytest.fail(f"byte {pos} -> {new}: general reader succeeded, fast raised {err!r}")
+            if isinstance(slow, dict) and all(isinstance(v, dict) for v in slow.values()):
+                assert _equal_results(fast, slow), f"byte {pos} -> {new}"
+            else:
+                assert type(fast) is type(slow)
+
+
+@pytest.mark.smoke
+def test_scan_tracklets_gateway_errors_and_none():
+    with pytest.raises(TypeError, match="data must be bytes"):
+        stitch_pickle.scan_tracklets("not bytes")
+    assert stitch_pickle.scan_tracklets(b"") is None
+    assert stitch_pickle.scan_tracklets(pickle.dumps([1, 2], protocol=5)) is None
+    assert stitch_pickle.scan_tracklets(b"\x80\x05}\x94(\x8c\x01a\x94\x8c\x01b\x94u.") is None  # str value
+    assert stitch_pickle.scan_tracklets(b"\x80\x05}\x94.") == (5, [])
+    huge = b"\x80\x05}(\x8c\x06header\x8e" + (2**62).to_bytes(8, "little") + b"u."
+    assert stitch_pickle.scan_tracklets(huge) is None  # length beyond the buffer
+    memo = b"\x80\x03}(Kxr\xff\xff\xff\x7fu."  # LONG_BINPUT far beyond the file size
+    assert stitch_pickle.scan_tracklets(memo) is None
+    rng = np.random.default_rng(0)
+    frames = {f"frame{i}": rng.random((2, 4)) for i in range(3)}
+    proto, entries = stitch_pickle.scan_tracklets(pickle.dumps({np.int64(4): frames}, protocol=5))
+    assert proto == 5 and entries[0][0] == 4 and type(entries[0][0]) is np.int64
+    inds, data = entries[0][2]
+    np.testing.assert_array_equal(inds, [0, 1, 2])
+    np.testing.assert_array_equal(data, np.stack(list(frames.values())))
+    assert stitch_pickle.scan_tracklets(memoryview(pickle.dumps({0: frames}, protocol=4))) is not None
+
+
+def test_scan_refuses_arbitrary_globals_in_header(tmp_path):
+    d = {"header": _Evil(), np.int64(0): {"frame1": np.zeros((1, 4))}}
+    path = tmp_path / "evil_el.pickle"
+    path.write_bytes(pickle.dumps(d, protocol=5))
+    with pytest.raises(UnsafePickleError):
+        read_tracklets_compact(path)

@@ -22,6 +22,7 @@ first then ``"single"``, TF writes ``"single"`` first and ``"header"`` last.
 """
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -180,6 +181,68 @@ def _with_real_arrays(func):
     return call
 
 
+class _SpanUnpickler(SafeUnpickler):
+    """Reads one value's opcodes cut out of a file; its prelude restores the memo entries
+    defined before the value (borrowed ones through persistent ids, the others as None,
+    so that MEMOIZE numbers entries as in the whole file).  Spans themselves never hold
+    persistent ids: the byte reader declines files that do."""
+
+    def __init__(self, file, memo):
+        super().__init__(file)
+        self._seeds = memo
+
+    def persistent_load(self, pid):
+        return self._seeds[pid]
+
+
+def _span_pickle(proto: int, body: bytes, memo: dict) -> bytes:
+    # Unpickler.memo = {...} cannot be used: CPython's setter drops a dict's entries.
+    # Per entry: BININT idx, BINPERSID (or NONE), LONG_BINPUT idx, POP.
+    parts = [b"\x80", bytes([proto])]
+    for idx, val in memo.items():
+        i4 = int(idx).to_bytes(4, "little")
+        parts.append(b"N" if val is None else b"J" + i4 + b"Q")
+        parts.append(b"r" + i4 + b"0")
+    parts.append(body)
+    parts.append(b".")
+    return b"".join(parts)
+
+
+def _read_spans_and_blocks(data: bytes):
+    """The compiled byte-level reader (:func:`mapose.kernels.stitch_pickle.scan_tracklets`).
+
+    Tracklets come back as :class:`FrameBlock` without any per-frame Python object; the
+    header's opcodes are unpickled alone by :class:`SafeUnpickler` (the allow-list
+    decides), with the memo entries they borrow.  None when the file is outside the
+    reader's grammar.
+    """
+    from mapose.kernels.stitch_pickle import scan_tracklets
+
+    scanned = scan_tracklets(data)
+    if scanned is None:
+        return None
+    proto, entries = scanned
+    out = {}
+    for key, kind, payload in entries:
+        if kind == "block":
+            out[key] = FrameBlock(*payload)
+        elif kind == "empty":
+            out[key] = {}
+        else:
+            body, memo = payload
+            unpickler = _SpanUnpickler(io.BytesIO(_span_pickle(proto, body, memo)), memo)
+            try:
+                value = unpickler.load()
+            except UnsafePickleError:
+                raise
+            except Exception:  # e.g. a span this reader cut differently: general path
+                return None
+            if not isinstance(value, pd.Index):
+                return None
+            out[key] = value
+    return out
+
+
 def read_tracklets_compact(path, *, what: str = _WHAT) -> dict:
     """Read a tracklet pickle with every tracklet as one :class:`FrameBlock`.
 
@@ -189,6 +252,12 @@ def read_tracklets_compact(path, *, what: str = _WHAT) -> dict:
     frame.  Dicts that do not fit one block (mixed frame shapes, unusual keys) are
     returned as read, with real arrays.  Files holding anything besides dicts and the
     header index are read by the general restricted unpickler instead.
+
+    The file is first parsed byte by byte by a compiled reader
+    (:func:`mapose.kernels.stitch_pickle.scan_tracklets`, no Python object per frame);
+    files outside its grammar (protocol 2's latin-1 bytes, float32 or Fortran frames,
+    unsorted frames, anything unusual) go through the restricted unpickler with
+    deferred arrays, and truncated or corrupt ones through :func:`read_pickle`.
 
     Raises
     ------
@@ -200,9 +269,13 @@ def read_tracklets_compact(path, *, what: str = _WHAT) -> dict:
     path = Path(os.fspath(path))
     obj = None
     if path.is_file() and path.stat().st_size:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        fast = _read_spans_and_blocks(data)
+        if fast is not None:
+            return fast
         try:
-            with open(path, "rb") as fh:
-                obj = CompactTrackletUnpickler(fh).load()
+            obj = CompactTrackletUnpickler(io.BytesIO(data)).load()
         except UnsafePickleError:
             raise
         except Exception:  # truncated, corrupt, or a layout this path does not cover
@@ -212,15 +285,18 @@ def read_tracklets_compact(path, *, what: str = _WHAT) -> dict:
             obj = None
     if obj is None:
         return read_pickle(path, what=what)  # the general path (and its error messages)
-    for key, val in obj.items():
-        if type(val) is dict:
-            block = compact_frames(val)
-            if block is None:
+    try:
+        for key, val in obj.items():
+            if type(val) is dict:
+                block = compact_frames(val)
+                if block is None:
+                    materialize(val)
+                else:
+                    obj[key] = FrameBlock(*block)
+            elif isinstance(val, dict):
                 materialize(val)
-            else:
-                obj[key] = FrameBlock(*block)
-        elif isinstance(val, dict):
-            materialize(val)
+    except Exception:  # a corrupt array (NumPy refuses its arguments): the general error
+        return read_pickle(path, what=what)
     if any(isinstance(k, PLACEHOLDERS) for k in obj):
         return read_pickle(path, what=what)
     return obj

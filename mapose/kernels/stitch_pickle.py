@@ -7,19 +7,59 @@ placeholder (also inside lists, tuples and dicts) its real ndarray.
 """
 from __future__ import annotations
 
-from numpy._core.multiarray import _reconstruct
+import numpy as np
+from numpy._core.multiarray import _reconstruct, scalar
 from numpy._core.numeric import _frombuffer
 
 from mapose._cy import load
 
 _sp = load("stitch_pickle")
 _sp.set_reconstructors(_frombuffer, _reconstruct)
+_sp.set_globals(_reconstruct, np.ndarray, np.dtype, _frombuffer, scalar)
 
 FromBuffer = _sp.FromBuffer
 Reconstructed = _sp.Reconstructed
 PLACEHOLDERS = (FromBuffer, Reconstructed)
 
-__all__ = ["FromBuffer", "Reconstructed", "PLACEHOLDERS", "compact_frames", "materialize"]
+__all__ = ["FromBuffer", "Reconstructed", "PLACEHOLDERS", "compact_frames", "materialize",
+           "scan_tracklets"]
+
+
+def scan_tracklets(data):
+    """Parse a tracklet pickle's bytes without unpickling its arrays (compiled).
+
+    The opcodes are run symbolically: no global is resolved and nothing is executed.
+    Tracklet dicts (``"frameNNN"``/int keys, strictly increasing, -> float64 C-ordered
+    arrays of one shape, as NumPy pickles them in protocols 3-5) are copied straight
+    into one block each; other top-level values (the header index) come back as opcode
+    spans for the restricted unpickler.
+
+    Parameters
+    ----------
+    data : bytes, bytearray or memoryview, shape (n_bytes,)
+        The whole file's contents.
+
+    Returns
+    -------
+    None or (proto, entries)
+        None when any part of the file is outside the recognised grammar, including
+        truncated or corrupt files: the caller must then use the general reader.
+        ``entries`` is a list of ``(key, kind, payload)`` in file order, ``kind`` one
+        of ``"block"`` (payload ``(inds int64 (n,), data float64 (n, *frame_shape))``),
+        ``"empty"`` (payload ``{}``) or ``"span"`` (payload ``(body bytes, memo dict)``).
+
+    Raises
+    ------
+    TypeError
+        If ``data`` is not a bytes-like object.
+    """
+    if isinstance(data, str) or not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, bytearray or memoryview (the file's contents); "
+                        f"got {type(data).__name__}.")
+    view = memoryview(data)
+    if view.ndim != 1 or view.itemsize != 1 or not view.c_contiguous:
+        view = memoryview(view.tobytes())
+    return _sp.scan_tracklets(view.cast("B"))
 
 
 def compact_frames(frames: dict):
