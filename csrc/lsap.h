@@ -321,6 +321,17 @@ struct LsapWorkspace {
             gmax = std::max(gmax, top);
         }
         if (nonfinite != 0.0) return false;
+        // a[k][j] <= row k's second largest unless j is row k's arg-max: the two
+        // largest second-largests bound column j outside row i when only row i peaks there
+        double s1 = -INF, s2 = -INF;
+        long s1_row = -1;
+        for (long j = 0; j < C; ++j) frow[j] = 0;
+        for (long i = 0; i < R; ++i) {
+            ++frow[rarg[i]];  // rows peaking in each column (frow reused as a count)
+            if (rsec[i] > s1) { s2 = s1; s1 = rsec[i]; s1_row = i; }
+            else if (rsec[i] > s2) s2 = rsec[i];
+        }
+        for (long i = 0; i < R; ++i) fcol[i] = frow[rarg[i]] == 1 ? 1 : 0;  // sole peak?
         for (long j = 0; j < C; ++j) frow[j] = -1;
         const double amax = std::max(std::fabs(gmin), std::fabs(gmax));
         const double margin = 1e-9 * std::max(1.0, amax);
@@ -328,9 +339,14 @@ struct LsapWorkspace {
         for (long i = 0; i < R; ++i) {  // pass 1
             const long j = rarg[i];
             const double gap = rtop[i] - rsec[i] + gmin;  // a[i][j] - a[i][l] + a[k][l], at least
-            if (!(gap - gmin > margin)) continue;
-            bool ok = true;  // a[k][j] below that for all k != i
-            for (long k = 0; k < R && ok; ++k) ok = k == i || gap - a[k * C + j] > margin;
+            if (!(gap - gmin > margin)) { fcol[i] = -1; continue; }
+            const bool sole = fcol[i] == 1;
+            fcol[i] = -1;
+            bool ok = sole && gap - (s1_row == i ? s2 : s1) > margin;
+            if (!ok) {  // a[k][j] below gap for all k != i, exactly
+                ok = true;
+                for (long k = 0; k < R && ok; ++k) ok = k == i || gap - a[k * C + j] > margin;
+            }
             if (ok) {
                 if (frow[j] >= 0) return false;  // cannot happen: (b) is antisymmetric
                 fcol[i] = j; frow[j] = i; ++n_fixed;
