@@ -292,3 +292,20 @@ def test_long_input_tracklets_are_taken_without_concatenation_and_freed_per_trac
     _same_pieces(st.residuals, ref.residuals)
     _same_pieces(st.tracks, ref.tracks)
     assert all(w() is None for w in alive)
+
+
+def test_release_keeps_values_with_repeated_frames():
+    """Repeated frames in a track (rows can't be matched by frame alone): values are
+    compared, pieces keep exactly their rows."""
+    rng = np.random.default_rng(9)
+    a = Tracklet(rng.random((20, 2, 3)), np.r_[np.arange(10), np.arange(9, 19)])  # frame 9 twice
+    b = Tracklet(rng.random((15, 2, 3)), np.arange(25, 40))
+    r = Tracklet(rng.random((3, 2, 3)), np.arange(20, 23))  # residual between a and b
+    st = TrackletStitcher([a, b, r], 1, split_tracklets=False)
+    before = {id(t): (t.inds.copy(), t.data.copy()) for t in (*st.tracklets, *st.residuals)}
+    _stitched(st)
+    assert len(st.tracks) == 1 and len(st.tracks[0]) == 38
+    for t in (*st.tracklets, *st.residuals):
+        np.testing.assert_array_equal(t.inds, before[id(t)][0])
+        np.testing.assert_array_equal(t.data, before[id(t)][1])
+    assert _held_bytes(st) == st.tracks[0].data.nbytes

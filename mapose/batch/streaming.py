@@ -16,8 +16,10 @@ to ``convert_detections2tracklets`` + ``stitch_tracklets``) and removes everythi
   (:func:`write_tracks_streamed`), never as one DataFrame.
 
 What stays O(frames) is what a global stitch needs: the tracklets' float64 keypoints
-(``32 × n_bodyparts`` bytes per detection), once in the builder's store and once in the
-stitcher.  :func:`streaming_track_stage` and :func:`streaming_stitch_stage` are the batch
+(``32 × n_bodyparts`` bytes per detection).  The stitch stage reads them from the track
+stage's sidecar into one array that :meth:`TrackletStitcher.from_arrays` takes without a
+copy; ``stitch()`` builds the tracks and releases that array, so at most two copies exist
+while the tracks are assembled and one afterwards.  :func:`streaming_track_stage` and :func:`streaming_stitch_stage` are the batch
 runner's default tracking and stitching stages.
 """
 from __future__ import annotations
