@@ -325,12 +325,21 @@ class CompactTracklets:
         if len(self._ids) == 1 and self._fill == len(self._ids[0]):
             return
         n_last = self._fill
-        cut = lambda blocks: [b if i < len(blocks) - 1 else b[:n_last]  # noqa: E731
-                              for i, b in enumerate(blocks)]
         for name in ("_ids", "_frames", "_data"):
-            blocks = cut(getattr(self, name))
-            merged = np.concatenate(blocks) if blocks else None
-            setattr(self, name, [merged] if merged is not None else [])
+            blocks = getattr(self, name)
+            if not blocks:
+                setattr(self, name, [])
+                continue
+            sizes = [len(b) for b in blocks[:-1]] + [n_last]
+            merged = np.empty((sum(sizes),) + blocks[0].shape[1:], blocks[0].dtype)
+            pos = 0
+            # each block is released as soon as it is copied, so the merge needs about one
+            # block of extra memory instead of a second copy of everything
+            for i, size in enumerate(sizes):
+                merged[pos:pos + size] = blocks[i][:size]
+                blocks[i] = None
+                pos += size
+            setattr(self, name, [merged])
         self._fill = self.n_rows if self._ids else self.block
         self.block = max(self.block, self.n_rows)
 
