@@ -273,6 +273,7 @@ cdef struct Val:
     int64_t a
     int64_t b
     Py_ssize_t pos      # first byte of the opcodes that built this value
+    Py_ssize_t mlen     # memo size when that first opcode ran (MEMOIZE numbering)
 
 
 cdef struct Obj:
@@ -296,16 +297,10 @@ cdef struct MemoEnt:
     Py_ssize_t first_pos
 
 
-cdef struct GetRec:
-    Py_ssize_t pos
-    Py_ssize_t put_pos
-    int64_t idx
-    Val v
-
-
 cdef struct Mark:
     Py_ssize_t n
     Py_ssize_t pos
+    Py_ssize_t mlen
 
 
 cdef struct Vec:
@@ -338,9 +333,10 @@ cdef void* _vec_push(Vec* v) noexcept nogil:
 
 cdef class _Scan:
     """State of one symbolic run (C arrays, freed with the object)."""
-    cdef Vec stack, marks, memo, pool, objs, items, gets, frames
+    cdef Vec stack, marks, memo, pool, objs, items, frames
     cdef Val top
     cdef Py_ssize_t memo_len
+    cdef bint memoize_ops, explicit_puts
     cdef int proto
     cdef const unsigned char* buf
     cdef Py_ssize_t size
@@ -352,12 +348,11 @@ cdef class _Scan:
         self.pool.size = sizeof(Val)
         self.objs.size = sizeof(Obj)
         self.items.size = sizeof(Item)
-        self.gets.size = sizeof(GetRec)
         self.frames.size = sizeof(Py_ssize_t)
 
     def __dealloc__(self):
         free(self.stack.p); free(self.marks.p); free(self.memo.p); free(self.pool.p)
-        free(self.objs.p); free(self.items.p); free(self.gets.p); free(self.frames.p)
+        free(self.objs.p); free(self.items.p); free(self.frames.p)
 
 
 cdef inline Val* _sv(_Scan s, Py_ssize_t i) noexcept nogil:
@@ -385,6 +380,7 @@ cdef int _push(_Scan s, int32_t kind, int64_t a, int64_t b, Py_ssize_t pos, int3
     v.a = a
     v.b = b
     v.pos = pos
+    v.mlen = s.memo_len
     return 0
 
 
@@ -592,7 +588,6 @@ cdef int _run(_Scan s) noexcept nogil:
     cdef Val* pv
     cdef Item* it
     cdef Obj* d
-    cdef GetRec* g
     cdef MemoEnt* me
     cdef int64_t idx, o, t
     cdef int gid
@@ -628,6 +623,7 @@ cdef int _run(_Scan s) noexcept nogil:
                 return -1
             _mk(s, s.marks.n - 1).n = s.stack.n
             _mk(s, s.marks.n - 1).pos = op_pos
+            _mk(s, s.marks.n - 1).mlen = s.memo_len
         elif op == 78:  # NONE
             if _push(s, V_NONE, 0, 0, op_pos, 0):
                 return -1
@@ -693,12 +689,14 @@ cdef int _run(_Scan s) noexcept nogil:
                 base = _mk(s, s.marks.n).n
                 n = s.stack.n - base
                 k = _mk(s, s.marks.n).pos  # the tuple's bytes start at its MARK
+                t = _mk(s, s.marks.n).mlen
             else:
                 n = op - 0x84
                 if s.stack.n < n or (s.marks.n and s.stack.n - n < _mk(s, s.marks.n - 1).n):
                     return -1
                 base = s.stack.n - n
-                k = _sv(s, base).pos
+                k = _sv(s, base).pos if n else op_pos
+                t = _sv(s, base).mlen if n else s.memo_len
             if _vec_reserve(&s.pool, s.pool.n + n):
                 return -1
             v.kind = V_TUPLE
@@ -706,6 +704,7 @@ cdef int _run(_Scan s) noexcept nogil:
             v.a = s.pool.n
             v.b = n
             v.pos = k
+            v.mlen = t
             for m in range(n):
                 _pv(s, s.pool.n + m)[0] = _sv(s, base + m)[0]
                 if _sv(s, base + m).taint:
@@ -745,9 +744,11 @@ cdef int _run(_Scan s) noexcept nogil:
             s.marks.n -= 1
             base = _mk(s, s.marks.n).n
             k = _mk(s, s.marks.n).pos
+            t = _mk(s, s.marks.n).mlen
             s.stack.n = base
             if _push(s, V_OPAQUE, 0, 0, k, 1):
                 return -1
+            _sv(s, s.stack.n - 1).mlen = t
         elif op == 115 or op == 117:  # SETITEM / SETITEMS
             if op == 115:
                 base = s.stack.n - 2
@@ -804,9 +805,11 @@ cdef int _run(_Scan s) noexcept nogil:
                 return -1
             gid = _global_id(b + x.a, x.b, b + y.a, y.b)
             k = x.pos
+            t = x.mlen
             s.stack.n -= 2
             if _push(s, V_GLOBAL if gid else V_OPAQUE, gid, 0, k, gid == 0):
                 return -1
+            _sv(s, s.stack.n - 1).mlen = t
         elif op == 82 or op == 0x81:  # REDUCE / NEWOBJ
             if s.stack.n < 2 or (s.marks.n and s.stack.n - 2 < _mk(s, s.marks.n - 1).n):
                 return -1
@@ -815,6 +818,7 @@ cdef int _run(_Scan s) noexcept nogil:
             if y.kind != V_TUPLE and y.kind != V_OPAQUE:
                 return -1
             k = x.pos
+            t = x.mlen
             if op == 82:
                 if _reduce(s, x, y, &v):
                     return -1
@@ -822,17 +826,20 @@ cdef int _run(_Scan s) noexcept nogil:
                 v.kind = V_OPAQUE
                 v.taint = 1
             v.pos = k
+            v.mlen = t
             s.stack.n -= 1
             _sv(s, s.stack.n - 1)[0] = v
         elif op == 0x92:  # NEWOBJ_EX
             if s.stack.n < 3 or (s.marks.n and s.stack.n - 3 < _mk(s, s.marks.n - 1).n):
                 return -1
             k = _sv(s, s.stack.n - 3).pos
+            t = _sv(s, s.stack.n - 3).mlen
             s.stack.n -= 2
             x = _sv(s, s.stack.n - 1)
             x.kind = V_OPAQUE
             x.taint = 1
             x.pos = k
+            x.mlen = t
         elif op == 98:  # BUILD
             if s.stack.n < 2 or (s.marks.n and s.stack.n - 2 < _mk(s, s.marks.n - 1).n):
                 return -1
@@ -850,23 +857,18 @@ cdef int _run(_Scan s) noexcept nogil:
             me = (<MemoEnt*>s.memo.p) + idx
             if me.v.kind == V_UNSET:
                 return -1
-            g = <GetRec*>_vec_push(&s.gets)
-            if g == NULL:
-                return -1
-            g.pos = op_pos
-            g.put_pos = me.put_pos
-            g.idx = idx
-            g.v = me.v
             x = <Val*>_vec_push(&s.stack)
             if x == NULL:
                 return -1
             x[0] = (<MemoEnt*>s.memo.p)[idx].v
             x.pos = op_pos
+            x.mlen = s.memo_len
         elif op == 113 or op == 114 or op == 0x94:  # BINPUT / LONG_BINPUT / MEMOIZE
             if s.stack.n == 0 or (s.marks.n and s.stack.n <= _mk(s, s.marks.n - 1).n):
                 return -1
             if op == 0x94:
                 idx = s.memo_len
+                s.memoize_ops = True
             else:
                 k = 1 if op == 113 else 4
                 if _need(p, k, end):
@@ -874,6 +876,7 @@ cdef int _run(_Scan s) noexcept nogil:
                 idx = b[p] if k == 1 else <int64_t>(<uint32_t>b[p] | (<uint32_t>b[p + 1] << 8)
                                                     | (<uint32_t>b[p + 2] << 16) | (<uint32_t>b[p + 3] << 24))
                 p += k
+                s.explicit_puts = True
             if _memo_put(s, idx, _sv(s, s.stack.n - 1), op_pos):
                 return -1
         elif op == 48:  # POP: only untainted values may vanish
@@ -892,6 +895,8 @@ cdef int _run(_Scan s) noexcept nogil:
             if x == NULL:
                 return -1
             x[0] = _sv(s, s.stack.n - 2)[0]
+            x.pos = op_pos
+            x.mlen = s.memo_len
         else:  # POP_MARK, persistent ids, extensions, out-of-band buffers, text opcodes
             return -1
 
@@ -1009,6 +1014,100 @@ cdef object _compact(_Scan s, Obj* d):
     return inds, data
 
 
+cdef Py_ssize_t _op_len(const unsigned char* b, Py_ssize_t p, Py_ssize_t stop) noexcept nogil:
+    """Bytes taken by the opcode at ``p`` (operands included), -1 past ``stop`` or unknown."""
+    cdef unsigned char op = b[p]
+    cdef Py_ssize_t n = 0, k = 0, m
+    if op == 0x80 or op == 75 or op == 104 or op == 113:
+        n = 2
+    elif op == 77:
+        n = 3
+    elif op == 74 or op == 106 or op == 114:
+        n = 5
+    elif op == 71 or op == 0x95:
+        n = 9
+    elif op == 0x8a or op == 0x8c or op == 67:
+        k = 1
+    elif op == 0x8b or op == 88 or op == 66:
+        k = 4
+    elif op == 0x8d or op == 0x8e or op == 0x96:
+        k = 8
+    elif op == 99:
+        m = p + 1
+        while m < stop and b[m] != 10:
+            m += 1
+        m += 1
+        while m < stop and b[m] != 10:
+            m += 1
+        return m + 1 - p if m < stop else -1
+    elif (op == 46 or op == 40 or op == 48 or op == 50 or op == 78 or op == 0x88 or op == 0x89
+          or op == 41 or op == 0x85 or op == 0x86 or op == 0x87 or op == 116 or op == 93
+          or op == 0x8f or op == 125 or op == 97 or op == 0x90 or op == 101 or op == 0x91
+          or op == 115 or op == 117 or op == 0x93 or op == 82 or op == 0x81 or op == 0x92
+          or op == 98 or op == 0x94):
+        n = 1
+    else:
+        return -1
+    if k:
+        if _need(p + 1, k, stop) or _le_len(b + p + 1, <int>k, &n) or _need(p + 1 + k, n, stop):
+            return -1
+        n += 1 + k
+    if _need(p, n, stop):
+        return -1
+    return n
+
+
+cdef object _span_body(_Scan s, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t mlen):
+    """One opaque top-level value's opcodes, made readable alone: FRAME opcodes dropped,
+    MEMOIZE turned into LONG_BINPUT with the index it had in the whole file; plus the memo
+    entries it borrows from before ``start`` (rebuilt), or None when that is not possible."""
+    cdef Py_ssize_t p = start, n, next_idx = mlen
+    cdef int64_t idx
+    cdef unsigned char op
+    cdef const unsigned char* b = s.buf
+    cdef MemoEnt* me
+    cdef bint borrowed
+    if s.memoize_ops and s.explicit_puts:  # numbering cannot be replayed alone
+        return None
+    out = bytearray()
+    seeds = {}
+    put_here = set()
+    while p < stop:
+        n = _op_len(b, p, stop)
+        if n < 0:
+            return None
+        op = b[p]
+        if op == 0x95:
+            pass
+        elif op == 0x94:
+            out += b"r" + (<object>next_idx).to_bytes(4, "little")
+            next_idx += 1
+        else:
+            if op == 113 or op == 114 or op == 104 or op == 106:
+                idx = b[p + 1] if n == 2 else <int64_t>(<uint32_t>b[p + 1] | (<uint32_t>b[p + 2] << 8)
+                                                        | (<uint32_t>b[p + 3] << 16) | (<uint32_t>b[p + 4] << 24))
+                if op == 113 or op == 114:
+                    put_here.add(idx)
+                else:
+                    borrowed = idx < mlen if s.memoize_ops else idx not in put_here
+                    if borrowed and idx not in seeds:
+                        if idx >= s.memo.n:
+                            return None
+                        me = (<MemoEnt*>s.memo.p) + idx
+                        # only entries put once, before the span, can be rebuilt here
+                        if me.v.kind == V_UNSET or me.put_pos >= start or me.first_pos != me.put_pos:
+                            return None
+                        try:
+                            seeds[idx] = _seed_value(s, &me.v, 0)
+                        except (LookupError, UnicodeDecodeError):
+                            return None
+            out += b[p:p + n]
+        p += n
+    if p != stop:
+        return None
+    return bytes(out), seeds
+
+
 def scan_tracklets(const unsigned char[::1] data not None):
     """Read a tracklet pickle's bytes symbolically (see the section comment above).
 
@@ -1033,12 +1132,16 @@ def scan_tracklets(const unsigned char[::1] data not None):
     cdef Item* it
     cdef int64_t i, j, lo, hi
     cdef Py_ssize_t start, stop, f
-    cdef GetRec* g
     cdef MemoEnt* me
     s.buf = &data[0] if data.shape[0] else NULL
     s.size = data.shape[0]
     if s.size < 2:
         return None
+    # sized from the file (about 200 bytes per frame) so that growing never copies
+    if (_vec_reserve(&s.memo, s.size // 32 + 64) or _vec_reserve(&s.pool, s.size // 24 + 64)
+            or _vec_reserve(&s.objs, s.size // 96 + 64) or _vec_reserve(&s.items, s.size // 96 + 64)
+            or _vec_reserve(&s.stack, 256) or _vec_reserve(&s.marks, 64)):
+        raise MemoryError
     with nogil:
         rc = _run(s)
     if rc or s.top.kind != V_OBJ or s.top.taint or _ob(s, s.top.a).kind != O_DICT:
@@ -1068,27 +1171,10 @@ def scan_tracklets(const unsigned char[::1] data not None):
             start, stop = it.value.pos, it.value.b
             if not 0 <= start < stop <= s.size:
                 return None
-            memo = {}
-            for j in range(s.memo.n):
-                me = (<MemoEnt*>s.memo.p) + j
-                if me.v.kind != V_UNSET and me.first_pos < start:
-                    memo[j] = None
-            for j in range(s.gets.n):
-                g = (<GetRec*>s.gets.p) + j
-                if start <= g.pos < stop and g.put_pos < start:
-                    try:
-                        memo[g.idx] = _seed_value(s, &g.v, 0)
-                    except (LookupError, UnicodeDecodeError):
-                        return None
-            parts = []
-            f = start
-            for j in range(s.frames.n):
-                lo = (<Py_ssize_t*>s.frames.p)[j]
-                if start <= lo < stop:
-                    parts.append(bytes(data[f:lo]))
-                    f = lo + 9
-            parts.append(bytes(data[f:stop]))
-            entries.append((key, "span", (b"".join(parts), memo)))
+            span = _span_body(s, start, stop, it.value.mlen)
+            if span is None:
+                return None
+            entries.append((key, "span", span))
         else:
             return None
         i = it.next

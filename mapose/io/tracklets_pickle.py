@@ -182,27 +182,26 @@ def _with_real_arrays(func):
 
 
 class _SpanUnpickler(SafeUnpickler):
-    """Reads one value's opcodes cut out of a file; its prelude restores the memo entries
-    defined before the value (borrowed ones through persistent ids, the others as None,
-    so that MEMOIZE numbers entries as in the whole file).  Spans themselves never hold
-    persistent ids: the byte reader declines files that do."""
+    """Reads one value's opcodes cut out of a file.  Its prelude restores the memo
+    entries the value borrows from earlier in the file through persistent ids (spans
+    themselves never hold persistent ids: the byte reader declines files that do)."""
 
-    def __init__(self, file, memo):
+    def __init__(self, file, seeds):
         super().__init__(file)
-        self._seeds = memo
+        self._seeds = seeds
 
     def persistent_load(self, pid):
         return self._seeds[pid]
 
 
-def _span_pickle(proto: int, body: bytes, memo: dict) -> bytes:
+def _span_pickle(proto: int, body: bytes, seeds: dict) -> bytes:
     # Unpickler.memo = {...} cannot be used: CPython's setter drops a dict's entries.
-    # Per entry: BININT idx, BINPERSID (or NONE), LONG_BINPUT idx, POP.
+    # Per borrowed entry: BININT idx, BINPERSID, LONG_BINPUT idx, POP.  The body's
+    # MEMOIZE opcodes were already turned into LONG_BINPUT with their original indices.
     parts = [b"\x80", bytes([proto])]
-    for idx, val in memo.items():
+    for idx in seeds:
         i4 = int(idx).to_bytes(4, "little")
-        parts.append(b"N" if val is None else b"J" + i4 + b"Q")
-        parts.append(b"r" + i4 + b"0")
+        parts.append(b"J" + i4 + b"Qr" + i4 + b"0")
     parts.append(body)
     parts.append(b".")
     return b"".join(parts)
