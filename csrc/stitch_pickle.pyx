@@ -350,6 +350,20 @@ cdef class _Scan:
         self.items.size = sizeof(Item)
         self.frames.size = sizeof(Py_ssize_t)
 
+    cdef void reset(self):
+        self.stack.n = 0
+        self.marks.n = 0
+        self.memo.n = 0
+        self.pool.n = 0
+        self.objs.n = 0
+        self.items.n = 0
+        self.frames.n = 0
+        self.memo_len = 0
+        self.memoize_ops = False
+        self.explicit_puts = False
+        self.proto = 0
+        self.top.kind = V_UNSET
+
     def __dealloc__(self):
         free(self.stack.p); free(self.marks.p); free(self.memo.p); free(self.pool.p)
         free(self.objs.p); free(self.items.p); free(self.frames.p)
@@ -1126,7 +1140,27 @@ def scan_tracklets(const unsigned char[::1] data not None):
         (FRAME opcodes removed) and the memo the restricted unpickler needs to read them
         alone (indices defined before the span; borrowed entries rebuilt, others None).
     """
-    cdef _Scan s = _Scan()
+    cdef _Scan s
+    # one parser state is kept for the next call: its buffers are then already mapped
+    # (page faults on fresh buffers cost as much as the parsing); taken and given back
+    # under the GIL, so concurrent calls each get their own
+    try:
+        s = _SPARE.pop()
+    except IndexError:
+        s = _Scan()
+    s.reset()
+    try:
+        return _scan(s, data)
+    finally:
+        if (s.memo.cap * s.memo.size + s.pool.cap * s.pool.size + s.items.cap * s.items.size
+                + s.objs.cap * s.objs.size) < (256 << 20) and not _SPARE:
+            _SPARE.append(s)
+
+
+_SPARE = []
+
+
+cdef object _scan(_Scan s, const unsigned char[::1] data):
     cdef int rc
     cdef Obj* top
     cdef Item* it
