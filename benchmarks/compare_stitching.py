@@ -154,6 +154,26 @@ def compare_dynamic(dlc_python, seeds=range(4)):
     return rows
 
 
+def time_read(path, repeat=5):
+    """Median seconds of mapose's tracklet-pickle reading alone: the compiled byte-level
+    reader (``read_tracklets_compact``) and the deferred-array unpickler it falls back to."""
+    import io
+
+    from mapose.io.tracklets_pickle import CompactTrackletUnpickler, read_tracklets_compact
+
+    raw = Path(path).read_bytes()
+    out = {}
+    for name, fn in (("read", lambda: read_tracklets_compact(path)),
+                     ("read_fallback", lambda: CompactTrackletUnpickler(io.BytesIO(raw)).load())):
+        ts = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        out[name] = float(np.median(ts))
+    return out
+
+
 def run_mapose(path, n_tracks):
     import warnings
 
@@ -248,6 +268,8 @@ def main(argv=None):
                 arr, tm = run_mapose(path, n_animals)
                 if best is None or tm["total"] < best["total"]:
                     best = tm
+            if best is not None:
+                best.update(time_read(path))
             if have_dlc:
                 key = f"a{n_animals}_b{n_bpts}_f{n_frames}_l{mean_len}"
                 cache = args.dlc_cache if sizes.index((n_animals, n_bpts, n_frames, mean_len)) >= args.cache_from else ""
@@ -263,7 +285,8 @@ def main(argv=None):
             rows.append((n_animals, n_bpts, n_frames, best["n_tracklets"], best["n_edges"], best, dtm, same))
             r = rows[-1]
             print(f"{r[0]:>3} animals {r[1]:>2} bpts {r[2]:>5} frames {r[3]:>5} tracklets {r[4]:>6} edges | "
-                  f"mapose {best['total']*1e3:8.1f} ms (load {best['load']*1e3:.1f}, graph {best['graph']*1e3:.1f}, "
+                  f"mapose {best['total']*1e3:8.1f} ms (load {best['load']*1e3:.1f} [pickle read {best['read']*1e3:.1f}, "
+                  f"unpickler fallback {best['read_fallback']*1e3:.1f}], graph {best['graph']*1e3:.1f}, "
                   f"stitch {best['stitch']*1e3:.1f}, format {best['format']*1e3:.1f}) | "
                   f"DLC {dtm['total']:8.2f} s (load {dtm.get('load', float('nan')):.2f}, graph {dtm.get('graph', float('nan')):.2f}, "
                   f"stitch {dtm.get('stitch', float('nan')):.2f}) | x{dtm['total'] / best['total']:6.0f} "
