@@ -387,3 +387,58 @@ def test_scan_refuses_arbitrary_globals_in_header(tmp_path):
     path.write_bytes(pickle.dumps(d, protocol=5))
     with pytest.raises(UnsafePickleError):
         read_tracklets_compact(path)
+
+
+def test_scan_state_reuse_and_threads(tmp_path):
+    """The parser state kept between calls is reset; concurrent calls do not share it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(9)
+    big = pickle.dumps(_tracklets(rng, 30, 4), protocol=5)
+    small = pickle.dumps(_tracklets(rng, 2, 2, keys="int"), protocol=4)
+    ref_big, ref_small = stitch_pickle.scan_tracklets(big), stitch_pickle.scan_tracklets(small)
+
+    def same(a, b):
+        return a[0] == b[0] and [(k, kind) for k, kind, _ in a[1]] == [(k, kind) for k, kind, _ in b[1]] and all(
+            np.array_equal(x[2][0], y[2][0]) and x[2][1].tobytes() == y[2][1].tobytes()
+            for x, y in zip(a[1], b[1]) if x[1] == "block")
+
+    for raw, ref in ((small, ref_small), (big, ref_big), (small, ref_small)):
+        assert same(stitch_pickle.scan_tracklets(raw), ref)
+    with ThreadPoolExecutor(4) as ex:
+        outs = list(ex.map(stitch_pickle.scan_tracklets, [big, small] * 8))
+    assert all(same(o, ref_big if i % 2 == 0 else ref_small) for i, o in enumerate(outs))
+
+
+@pytest.mark.parametrize("protocol", [3, 4, 5])
+def test_scan_shared_and_odd_objects_match_general_reader(tmp_path, protocol):
+    rng = np.random.default_rng(4)
+    frames = {f"frame{i}": rng.random((2, 4)) for i in range(3)}
+    arr = rng.random((2, 4))
+    cases = [
+        {"header": make_tracklet_header("s", ["a", "b"]), np.int64(0): frames, np.int64(1): frames},  # shared dict
+        {"header": make_tracklet_header("s", ["a", "b"]), 0: {"frame1": arr, "frame2": arr}},  # shared array
+        {"header": (frames,), np.int64(0): frames},  # a tuple holding a tracklet: not a tracklet file
+        {"header": make_tracklet_header("s", ["a", "b"]), 5: 1.5},  # a float value
+        {"header": make_tracklet_header("s", ["a", "b"]), np.int64(2): {}},  # an empty tracklet
+    ]
+    path = tmp_path / "odd_el.pickle"
+    for d in cases:
+        path.write_bytes(pickle.dumps(d, protocol=protocol))
+        fast, slow = read_tracklets_compact(path), read_pickle(path)
+        assert list(fast) == list(slow)
+        for k, v in slow.items():
+            if isinstance(fast[k], FrameBlock):
+                inds, data = stitch_pickle_ref.compact_frames(v)
+                np.testing.assert_array_equal(fast[k].inds, inds)
+                np.testing.assert_array_equal(fast[k].data, data)
+            elif isinstance(v, pd.Index):
+                assert fast[k].equals(v)
+            elif isinstance(v, tuple):
+                assert isinstance(fast[k], tuple) and list(fast[k][0]) == list(v[0])
+            elif isinstance(v, dict):
+                assert list(fast[k]) == list(v)
+                for key in v:
+                    np.testing.assert_array_equal(fast[k][key], v[key])
+            else:
+                assert fast[k] == v
