@@ -4,11 +4,17 @@
 A tracklet pickle holds, per tracklet, a dict ``"frameNNN" -> ndarray (n_bodyparts, 4)``:
 tens of thousands of tiny arrays.  Building each one through NumPy's pickle
 reconstructors costs microseconds; the stitcher only needs one ``(n_frames, n_bodyparts,
-c)`` block per tracklet.  While unpickling (with mapose's restricted unpickler, which still
-decides which globals may be resolved), NumPy's two array reconstructors are replaced by
-the placeholders below, which only *keep* their arguments.  :func:`compact_frames` then
-copies a whole tracklet's frames into one array in a single pass; :func:`materialize`
-turns a placeholder into the array NumPy would have built, for every other use.
+c)`` block per tracklet.  Two readers live here:
+
+* :func:`scan_tracklets` (the default, section "Byte-level reader" below) parses the
+  file's opcodes itself and copies each tracklet's frames straight into one block;
+  only the header's opcodes go through the restricted unpickler.
+* The deferred-array path, for files outside that reader's grammar: while unpickling
+  (with mapose's restricted unpickler, which still decides which globals may be
+  resolved), NumPy's two array reconstructors are replaced by the placeholders below,
+  which only *keep* their arguments.  :func:`compact_frames` then copies a whole
+  tracklet's frames into one array in a single pass; :func:`materialize` turns a
+  placeholder into the array NumPy would have built, for every other use.
 """
 import numpy as np
 cimport numpy as cnp

@@ -1,4 +1,8 @@
-"""Gateway to the compiled tracklet-pickle compaction (``csrc/stitch_pickle.pyx``).
+"""Gateway to the compiled tracklet-pickle readers (``csrc/stitch_pickle.pyx``).
+
+:func:`scan_tracklets` parses a whole tracklet pickle byte by byte (the default reader
+of :func:`mapose.io.tracklets_pickle.read_tracklets_compact`).  For files outside its
+grammar:
 
 :func:`compact_frames` turns one tracklet's ``{frame_key: array}`` dict, as loaded by
 :class:`mapose.io.tracklets_pickle.CompactTrackletUnpickler` (arrays still as
