@@ -308,14 +308,15 @@ struct LsapWorkspace {
             double top = -INF, sec = -INF;
             long arg = 0;
             const double* ai = a + i * C;
+            // branch-free (min/max, conditional move): on these values the
+            // comparisons are coin flips and mispredictions would cost more
             for (long j = 0; j < C; ++j) {
                 const double x = ai[j];
                 nonfinite += x - x;  // NaN once any entry is +-inf or NaN
                 gmin = std::min(gmin, x);
-                if (x > sec) {
-                    if (x > top) { sec = top; top = x; arg = j; }
-                    else sec = x;
-                }
+                arg = x > top ? j : arg;
+                sec = std::max(sec, std::min(top, x));
+                top = std::max(top, x);
             }
             rtop[i] = top; rsec[i] = sec; rarg[i] = arg; fcol[i] = -1;
             gmax = std::max(gmax, top);
