@@ -20,6 +20,7 @@ import signal
 import time
 from pathlib import Path
 
+from _fixture_helpers import write_clip
 from mapose.batch.stages import StageReport, summarize_tracks
 from mapose.io.atomic import atomic_path
 
@@ -138,20 +139,7 @@ def read_log(path):
 # -- a cheap, deterministic stand-in for the network (real predictor, fake head outputs) ----
 def make_clip(path, n_frames: int) -> Path:
     """The first ``n_frames`` of project A's video as an FFV1 (intra-only) clip."""
-    import cv2
-
-    cap = cv2.VideoCapture(str(PROJECT_A / "videos" / "synthA.avi"))
-    writer = None
-    for _ in range(n_frames):
-        ok, frame = cap.read()
-        assert ok
-        if writer is None:
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 25,
-                                     (frame.shape[1], frame.shape[0]))
-        writer.write(frame)
-    writer.release()
-    cap.release()
-    return Path(path)
+    return write_clip(PROJECT_A / "videos" / "synthA.avi", path, n_frames)
 
 
 #: project A's head outputs for a 320x256 frame, ``{name: (C, h, w)}`` (checked against the

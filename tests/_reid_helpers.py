@@ -7,25 +7,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from _fixture_helpers import write_clip
 
 SCORER = "DLC_Resnet50_projANov23shuffle1_snapshot_best-50"
 SHUFFLE_DIR = "dlc-models-pytorch/iteration-0/projANov23-trainset95shuffle1"
-
-
-def write_clip(src, dst, n):
-    import cv2
-
-    cap = cv2.VideoCapture(str(src))
-    out = None
-    for _ in range(n):
-        ok, frame = cap.read()
-        assert ok
-        if out is None:
-            h, w = frame.shape[:2]
-            out = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"FFV1"), 25, (w, h))
-        out.write(frame)
-    out.release()
-    cap.release()
 
 
 def read_frames(video, n):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _fixture_helpers import write_clip
 
 torch = pytest.importorskip("torch")
 cv2 = pytest.importorskip("cv2")
@@ -39,20 +40,6 @@ def make_project(src: Path, dst: Path, n_frames: int = N_CLIP) -> Path:
     if n_frames:
         write_clip(src / "videos/synthA.avi", dst / "videos/clip.avi", n_frames)
     return dst / "config.yaml"
-
-
-def write_clip(src, dst, n):
-    cap = cv2.VideoCapture(str(src))
-    out = None
-    for _ in range(n):
-        ok, frame = cap.read()
-        assert ok
-        if out is None:
-            h, w = frame.shape[:2]
-            out = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"FFV1"), 25, (w, h))
-        out.write(frame)
-    out.release()
-    cap.release()
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _fixture_helpers import fill_rule
 
 from mapose.inference.transforms import (OFFSET_KEY, AutoPadding, InferenceTransform,
                                          PaddingPredictor, PaddingRunner)
@@ -173,20 +174,6 @@ def test_padding_runner_and_predictor_map_back():
 
 
 # --- HRNet-w18 project end to end (torch) --------------------------------------------------
-
-def fill_rule(index, key, shape):
-    """benchmarks/compare_hrnet.py's deterministic weights (numpy PCG64)."""
-    rng = np.random.default_rng(1000 + index)
-    shape = tuple(shape)
-    if key.endswith("num_batches_tracked"):
-        return None
-    if len(shape) > 1:
-        fan = int(np.prod(shape[1:]))
-        return (rng.standard_normal(shape) / np.sqrt(fan)).astype(np.float32)
-    if key.endswith("running_var") or key.endswith(".weight"):
-        return rng.uniform(0.5, 1.5, shape).astype(np.float32)
-    return (0.1 * rng.standard_normal(shape)).astype(np.float32)
-
 
 def make_hrnet_project(project_a: Path, dst: Path, clips: dict, position: str | None = None) -> Path:
     """Project A's config + an hrnet_w18 PAF shuffle with a seeded snapshot-003.pt.

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _fixture_helpers import fill_rule
 
 torch = pytest.importorskip("torch")
 
@@ -34,20 +35,6 @@ def _pytorch_cfg(net_type: str, **backbone) -> dict:
     model = copy.deepcopy(doc["model"])
     model["backbone"].update(backbone)
     return {"net_type": net_type, "model": model}
-
-
-# Same rule as FILL_SRC in benchmarks/compare_hrnet.py (numpy PCG64: identical everywhere).
-def fill_rule(index, key, shape):
-    rng = np.random.default_rng(1000 + index)
-    shape = tuple(shape)
-    if key.endswith("num_batches_tracked"):
-        return None
-    if len(shape) > 1:
-        fan = int(np.prod(shape[1:]))
-        return (rng.standard_normal(shape) / np.sqrt(fan)).astype(np.float32)
-    if key.endswith("running_var") or key.endswith(".weight"):
-        return rng.uniform(0.5, 1.5, shape).astype(np.float32)
-    return (0.1 * rng.standard_normal(shape)).astype(np.float32)
 
 
 def fill_input(shape):
