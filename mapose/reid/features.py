@@ -295,26 +295,19 @@ def extract_video_features(runner, predictor, info, shelf_writer: FeatureShelfWr
     int
         Frames written.
     """
-    from mapose.inference.video import BatchReader
+    from mapose.inference.pipeline import run_video
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=info.n_frames or None, unit="frame", desc=info.path.name)
-    reader = BatchReader(info, batch_size)
     input_size = (info.width, info.height)
-    try:
-        for start, frames in reader:
-            outputs = runner(frames)
-            feats = outputs["backbone/features"]
-            for b, pred in enumerate(predictor(outputs)):
-                coords, bpt = bodypart_features(feats[b], pred.poses, input_size)
-                shelf_writer.add(start + b, coords, bpt)
-            if bar is not None:
-                bar.update(len(frames))
-    finally:
-        reader.close()
-        if bar is not None:
-            bar.close()
+
+    def predict_with_features(outputs):
+        # the backbone output travels with each frame's prediction to the writer
+        feats = outputs["backbone/features"]
+        return [(pred, feats[b]) for b, pred in enumerate(predictor(outputs))]
+
+    def on_frame(index, pred_and_features):
+        pred, feats = pred_and_features
+        coords, bpt = bodypart_features(feats, pred.poses, input_size)
+        shelf_writer.add(index, coords, bpt)
+
+    run_video(runner, predict_with_features, info, batch_size, on_frame, progress=progress)
     return shelf_writer.n_written
