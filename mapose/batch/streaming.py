@@ -344,7 +344,7 @@ def write_compact_sidecar(pickle_path, store, builder, single: dict | None = Non
     """Save ``store`` beside the tracklet pickle it was written to, for the stitch stage.
 
     Three ``.npy`` files (rows grouped by tracklet in DLC's order) and a JSON record that
-    names the pickle's fingerprint, written last: :func:`read_compact_sidecar` uses them
+    names the pickle's fingerprint, written last: :func:`read_compact_sidecar_arrays` uses them
     only while the pickle is that very file, so the stitch stage never parses the pickle
     it could read as arrays.  Skipped (False) for skeleton rows stored as flat states.
     """
@@ -426,34 +426,6 @@ class _NpyRows:
     def __exit__(self, *exc):
         self._fh.close()
         return False
-
-
-def read_compact_sidecar(pickle_path):
-    """``(tracklets, single Tracklet or None, header)`` from a matching sidecar, else None."""
-    import json
-
-    from mapose.batch.progress import _matches
-    from mapose.stitching.tracklet import Tracklet
-    from mapose.tracking.tracklets import make_tracklet_header
-
-    folder = _sidecar_dir(pickle_path)
-    try:
-        with open(folder / "record.json", encoding="utf-8") as fh:
-            rec = json.load(fh)
-        if not _matches(Path(pickle_path), rec["pickle"]):
-            return None
-        b = rec["bounds"]
-        # read tracklet by tracklet (a memory map would count the whole file as resident)
-        with _NpyRows(folder / "frames.npy") as frames, _NpyRows(folder / "data.npy") as data:
-            tracklets = [Tracklet(data.rows(b[i], b[i + 1]), frames.rows(b[i], b[i + 1]))
-                         for i in range(len(b) - 1)]
-        single = None
-        if rec["single_frames"]:
-            single = Tracklet(np.load(folder / "single.npy"), np.array(rec["single_frames"], np.int64))
-        header = make_tracklet_header(rec["scorer"], rec["joints"])
-        return tracklets, single, header
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def read_compact_sidecar_arrays(pickle_path):
