@@ -74,3 +74,30 @@ def test_run_video_passes_absolute_frame_indices(tmp_path):
     _, full = _read_all(BatchReader(info, batch_size=10))
     assert [i for i, _ in seen] == list(range(4, 10))
     np.testing.assert_allclose([p for _, p in seen], full[4:].reshape(6, -1).mean(axis=1))
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_progress_bar_runs_for_both_loops(tmp_path, capsys, dynamic):
+    from types import SimpleNamespace
+
+    from mapose.inference.pipeline import DynamicCropper, run_video, run_video_dynamic
+
+    info = probe_video(_write_clip(tmp_path / "clip.mp4", n_frames=6))
+    seen = []
+
+    def runner(frames):
+        return {"n": np.zeros(len(frames))}
+
+    def predictor(outputs):
+        # no keypoints: the dynamic cropper keeps the full frame
+        return [SimpleNamespace(poses=np.full((1, 2, 3), np.nan)) for _ in outputs["n"]]
+
+    if dynamic:
+        cropper = DynamicCropper(threshold=0.5, margin=0, width=info.width, height=info.height)
+        run_video_dynamic(runner, predictor, info, cropper, lambda i, p: seen.append(i),
+                          progress=True)
+    else:
+        run_video(runner, predictor, info, 2, lambda i, p: seen.append(i), progress=True,
+                  start_frame=2)
+    assert seen == (list(range(6)) if dynamic else list(range(2, 6)))
+    assert "frame" in capsys.readouterr().err

@@ -50,6 +50,14 @@ class StageTimes:
 _END = object()
 
 
+def _progress_bar(info, start_frame: int):
+    """A tqdm bar over the video's frames (frames/s), starting at ``start_frame``."""
+    from tqdm import tqdm
+
+    return tqdm(total=info.n_frames or None, initial=start_frame, unit="frame",
+                desc=info.path.name, leave=True)
+
+
 def run_video(runner, predictor, info, batch_size: int, on_frame, progress: bool = True,
               queue_size: int = 4, times: StageTimes | None = None,
               start_frame: int = 0) -> StageTimes:
@@ -83,12 +91,7 @@ def run_video(runner, predictor, info, batch_size: int, on_frame, progress: bool
 
     times = times or StageTimes()
     t_start = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=info.n_frames or None, initial=start_frame, unit="frame",
-                   desc=info.path.name, leave=True)
+    bar = _progress_bar(info, start_frame) if progress else None
     post_q: queue.Queue = queue.Queue(maxsize=2)
     errors: list[BaseException] = []
 
@@ -234,12 +237,7 @@ def run_video_dynamic(runner, predictor, info, cropper: DynamicCropper, on_frame
 
     times = times or StageTimes()
     t_start = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=info.n_frames or None, initial=start_frame, unit="frame",
-                   desc=info.path.name, leave=True)
+    bar = _progress_bar(info, 0) if progress else None
     reader = BatchReader(info, 1, queue_size=queue_size)
     try:
         for start, frames in reader:
