@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from mapose.kernels.flow import min_cost_flow
+from mapose.kernels.stitch_tracks import place_residuals, row_centroids
 from mapose.stitching.tracklet import Tracklet, calc_iou
 
 __all__ = ["TrackletStitcher", "StitchingWarning"]
@@ -429,9 +430,14 @@ class TrackletStitcher:
         starts = np.unique(np.concatenate(cuts))
         stops = np.concatenate([starts[1:], [inds.size]])
         min_length = self.min_length
+        # every row's centroid in one compiled pass (graph weights and residual placement
+        # read them; a piece's centroid is a view, as DLC computes it: row by row)
+        cen = row_centroids(data)
+        tracklets, residuals = self.tracklets, self.residuals
         for a, b in zip(starts.tolist(), stops.tolist()):
             piece = Tracklet._from_sorted(data[a:b], inds[a:b])
-            (self.tracklets if b - a >= min_length else self.residuals).append(piece)
+            piece._centroid = cen[a:b]
+            (tracklets if b - a >= min_length else residuals).append(piece)
 
     @staticmethod
     def get_frame_ind(s) -> int:
@@ -848,7 +854,7 @@ class TrackletStitcher:
             members = self._finalize_tracks(groups)
         else:
             members = groups
-            self._set_tracks(self._build_tracks(groups, lambda k: Tracklet.concatenate(groups[k])))
+            self._set_tracks(self._assemble_tracks(groups))
         self._release_inputs(members)
 
     def _solve(self, names, supply, tail, head, cap, w):
@@ -964,7 +970,13 @@ class TrackletStitcher:
         # longest first; equal lengths in reverse list order (DLC reverses an ascending sort)
         residuals = sorted((t for t in self.residuals if len(t) > 1), key=len)[::-1]
         if not groups or not residuals:
-            self._set_tracks(self._build_tracks(groups, lambda k: Tracklet.concatenate(groups[k])))
+            self._set_tracks(self._assemble_tracks(groups))
+            return members
+        placed = self._place_residuals(groups, residuals)
+        if placed is not None:
+            for r, k in placed:
+                members[k].append(r)
+            self._set_tracks(self._assemble_tracks(members))
             return members
         # occupancy of every track on the frame axis: "residual r fits track k" is then
         # one fancy-index instead of a set operation per pair
@@ -1062,6 +1074,80 @@ class TrackletStitcher:
         self._set_tracks(self._build_tracks(members, track))
         return members
 
+    def _place_residuals(self, groups, residuals):
+        """Residual placement of :meth:`_finalize_tracks` by the compiled kernel
+        (:func:`mapose.kernels.stitch_tracks.place_residuals`): ``[(residual, track)]`` in
+        placement order, or None when a frame repeats inside a track or a piece (poses are
+        then looked up on the concatenated tracks, by the loop below)."""
+        pieces = [p for g in groups for p in g]
+        every = pieces + residuals
+        lengths = np.fromiter(map(len, every), dtype=np.int64, count=len(every))
+        offsets = np.zeros(len(every) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        inds = np.concatenate([t.inds for t in every])
+        step = np.diff(inds)
+        step[offsets[1:-1] - 1] = 1  # across piece boundaries anything goes
+        if np.any(step <= 0):  # repeated (or unsorted) frames inside a piece
+            return None
+        lo = int(inds.min())
+        n_frames = int(inds.max()) - lo + 1
+        n_piece_rows = int(offsets[len(pieces)])
+        track_of_row = np.repeat(np.repeat(np.arange(len(groups)), [len(g) for g in groups]),
+                                 lengths[:len(pieces)])
+        cells = track_of_row * n_frames + (inds[:n_piece_rows] - lo)
+        if n_piece_rows and np.bincount(cells).max() > 1:  # two pieces of a track share a frame
+            return None
+        src = np.full((len(groups), n_frames), -1, dtype=np.int64)
+        src.ravel()[cells] = np.arange(n_piece_rows)
+        cen = np.concatenate([t.centroid for t in every])
+        res_offsets = offsets[len(pieces):]
+        assign, order, _ = place_residuals(src, cen, inds[n_piece_rows:] - lo, res_offsets - res_offsets[0],
+                                           res_offsets[:-1])
+        return [(residuals[r], int(assign[r])) for r in order.tolist()]
+
+    def _assemble_tracks(self, members):
+        """One track per member list: its pieces concatenated once (rows sorted by frame,
+        stably, as the Tracklet constructor sorts them), a one-piece track being the piece
+        itself; the pieces are then rebound to views of their track (see
+        :meth:`_bind_track`), track by track, so input buffers are freed early."""
+        tracks = []
+        for pieces in members:
+            if len(pieces) == 1 or len({p.data.shape[1:] for p in pieces}) > 1:
+                t = Tracklet.concatenate(pieces)
+                self._bind_track(t, pieces)
+                tracks.append(t)
+                continue
+            inds = np.concatenate([p.inds for p in pieces])
+            data = np.concatenate([p.data for p in pieces])
+            cen = np.concatenate([p.centroid for p in pieces])
+            step = np.diff(inds)
+            if np.any(step <= 0):
+                order = np.argsort(inds, kind="stable")
+                inds, data, cen = inds[order], data[order], cen[order]
+                step = np.diff(inds)
+            t = Tracklet._from_sorted(data, inds)
+            t._centroid = cen
+            if np.any(step == 0):  # a repeated frame: match pieces value by value
+                self._bind_track(t, pieces)
+            else:
+                # frames are unique and each piece's frames are in the track: a piece is a
+                # run of the track iff the track has as many frames as it over its span
+                lens = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+                first = np.fromiter((p.inds[0] for p in pieces), dtype=np.int64, count=len(pieces))
+                last = np.fromiter((p.inds[-1] for p in pieces), dtype=np.int64, count=len(pieces))
+                a = np.searchsorted(inds, first)
+                b = a + lens
+                run = (b <= len(inds)) & (inds[np.minimum(b, len(inds)) - 1] == last)
+                for p, ok, i, j in zip(pieces, run.tolist(), a.tolist(), b.tolist()):
+                    if ok:
+                        p.data, p.inds, p._centroid = data[i:j], inds[i:j], cen[i:j]
+                    else:  # not one run of the track (another piece inside its gaps)
+                        p.data, p.inds = p.data.copy(), p.inds.copy()
+                        if p._centroid is not None:
+                            p._centroid = p._centroid.copy()
+            tracks.append(t)
+        return tracks
+
     def _build_tracks(self, members, make):
         """``[make(k) for k in range(len(members))]``, each track's pieces rebound to views
         of it right after it is built, so that input arrays whose pieces all went into
@@ -1080,6 +1166,15 @@ class TrackletStitcher:
             t.data = t.data.copy()
         if _buffer(t.inds).nbytes > t.inds.nbytes:
             t.inds = t.inds.copy()
+        TrackletStitcher._own_centroid(t)
+
+    @staticmethod
+    def _own_centroid(t):
+        """Give ``t`` its own centroid array if it is a view of a larger one (the
+        per-row centroids of an input buffer)."""
+        c = t._centroid
+        if c is not None and _buffer(c).nbytes > c.nbytes:
+            t._centroid = c.copy()
 
     def _bind_track(self, t, pieces):
         """Rebind ``pieces`` (the tracklets a track is made of) to views of track ``t``'s
@@ -1098,8 +1193,13 @@ class TrackletStitcher:
                     and np.array_equal(t.inds[a:b], p.inds)
                     and (unique or np.array_equal(t.data[a:b].view(np.uint64), p.data.view(np.uint64)))):
                 p.data, p.inds = t.data[a:b], t.inds[a:b]
+                if t._centroid is not None:
+                    p._centroid = t._centroid[a:b]
+                else:
+                    self._own_centroid(p)
             else:  # not one run of the track (interleaved frames): own copy
                 p.data, p.inds = p.data.copy(), p.inds.copy()
+                self._own_centroid(p)
 
     def _release_inputs(self, members):
         """Let go of the tracklets' input arrays once the tracks hold their rows.

@@ -1,0 +1,116 @@
+"""Compiled stitcher kernels (mapose.kernels.stitch_tracks) against their NumPy/Python
+references (mapose.kernels.stitch_tracks_ref): bit-identical centroids, identical
+residual placements."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mapose.kernels import stitch_tracks, stitch_tracks_ref
+from mapose.stitching.tracklet import Tracklet
+
+
+@st.composite
+def keypoints(draw):
+    n = draw(st.integers(0, 30))
+    nb = draw(st.sampled_from([1, 2, 5, 7, 8, 9, 12, 16, 23, 40, 130]))
+    cols = draw(st.sampled_from([3, 4]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    data = rng.normal(0, 100, (n, nb, cols))
+    data[..., 2] = rng.uniform(0, 1, (n, nb))
+    mask = rng.random((n, nb, cols)) < draw(st.sampled_from([0.0, 0.1, 0.5, 1.0]))
+    data[mask] = np.nan
+    if n and draw(st.booleans()):
+        data[rng.random((n, nb)) < 0.3, :] = -0.0  # signed zeros keep their sign as in NumPy
+    return data
+
+
+@settings(max_examples=200, deadline=None)
+@given(keypoints())
+def test_row_centroids_bitwise_equal_to_numpy(data):
+    got = stitch_tracks.row_centroids(data)
+    ref = stitch_tracks_ref.row_centroids(data)
+    assert got.shape == ref.shape == (len(data), 2)
+    np.testing.assert_array_equal(got.view(np.uint64), ref.view(np.uint64))
+
+
+@pytest.mark.smoke
+def test_row_centroids_match_tracklet_centroid_on_strided_input():
+    rng = np.random.default_rng(1)
+    big = rng.random((40, 5, 4))
+    view = big[::3]  # not contiguous: read in place
+    t = Tracklet(view.copy(), np.arange(len(view)))
+    np.testing.assert_array_equal(stitch_tracks.row_centroids(view), t.centroid_at(slice(None)))
+    with pytest.raises(ValueError, match="n_rows, n_bodyparts, 3 or 4"):
+        stitch_tracks.row_centroids(big[..., :2])
+
+
+@st.composite
+def placements(draw):
+    """Tracks occupying frames and residuals (some overlapping tracks, some in gaps)."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    n_tracks = draw(st.integers(1, 5))
+    n_frames = draw(st.integers(5, 60))
+    occupied = rng.random((n_tracks, n_frames)) < draw(st.sampled_from([0.3, 0.7, 0.95]))
+    src = np.full((n_tracks, n_frames), -1, np.int64)
+    n_rows = int(occupied.sum())
+    src[occupied] = rng.permutation(n_rows)
+    n_res = draw(st.integers(0, 8))
+    frames, offsets, first_row = [], [0], []
+    row = n_rows
+    for _ in range(n_res):
+        length = int(rng.integers(1, 6))
+        start = int(rng.integers(0, n_frames))
+        f = np.unique(np.clip(start + np.cumsum(rng.integers(1, 3, length)) - 1, 0, n_frames - 1))
+        frames.extend(f.tolist())
+        offsets.append(len(frames))
+        first_row.append(row)
+        row += f.size
+    cen = rng.normal(0, 10, (row, 2))
+    if draw(st.booleans()):
+        cen[rng.random(row) < 0.1] = np.nan
+    if draw(st.booleans()):  # ties between candidate tracks
+        cen = np.round(cen)
+    return src, cen, np.array(frames, np.int64), np.array(offsets, np.int64), np.array(first_row, np.int64)
+
+
+@settings(max_examples=300, deadline=None)
+@given(placements())
+def test_place_residuals_equals_reference(args):
+    got = stitch_tracks.place_residuals(*args)
+    ref = stitch_tracks_ref.place_residuals(*args)
+    for g, r in zip(got, ref):
+        np.testing.assert_array_equal(g, r)
+
+
+@pytest.mark.smoke
+def test_place_residuals_single_fit_then_nearest_and_left_out():
+    # track 0 has frames 0-3 and 8-11, track 1 frames 0-11 except 5: residual A (frames
+    # 4-6) fits track 0 only; residual B (frame 5) then fits track 1 only after A joined
+    src = np.full((2, 12), -1, np.int64)
+    src[0, [0, 1, 2, 3, 8, 9, 10, 11]] = np.arange(8)
+    src[1, [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11]] = np.arange(8, 19)
+    cen = np.zeros((23, 2))
+    frames = np.array([4, 5, 6, 5, 0, 1])
+    offsets = np.array([0, 3, 4, 6])
+    first_row = np.array([19, 22, 21])
+    assign, order, after = stitch_tracks.place_residuals(src, cen, frames, offsets, first_row)
+    assert assign.tolist() == [0, 1, -1]  # C (frames 0-1) fits no track: left out
+    assert order.tolist() == [0, 1]
+    assert after[0, 4:7].tolist() == [19, 20, 21] and after[1, 5] == 22
+    assert src[0, 4] == -1  # the input is not modified
+
+
+def test_place_residuals_rejects_bad_indices():
+    src = np.full((1, 4), -1, np.int64)
+    with pytest.raises(ValueError, match="frames must lie in"):
+        stitch_tracks.place_residuals(src, np.zeros((2, 2)), [7], [0, 1], [0])
+    with pytest.raises(ValueError, match="offsets must"):
+        stitch_tracks.place_residuals(src, np.zeros((2, 2)), [1], [0, 1, 1], [0])
+    with pytest.raises(ValueError, match="cen"):
+        stitch_tracks.place_residuals(src, np.zeros((2, 3)), [1], [0, 1], [0])
+    assign, order, _ = stitch_tracks.place_residuals(src, np.zeros((0, 2)), [], [0], [])
+    assert assign.size == 0 and order.size == 0
