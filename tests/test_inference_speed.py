@@ -220,3 +220,79 @@ def test_run_video_feeds_every_worker(tmp_path, batch_size, workers, sizes):
     assert [i for i, _ in got] == list(range(5))
     np.testing.assert_allclose([p for _, p in got], [0, 10, 20, 30, 40], atol=2)  # FFV1 is lossless
     assert times.n_frames == 5
+
+
+def _net_outputs(net, frames):
+    with torch.inference_mode():
+        outs = net(torch.from_numpy(frames))
+    return {name: o.numpy() for name, o in zip(net.output_names, outs)}
+
+
+def test_inference_rewrites_equal_plain_model(model, frames, plain_outputs):
+    from collections import Counter
+
+    from mapose.models.heads import DLCRNetHead
+    from mapose.models.pose_model import FramesModel, InferenceOptions, _OneDNNConv2d, optimize_for_inference
+    from mapose.models.winograd import WinogradConv2d
+
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cases = [
+        # project A: layer3 blocks 1-5 (256 ch) and layer4 blocks 0-2 (512 ch, two dilated)
+        (InferenceOptions(), 8, True),
+        (InferenceOptions(winograd=False), 0, True),
+        (InferenceOptions(fuse_heads=False, onednn=False), 8, False),
+        (InferenceOptions(winograd_min_channels=64), 14 + 15, True),  # + layer1/2 and head stages
+    ]
+    for opts, n_winograd, fused in cases:
+        fast = optimize_for_inference(model, opts)
+        kinds = Counter(type(m) for m in fast.modules())
+        assert kinds[WinogradConv2d] == n_winograd, opts
+        assert (kinds[_OneDNNConv2d] > 0) == opts.onednn
+        head = fast.heads["bodypart"]
+        assert isinstance(head, DLCRNetHead) and (head.convt_fused is not None) == fused
+        _assert_close(_net_outputs(FramesModel(fast, channels_last=True).eval(), frames), plain_outputs)
+    # the given model is untouched
+    assert not any(isinstance(m, (WinogradConv2d, _OneDNNConv2d)) for m in model.modules())
+    assert model.heads["bodypart"].convt_fused is None
+    after = model.state_dict()
+    assert list(after) == list(before) and all(torch.equal(after[k], v) for k, v in before.items())
+    with pytest.raises(TypeError, match="InferenceOptions"):
+        optimize_for_inference(model, {"winograd": False})
+
+
+def test_torch_runner_plain_path(model, frames, plain_outputs):
+    from mapose.inference.runners import TorchRunner
+    from mapose.models.winograd import WinogradConv2d
+
+    fast = TorchRunner(model, device="cpu", workers=1)
+    plain = TorchRunner(model, device="cpu", workers=1, optimize=False)
+    assert plain.net.model is model and fast.net.model is not model
+    assert any(isinstance(m, WinogradConv2d) for m in fast.net.modules())
+    assert not any(isinstance(m, WinogradConv2d) for m in plain.net.modules())
+    got_fast, got_plain = fast(frames), plain(frames)
+    _assert_close(got_plain, plain_outputs)
+    _assert_close(got_fast, got_plain)
+    with pytest.raises(TypeError, match="optimize must be"):
+        TorchRunner(model, device="cpu", optimize="yes")
+
+
+@pytest.mark.onnx
+def test_onnx_export_plain_and_optimized(model, onnx_path, frames, plain_outputs, tmp_path):
+    import onnx
+
+    from mapose.inference.export import export_onnx
+    from mapose.inference.runners import OnnxRunner
+
+    plain_path = export_onnx(model, tmp_path / "plain.onnx", optimize=False)
+    ops = {}
+    for name, path in (("plain", plain_path), ("fast", onnx_path)):
+        ops[name] = [node.op_type for node in onnx.load(str(path)).graph.node]
+        runner = OnnxRunner(path, device="cpu", workers=1, cache_optimized=False)
+        _assert_onnx_close(runner(frames), plain_outputs)
+    # fused head: one transposed conv for convt1..4; 8 Winograd convs as MatMuls
+    assert ops["plain"].count("ConvTranspose") == 7 and ops["fast"].count("ConvTranspose") == 4
+    assert ops["plain"].count("MatMul") == 0 and ops["fast"].count("MatMul") == 8
+    assert ops["plain"].count("Conv") - ops["fast"].count("Conv") == 8 + 5  # Winograd + fused stage convs
+    with pytest.raises(TypeError, match="optimize must be"):
+        export_onnx(model, tmp_path / "x.onnx", optimize=None)
+    assert not (tmp_path / "x.onnx").exists()

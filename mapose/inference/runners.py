@@ -184,14 +184,19 @@ class TorchRunner:
         CPU only: frame-parallel worker threads a batch is split across (see the module
         docstring); None → one per intra-op thread (``torch.get_num_threads()``), 1 → a
         single multi-threaded forward pass.  Ignored on CUDA.
+    optimize : bool or InferenceOptions, default True
+        Run a rewritten copy of ``model``
+        (:func:`~mapose.models.pose_model.optimize_for_inference`: fused head layers,
+        Winograd 3x3 convolutions and oneDNN for the rest on CPU); False runs ``model``
+        as it is.  Outputs agree up to float rounding (~1e-6 relative).
     """
 
     engine = "torch"
 
     def __init__(self, model, device=None, half: bool = False, bgr: bool = True,
-                 channels_last: bool = True, workers: int | None = None):
+                 channels_last: bool = True, workers: int | None = None, optimize=True):
         torch = require("torch", "running pose networks")
-        from mapose.models.pose_model import FramesModel
+        from mapose.models.pose_model import FramesModel, InferenceOptions, optimize_for_inference
 
         self.torch = torch
         self.device = torch.device(resolve_device(device))
@@ -199,6 +204,10 @@ class TorchRunner:
             raise ValueError("half=True needs a CUDA device (float16 convolutions are slow or "
                              "missing on CPU); drop half or use device='cuda'.")
         self.half = bool(half)
+        if optimize is True or isinstance(optimize, InferenceOptions):
+            model = optimize_for_inference(model, None if optimize is True else optimize, self.device)
+        elif optimize is not False:
+            raise TypeError(f"optimize must be True, False or an InferenceOptions; got {optimize!r}.")
         net = FramesModel(model, bgr=bgr, channels_last=channels_last).eval().to(self.device)
         if self.half:
             net = net.half()

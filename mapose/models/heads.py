@@ -117,21 +117,67 @@ class DLCRNetHead(nn.Module):
         self.paf_head = _deconv({**paf_config, "channels": [r] + list(paf_config["channels"][1:])})
         self.locref_head = _deconv({**locref_config, "channels": [two_k] + list(locref_config["channels"][1:])})
         self.stride = float(self.heatmap_head.stride * (2 if self.num_stages > 0 else 1))
+        self.convt_fused = None
+        self.ref_fused = None
+
+    def fuse(self) -> "DLCRNetHead":
+        """Merge the layers that read the same input into one (for inference).
+
+        ``convt1..4`` all read the same (wide) feature map; one ConvTranspose2d with their
+        out-channels concatenated reads it once, and the order ``convt1, convt3, convt4,
+        convt2`` makes the first stage input ``cat(heatmap, paf, features)`` a slice of its
+        output instead of a copy.  Likewise each stage's heatmap and PAF convs become one
+        conv with K + P outputs (narrow convs use the vector units poorly).  Every output
+        channel is the same sum as before (float rounding aside).  The separate modules
+        stay, so the state dict only gains ``convt_fused.*`` / ``ref_fused.*``.  Returns
+        ``self``.
+        """
+        self.ref_fused = nn.ModuleList()
+        for hm_conv, paf_conv in zip(self.hm_ref_layers, self.paf_ref_layers):
+            w = hm_conv.weight
+            conv = nn.Conv2d(w.shape[1], hm_conv.out_channels + paf_conv.out_channels, 3,
+                             padding=1).to(device=w.device, dtype=w.dtype)
+            with torch.no_grad():
+                conv.weight.copy_(torch.cat((hm_conv.weight, paf_conv.weight)))
+                conv.bias.copy_(torch.cat((hm_conv.bias, paf_conv.bias)))
+            self.ref_fused.append(conv.requires_grad_(w.requires_grad))
+        parts = (self.convt1, self.convt3, self.convt4, self.convt2)
+        ref = self.convt1.weight
+        fused = nn.ConvTranspose2d(ref.shape[0], sum(m.out_channels for m in parts), 3, stride=2,
+                                   padding=1, output_padding=1).to(device=ref.device, dtype=ref.dtype)
+        with torch.no_grad():
+            fused.weight.copy_(torch.cat([m.weight for m in parts], dim=1))
+            fused.bias.copy_(torch.cat([m.bias for m in parts]))
+        self.convt_fused = fused.requires_grad_(ref.requires_grad)
+        return self
 
     def forward(self, x):
-        hm = self.convt1(x)
-        paf = self.convt3(x)
-        feat = self.convt4(x)
-        z = torch.cat((hm, paf, feat), dim=1)
+        if self.convt_fused is not None:
+            y = self.convt_fused(x)
+            r = self.convt1.out_channels + self.convt3.out_channels + self.convt4.out_channels
+            feat = y[:, r - self.convt4.out_channels:r]
+            z = y[:, :r]
+            loc = y[:, r:]
+        else:
+            hm = self.convt1(x)
+            paf = self.convt3(x)
+            feat = self.convt4(x)
+            z = torch.cat((hm, paf, feat), dim=1)
+            loc = self.convt2(x)
         prev = None
+        k = self.convt1.out_channels
         for i in range(self.num_stages):
-            hm = self.hm_ref_layers[i](z)
-            paf = self.paf_ref_layers[i](z)
+            if self.ref_fused is not None:
+                out = self.ref_fused[i](z)
+                hm, paf = out[:, :k], out[:, k:]
+            else:
+                hm = self.hm_ref_layers[i](z)
+                paf = self.paf_ref_layers[i](z)
             if prev is not None:
                 hm = hm + prev
             prev = hm
             z = torch.cat((hm, paf, feat), dim=1)
-        return self.heatmap_head(z), self.locref_head(self.convt2(x)), self.paf_head(z)
+        return self.heatmap_head(z), self.locref_head(loc), self.paf_head(z)
 
 
 def build_head(cfg: dict) -> nn.Module:

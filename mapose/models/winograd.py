@@ -1,0 +1,176 @@
+"""Winograd F(2x2, 3x3) convolution for 3x3, stride-1 convolutions on CPU.
+
+A 3x3 convolution computed on 2x2 output tiles needs 16 multiplications per tile and
+channel pair instead of 36 (2.25x fewer): the input tiles (4x4, overlapping by 2) and the
+kernels are transformed once, the products become 16 independent matrix products
+``(tiles x C) @ (C x K)`` -- one batched GEMM -- and an output transform folds each 4x4
+product tile back to 2x2 outputs (Lavin & Gray, "Fast Algorithms for Convolutional Neural
+Networks", 2016).  Kernels are transformed once at construction.
+
+A dilated convolution (dilation d) is d*d interleaved dilation-1 convolutions, one per
+polyphase component of the input; the tiles are taken on those components through strided
+views, so dilation costs no copies.
+
+The transforms are written with sums and differences of strided views of NHWC tensors
+(torch ops, no compiled code), so the same module also traces into standard ONNX ops.
+Float32 error is about 1e-6 relative to the direct convolution (the transforms only add,
+subtract and halve).
+"""
+from __future__ import annotations
+
+from mapose._optional import require
+
+torch = require("torch", "mapose's pose networks")
+nn = torch.nn
+F = torch.nn.functional
+
+__all__ = ["WinogradConv2d", "winograd_eligible", "winograd_weight"]
+
+# G g G^T for F(2x2, 3x3); G is exact in binary floating point (halves)
+_G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
+
+
+def winograd_eligible(conv) -> bool:
+    """True for a plain 3x3, stride-1, 'same'-padded, ungrouped Conv2d."""
+    return (isinstance(conv, nn.Conv2d) and tuple(conv.kernel_size) == (3, 3)
+            and tuple(conv.stride) == (1, 1) and conv.groups == 1
+            and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
+            and conv.dilation[0] == conv.dilation[1]
+            and tuple(conv.padding) == tuple(conv.dilation))
+
+
+def winograd_weight(weight):
+    """Transformed kernels.
+
+    Parameters
+    ----------
+    weight : Tensor of shape (K, C, 3, 3)
+
+    Returns
+    -------
+    Tensor of shape (16, C, K)
+        ``U[4*i + j] = (G g G^T)[i, j]`` transposed for ``(tiles x C) @ (C x K)``.
+    """
+    # float64 so the transform adds no rounding of its own beyond the final cast
+    g = torch.tensor(_G, dtype=torch.float64, device=weight.device)
+    u = torch.einsum("ia,kcab,jb->ijck", g, weight.detach().double(), g)
+    return u.reshape(16, weight.shape[1], weight.shape[0]).to(weight.dtype).contiguous()
+
+
+class WinogradConv2d(nn.Module):
+    """Drop-in replacement of a 3x3 stride-1 ``nn.Conv2d`` (any dilation, 'same' padding).
+
+    Parameters
+    ----------
+    conv : nn.Conv2d
+        Satisfies :func:`winograd_eligible`; its weights are transformed (a copy, the
+        module is not kept).
+
+    Input (N, C, H, W), output (N, K, H, W) in channels_last memory format.
+    """
+
+    def __init__(self, conv):
+        super().__init__()
+        if not winograd_eligible(conv):
+            raise ValueError(f"conv={conv!r} is not a 3x3 stride-1 same-padded ungrouped Conv2d; "
+                             "keep it as nn.Conv2d.")
+        self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
+        self.dilation = int(conv.dilation[0])
+        self.register_buffer("u", winograd_weight(conv.weight))
+        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().clone())
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, dilation={self.dilation}"
+
+    def forward(self, x):
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return self._forward_graph(x)
+        return self._forward_eager(x)
+
+    def _forward_graph(self, x):
+        """Functional NCHW formulation for tracing / ONNX export (no ``out=`` writes).
+
+        Sizes flow through the graph as shape ops, so the export keeps dynamic batch and
+        image sizes.  The 16 products are one broadcast MatMul ``(16, 1, K, C) @ (16, N, C, P)``
+        in NCHW order, so ONNX Runtime needs no layout changes around it.
+        """
+        n, c, h, w = x.shape
+        d = self.dilation
+        th, tw = (h + 2 * d - 1) // (2 * d), (w + 2 * d - 1) // (2 * d)
+        hq, wq = 2 * th + 2, 2 * tw + 2
+        p = F.pad(x, (d, d * wq - w - d, d, d * hq - h - d))
+        q = p.reshape(n, c, hq, d, wq, d).permute(0, 1, 3, 5, 2, 4)  # (N, C, d, d, hq, wq)
+        # rows r, r+2, ... (th of them) of every component; r = 0, 1 drop the spare last row
+        r0, r1, r2, r3 = q[..., 0:-2:2, :], q[..., 1:-1:2, :], q[..., 2::2, :], q[..., 3::2, :]
+        t = torch.stack((r0 - r2, r1 + r2, r2 - r1, r1 - r3))  # (4, N, C, d, d, th, wq)
+        c0, c1, c2, c3 = t[..., 0:-2:2], t[..., 1:-1:2], t[..., 2::2], t[..., 3::2]
+        v = torch.stack((c0 - c2, c1 + c2, c2 - c1, c1 - c3), dim=1)  # (4, 4, N, C, d, d, th, tw)
+        v = v.reshape(16, n, c, d * d * th * tw)
+        u = self.u.transpose(1, 2).unsqueeze(1)  # (16, 1, K, C)
+        m = torch.matmul(u, v).reshape(4, 4, n, self.out_channels, d, d, th, tw)
+        s0, s1 = m[0] + m[1] + m[2], m[1] - m[2] - m[3]  # (4, N, K, d, d, th, tw)
+        y = torch.stack((torch.stack((s0[0] + s0[1] + s0[2], s0[1] - s0[2] - s0[3])),
+                         torch.stack((s1[0] + s1[1] + s1[2], s1[1] - s1[2] - s1[3]))))
+        # (r, c, N, K, a, b, th, tw) -> (N, K, th, r, a, tw, c, b): output row d*(2*ti + r) + a
+        y = y.permute(2, 3, 6, 0, 4, 7, 1, 5).reshape(n, self.out_channels, 2 * d * th, 2 * d * tw)
+        y = y[:, :, :h, :w]
+        if self.bias is not None:
+            y = y + self.bias.view(1, -1, 1, 1)
+        return y
+
+    def _forward_eager(self, x):
+        n, c, h, w = x.shape
+        d = self.dilation
+        k = self.out_channels
+        th, tw = -(-h // (2 * d)), -(-w // (2 * d))  # tiles per polyphase component
+        hq, wq = 2 * th + 2, 2 * tw + 2  # padded component size
+        # NHWC view (free for channels_last input), zero-padded by d (the conv's padding)
+        # and up to whole tiles
+        p = F.pad(x.permute(0, 2, 3, 1), (0, 0, d, d * wq - w - d, d, d * hq - h - d)).contiguous()
+        # polyphase components as a strided view: (N, d, d, hq, wq, C)
+        q = p.view(n, hq, d, wq, d, c).permute(0, 2, 4, 1, 3, 5)
+
+        # input transform B^T z B, rows then columns; B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]
+        def rows(z, r):  # row r of every tile: rows r, r+2, ... of the component
+            return z[:, :, :, r:r + 2 * th:2]
+
+        t = x.new_empty((4, n, d, d, th, wq, c))
+        torch.sub(rows(q, 0), rows(q, 2), out=t[0])
+        torch.add(rows(q, 1), rows(q, 2), out=t[1])
+        torch.sub(rows(q, 2), rows(q, 1), out=t[2])
+        torch.sub(rows(q, 1), rows(q, 3), out=t[3])
+
+        def cols(z, s):
+            return z[..., s:s + 2 * tw:2, :]
+
+        tiles = n * d * d * th * tw
+        v = x.new_empty((4, 4, n, d, d, th, tw, c))
+        torch.sub(cols(t, 0), cols(t, 2), out=v[:, 0])
+        torch.add(cols(t, 1), cols(t, 2), out=v[:, 1])
+        torch.sub(cols(t, 2), cols(t, 1), out=v[:, 2])
+        torch.sub(cols(t, 1), cols(t, 3), out=v[:, 3])
+
+        # 16 GEMMs (tiles x C) @ (C x K)
+        m = torch.bmm(v.view(16, tiles, c), self.u).view(4, 4, n, d, d, th, tw, k)
+
+        # output transform A^T m A; A^T = [[1,1,1,0],[0,1,-1,-1]]
+        s = torch.empty_like(m[:2])
+        torch.add(m[0], m[1], out=s[0])
+        s[0].add_(m[2])
+        torch.sub(m[1], m[2], out=s[1])
+        s[1].sub_(m[3])
+        # written straight into the interleaved output (N, th, 2, d, tw, 2, d, K)
+        out = x.new_empty((n, th, 2, d, tw, 2, d, k))
+        for r in range(2):
+            y0 = out[:, :, r, :, :, 0].permute(0, 2, 4, 1, 3, 5)  # (N, d, d, th, tw, K)
+            y1 = out[:, :, r, :, :, 1].permute(0, 2, 4, 1, 3, 5)
+            torch.add(s[r, 0], s[r, 1], out=y0)
+            y0.add_(s[r, 2])
+            torch.sub(s[r, 1], s[r, 2], out=y1)
+            y1.sub_(s[r, 3])
+        y = out.view(n, 2 * th * d, 2 * tw * d, k)
+        if self.bias is not None:
+            y.add_(self.bias)
+        if y.shape[1] != h or y.shape[2] != w:
+            y = y[:, :h, :w].contiguous()
+        return y.permute(0, 3, 1, 2)
