@@ -165,14 +165,38 @@ class TrackletStitcher:
             )
             self.tracklets, self.residuals = self.residuals, []
 
-        self.tracklets = sorted(self.tracklets, key=lambda t: t.start)
-        self._first_frame = min(t.start for t in self.tracklets)
-        self._last_frame = max(t.end for t in self.tracklets)
-        self._first_tracklets = sorted(self.tracklets, key=lambda t: t.start)[: self.n_tracks]
-        self._last_tracklets = sorted(self.tracklets, key=lambda t: t.end)[-self.n_tracks:]
-        self._mapping = {t: {"in": f"{i}in", "out": f"{i}out"} for i, t in enumerate(self.tracklets)}
-        self._mapping_inv = {label: k for k, v in self._mapping.items() for label in v.values()}
+        starts, ends = self._bounds(self.tracklets)
+        order = np.argsort(starts, kind="stable")  # sorted(key=start): stable too
+        self.tracklets = [self.tracklets[i] for i in order.tolist()]
+        starts, ends = starts[order], ends[order]
+        self._first_frame = int(starts.min())
+        self._last_frame = int(ends.max())
+        self._first_tracklets = self.tracklets[: self.n_tracks]
+        self._last_tracklets = [self.tracklets[i] for i in np.argsort(ends, kind="stable")[-self.n_tracks:].tolist()]
+        self._mapping_list = tuple(self.tracklets)  # node i of the graph <-> tracklet i
+        self._mapping_memo = self._mapping_inv_memo = None
         self._lu_overlap = None
+
+    @property
+    def _mapping(self):
+        """DLC's ``{tracklet: {"in": "<i>in", "out": "<i>out"}}`` (built when first read)."""
+        if self._mapping_memo is None:
+            self._mapping_memo = {t: {"in": f"{i}in", "out": f"{i}out"} for i, t in enumerate(self._mapping_list)}
+        return self._mapping_memo
+
+    @property
+    def _mapping_inv(self):
+        """DLC's ``{"<i>in" / "<i>out": tracklet}`` (built when first read)."""
+        if self._mapping_inv_memo is None:
+            self._mapping_inv_memo = {label: k for k, v in self._mapping.items() for label in v.values()}
+        return self._mapping_inv_memo
+
+    @staticmethod
+    def _bounds(tracklets):
+        """First and last frame of each tracklet, int64 arrays of shape (n,)."""
+        n = len(tracklets)
+        return (np.fromiter((t.inds[0] for t in tracklets), dtype=np.int64, count=n),
+                np.fromiter((t.inds[-1] for t in tracklets), dtype=np.int64, count=n))
 
     @property
     def G(self):
@@ -620,6 +644,14 @@ class TrackletStitcher:
         """
         import bisect
 
+        if len(tracklets) > 1:
+            starts, ends = TrackletStitcher._bounds(tracklets)
+            if np.all(starts[1:] >= starts[:-1]):
+                # sorted by start: no later tracklet ends before this one starts, and the
+                # first start after this one's end is the nearest (it lies later in the list)
+                k = np.searchsorted(starts, ends, side="right")
+                ok = k < len(starts)
+                return int((starts[k[ok]] - ends[ok]).max()) if ok.any() else 0
         best = 0
         later_starts, later_ends = [], []
         for t in reversed(tracklets):
@@ -657,7 +689,10 @@ class TrackletStitcher:
         """
         if nodes is None:
             nodes = self.tracklets
-        nodes = sorted(nodes, key=lambda t: t.start)
+        starts, ends = self._bounds(nodes)
+        order = np.argsort(starts, kind="stable")
+        nodes = [nodes[i] for i in order.tolist()]
+        starts, ends = starts[order], ends[order]
         n = len(nodes)
         if not max_gap:
             max_gap = int(1.5 * self.compute_max_gap(nodes))
@@ -670,8 +705,6 @@ class TrackletStitcher:
                     StitchingWarning,
                     stacklevel=2,
                 )
-        starts = np.array([t.start for t in nodes], dtype=np.int64)
-        ends = np.array([t.end for t in nodes], dtype=np.int64)
         # candidate links i -> j (i < j in start order) with 0 < start_j - end_i <= max_gap.
         # Starts are sorted, so DLC's scan (stop at the first gap > max_gap) is a
         # contiguous range of j per i.
@@ -714,8 +747,7 @@ class TrackletStitcher:
 
         if weight_func is None or isinstance(weight_func, identity_weighted_distance):
             # distance_to on non-overlapping tracklets: end centroid -> start centroid
-            end_c = self._endpoint_centroids(nodes, -1)
-            start_c = self._endpoint_centroids(nodes, 0)
+            end_c, start_c = self._endpoint_centroids(nodes)
             d = np.sqrt(np.sum((end_c[li] - start_c[lj]) ** 2, axis=1))
             if weight_func is not None:
                 ids = np.array([t.identity for t in nodes], dtype=np.float64)
@@ -738,15 +770,12 @@ class TrackletStitcher:
         return np.trunc(vals).astype(np.int64)
 
     @staticmethod
-    def _endpoint_centroids(nodes, row):
-        """``[t.centroid[row] for t in nodes]`` in one vectorised pass (same arithmetic)."""
-        shapes = {t.data.shape[1:] for t in nodes}
-        if len(shapes) != 1:
-            return np.array([t.centroid_at(row) for t in nodes])
-        data = np.stack([t.data[row] for t in nodes])
-        like = data[..., 2:3] + 1e-10
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.nansum(data[..., :2] * like, axis=-2) / np.nansum(like, axis=-2)
+    def _endpoint_centroids(nodes):
+        """Centroids of every node's last and first pose, each of shape (n, 2) (the rows
+        of ``t.centroid``, computed once per input buffer)."""
+        cen = np.concatenate([t.centroid for t in nodes])
+        stop = np.cumsum(np.fromiter(map(len, nodes), dtype=np.int64, count=len(nodes)))
+        return cen[stop - 1], cen[np.concatenate([[0], stop[:-1]])]
 
     def _update_edge_weights(self, weight_func):
         if self._graph is None:
@@ -826,18 +855,28 @@ class TrackletStitcher:
         """
         if self._graph is None:
             self.build_graph()
-        if self._G_cache is not None:
+        edited = self._G_cache is not None
+        if edited:
             names, supply, tail, head, cap, w = self._arrays_from_G()
         else:
-            names = self._node_names()
+            names = None  # DLC's layout: node k of _node_names(), built only when read
             g = self._graph
-            supply = np.concatenate([[self.n_tracks, -self.n_tracks],
-                                     -np.ones(len(self._graph_nodes), np.int64),
-                                     np.ones(len(self._graph_nodes), np.int64)]).astype(np.int64)
+            n = len(self._graph_nodes)
+            supply = np.empty(2 + 2 * n, dtype=np.int64)
+            supply[:2] = self.n_tracks, -self.n_tracks
+            supply[2:2 + n] = -1
+            supply[2 + n:] = 1
             tail, head, cap, w = g.tail, g.head, g.cap, g.weight
-        flow = self._solve(names, supply, tail, head, cap, w)
-        self.flow = flow
-        self.paths = self.reconstruct_paths()
+        flow, skip = self._solve(names, supply, tail, head, cap, w)
+        if skip:
+            # a dropped tracklet's in->out edge may carry a unit through; it is not part of any track
+            skip = np.fromiter(skip, dtype=np.int64)
+            flow[np.isin(tail, skip) | np.isin(head, skip)] = 0
+        if edited:
+            self.flow = self._flow_dict(names, tail, head, flow)
+            self.paths = self.reconstruct_paths()
+        else:
+            self.paths = self._paths_from_flow(tail, head, flow)
         n_found = sum(1 for p in self.paths if p)
         if n_found < self.n_tracks:
             warnings.warn(
@@ -863,12 +902,14 @@ class TrackletStitcher:
 
         try:
             res = min_cost_flow(supply, tail, head, cap, w)
-            return self._flow_dict(names, tail, head, res.flow)
+            return res.flow, set()
         except InfeasibleFlowError:
             pass
         # Relaxation: each tracklet may be left out (out_i -> in_i at a cost per frame that
         # dominates every real weight) and each missing track costs more than any dropped
         # tracklet; the optimum keeps as many frames as possible, then the cheapest links.
+        if names is None:
+            names = self._node_names()
         index = {name: k for k, name in enumerate(names)}
         nodes = self._graph_nodes if self._graph_nodes is not None else self.tracklets
         lengths = np.array([len(t) for t in nodes], dtype=np.int64)
@@ -910,18 +951,63 @@ class TrackletStitcher:
                 StitchingWarning,
                 stacklevel=3,
             )
-        flow = res.flow[:m].copy()
-        # a dropped tracklet's in->out edge may carry a unit through; it is not part of any track
-        return self._flow_dict(names, tail, head, flow, skip=set(outs[dropped].tolist()) | set(ins[dropped].tolist()))
+        return res.flow[:m].copy(), set(outs[dropped].tolist()) | set(ins[dropped].tolist())
 
     @staticmethod
-    def _flow_dict(names, tail, head, flow, skip=()):
+    def _flow_dict(names, tail, head, flow):
         out = {name: {} for name in names}
         for u, v, f in zip(tail.tolist(), head.tolist(), flow.tolist()):
-            if u in skip or v in skip:
-                f = 0
             out[names[u]][names[v]] = f
         return out
+
+    @property
+    def flow(self):
+        """DLC's flow dict ``{node: {successor: units}}`` after :meth:`stitch` (as DLC
+        leaves it: the units of each out-node edge a path used are taken off again by
+        ``reconstruct_path``).  Built on first access."""
+        if self._flow_cache is None and self._flow_arrays is not None:
+            tail, head, flow = self._flow_arrays
+            self._flow_cache = self._flow_dict(self._node_names(), tail, head, np.asarray(flow))
+        return self._flow_cache
+
+    @flow.setter
+    def flow(self, value):
+        self._flow_cache = value
+        self._flow_arrays = None
+
+    def _paths_from_flow(self, tail, head, flow):
+        """:meth:`reconstruct_paths` on the flow arrays of DLC's graph layout (edges
+        grouped by tail node, in DLC's order); the flow dict is built later, if read."""
+        n = len(self._graph_nodes)
+        ptr = np.searchsorted(tail, np.arange(3 + 2 * n)).tolist()
+        heads = head.tolist()
+        units = flow.tolist()
+        tracklets = self._mapping_list
+        paths = []
+        for e in range(ptr[0], ptr[1]):  # source edges, in order
+            if units[e] != 1:
+                continue
+            v = heads[e]
+            path = [tracklets[v - 2]]
+            while True:
+                # the in node's tracklet -> its out node -> the first edge carrying one unit
+                u = v + n
+                nxt = -1
+                for k in range(ptr[u], ptr[u + 1]):
+                    if units[k] == 1:
+                        nxt = k
+                        break
+                if nxt < 0:
+                    break
+                units[nxt] -= 1
+                v = heads[nxt]
+                if v == 1:  # the sink
+                    break
+                path.append(tracklets[v - 2])
+            paths.append(path)
+        self._flow_arrays = (tail, head, units)
+        self._flow_cache = None
+        return paths
 
     def reconstruct_path(self, source):
         """Follow the flow from ``source`` (an ``in`` node) to the sink."""
@@ -1117,14 +1203,31 @@ class TrackletStitcher:
                 self._bind_track(t, pieces)
                 tracks.append(t)
                 continue
+            first = np.fromiter((p.inds[0] for p in pieces), dtype=np.int64, count=len(pieces))
+            if np.any(np.diff(first) < 0):
+                # residuals come after the path's pieces: put pieces in time order first,
+                # so that disjoint pieces need no row sort (the rows are the same: frames
+                # are unique then, and a stable sort of unique keys has one result)
+                pieces = [pieces[i] for i in np.argsort(first, kind="stable").tolist()]
             inds = np.concatenate([p.inds for p in pieces])
             data = np.concatenate([p.data for p in pieces])
             cen = np.concatenate([p.centroid for p in pieces])
             step = np.diff(inds)
-            if np.any(step <= 0):
-                order = np.argsort(inds, kind="stable")
-                inds, data, cen = inds[order], data[order], cen[order]
-                step = np.diff(inds)
+            lens = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+            if not np.any(step <= 0):  # pieces back to back: piece i is rows a[i]:b[i]
+                b = np.cumsum(lens)
+                self._bind_runs(pieces, data, inds, cen, b - lens, b, None)
+                tracks.append(Tracklet._from_sorted(data, inds))
+                tracks[-1]._centroid = cen
+                continue
+            # interleaved or repeated frames: rows in member order, stably sorted
+            pieces = members[len(tracks)]
+            inds = np.concatenate([p.inds for p in pieces])
+            data = np.concatenate([p.data for p in pieces])
+            cen = np.concatenate([p.centroid for p in pieces])
+            order = np.argsort(inds, kind="stable")
+            inds, data, cen = inds[order], data[order], cen[order]
+            step = np.diff(inds)
             t = Tracklet._from_sorted(data, inds)
             t._centroid = cen
             if np.any(step == 0):  # a repeated frame: match pieces value by value
@@ -1138,15 +1241,22 @@ class TrackletStitcher:
                 a = np.searchsorted(inds, first)
                 b = a + lens
                 run = (b <= len(inds)) & (inds[np.minimum(b, len(inds)) - 1] == last)
-                for p, ok, i, j in zip(pieces, run.tolist(), a.tolist(), b.tolist()):
-                    if ok:
-                        p.data, p.inds, p._centroid = data[i:j], inds[i:j], cen[i:j]
-                    else:  # not one run of the track (another piece inside its gaps)
-                        p.data, p.inds = p.data.copy(), p.inds.copy()
-                        if p._centroid is not None:
-                            p._centroid = p._centroid.copy()
+                self._bind_runs(pieces, data, inds, cen, a, b, run)
             tracks.append(t)
         return tracks
+
+    @staticmethod
+    def _bind_runs(pieces, data, inds, cen, a, b, run):
+        """Piece ``i`` becomes rows ``a[i]:b[i]`` of a track (``run[i]`` False: not one
+        run of the track, e.g. another piece lies inside its gaps: own copies instead)."""
+        run = [True] * len(pieces) if run is None else run.tolist()
+        for p, ok, i, j in zip(pieces, run, a.tolist(), b.tolist()):
+            if ok:
+                p.data, p.inds, p._centroid = data[i:j], inds[i:j], cen[i:j]
+            else:
+                p.data, p.inds = p.data.copy(), p.inds.copy()
+                if p._centroid is not None:
+                    p._centroid = p._centroid.copy()
 
     def _build_tracks(self, members, make):
         """``[make(k) for k in range(len(members))]``, each track's pieces rebound to views
