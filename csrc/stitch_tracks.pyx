@@ -48,13 +48,14 @@ cdef double _pairwise_sum(const double* a, Py_ssize_t n) noexcept nogil:
     return _pairwise_sum(a, n2) + _pairwise_sum(a + n2, n - n2)
 
 
-def row_centroids(const double[:, :, :] data, double[:, ::1] out):
+def row_centroids(const double[:, :, :] data, double[:, ::1] out, unsigned char[::1] has_xy):
     """``out[i] = nansum(xy * (p + 1e-10)) / nansum(p + 1e-10)`` over body parts, per row.
 
     Summed in NumPy's order, so the bits are the same (signed zeros included): from
     +0.0, NaN terms as 0 (``nansum``); the (n, nb, 2) products along body parts one by
     one (the inner loop runs over x/y), the (n, nb, 1) weights by NumPy's pairwise
-    summation (their body-part axis is the contiguous inner loop).
+    summation (their body-part axis is the contiguous inner loop).  ``has_xy[i]``: whether
+    row ``i`` has any x or y that is not NaN (rows without are dropped by the stitcher).
     """
     cdef Py_ssize_t n = data.shape[0], nb = data.shape[1], i, j
     cdef double like, px, py, sx, sy, sl
@@ -64,7 +65,10 @@ def row_centroids(const double[:, :, :] data, double[:, ::1] out):
     cdef double* bl = by + nb
     with nogil:
         for i in range(n):
+            has_xy[i] = 0
             for j in range(nb):
+                if not (isnan(data[i, j, 0]) and isnan(data[i, j, 1])):
+                    has_xy[i] = 1
                 like = data[i, j, 2] + 1e-10
                 px = data[i, j, 0] * like
                 py = data[i, j, 1] * like

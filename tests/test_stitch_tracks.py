@@ -30,10 +30,12 @@ def keypoints(draw):
 @settings(max_examples=200, deadline=None)
 @given(keypoints())
 def test_row_centroids_bitwise_equal_to_numpy(data):
-    got = stitch_tracks.row_centroids(data)
-    ref = stitch_tracks_ref.row_centroids(data)
+    got, has = stitch_tracks.row_centroids(data, return_has_xy=True)
+    ref, ref_has = stitch_tracks_ref.row_centroids(data, return_has_xy=True)
     assert got.shape == ref.shape == (len(data), 2)
     np.testing.assert_array_equal(got.view(np.uint64), ref.view(np.uint64))
+    np.testing.assert_array_equal(has, ref_has)
+    np.testing.assert_array_equal(stitch_tracks.row_centroids(data).view(np.uint64), got.view(np.uint64))
 
 
 @pytest.mark.smoke
@@ -114,3 +116,26 @@ def test_place_residuals_rejects_bad_indices():
         stitch_tracks.place_residuals(src, np.zeros((2, 3)), [1], [0, 1], [0])
     assign, order, _ = stitch_tracks.place_residuals(src, np.zeros((0, 2)), [], [0], [])
     assert assign.size == 0 and order.size == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.0, 0.2, 0.6]), st.booleans())
+def test_box_affinities_equal_calc_iou_loop(seed, nan_fraction, degenerate):
+    from mapose.stitching.stitcher import TrackletStitcher
+    from mapose.stitching.tracklet import calc_iou
+
+    rng = np.random.default_rng(seed)
+    pieces = []
+    for k in range(6):
+        data = rng.normal(0, 20, (3, 4, 3)) + 10 * k
+        data[..., 2] = 1.0
+        data[rng.random((3, 4)) < nan_fraction, :2] = np.nan
+        if degenerate and k % 2:
+            data[..., 0] = 5.0  # zero-width boxes: union 0
+        pieces.append(Tracklet(data, np.arange(3) + 4 * k))
+    li = np.array([0, 0, 1, 2, 3, 4, 5], np.int64)
+    lj = np.array([1, 2, 3, 4, 5, 5, 0], np.int64)
+    with np.errstate(all="ignore"):
+        got = TrackletStitcher._box_affinities(pieces, li, lj)
+        ref = [1 - calc_iou(pieces[i].calc_bbox(-1), pieces[j].calc_bbox(0)) for i, j in zip(li, lj)]
+    np.testing.assert_array_equal(np.array(got).view(np.uint64), np.array(ref).view(np.uint64))

@@ -16,7 +16,7 @@ _st = load("stitch_tracks")
 __all__ = ["row_centroids", "place_residuals"]
 
 
-def row_centroids(data) -> np.ndarray:
+def row_centroids(data, return_has_xy: bool = False):
     """Likelihood-weighted centroid of each row (``Tracklet.centroid``'s formula).
 
     Parameters
@@ -24,11 +24,16 @@ def row_centroids(data) -> np.ndarray:
     data : array_like of float, shape (n_rows, n_bodyparts, 3 or more)
         ``x, y, likelihood[, ...]`` per body part.  Any strides; float64 is read in place.
 
+    return_has_xy : bool, default False
+        Also return which rows have any x or y that is not NaN.
+
     Returns
     -------
     ndarray of float64, shape (n_rows, 2)
         ``nansum(xy * w) / nansum(w)`` over body parts with ``w = likelihood + 1e-10``
         (NaN terms skipped, as ``numpy.nansum``); NaN where every weight is NaN.
+    has_xy : ndarray of bool, shape (n_rows,)
+        Only with ``return_has_xy``: ``~isnan(data[..., :2]).all(axis=(1, 2))``.
 
     Raises
     ------
@@ -46,9 +51,10 @@ def row_centroids(data) -> np.ndarray:
             raise ValueError(f"data must be numeric; got dtype {data.dtype}.")
         data = data.astype(np.float64)
     out = np.empty((data.shape[0], 2), dtype=np.float64)
+    has_xy = np.zeros(data.shape[0], dtype=np.uint8)
     if data.shape[0]:
-        _st.row_centroids(data, out)
-    return out
+        _st.row_centroids(data, out, has_xy)
+    return (out, has_xy.view(bool)) if return_has_xy else out
 
 
 def place_residuals(src, cen, frames, offsets, first_row):

@@ -5,12 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 
-def row_centroids(data) -> np.ndarray:
+def row_centroids(data, return_has_xy: bool = False):
     """``Tracklet.centroid``'s NumPy expression, on every row at once."""
     data = np.asarray(data, dtype=np.float64)
     like = data[..., 2:3] + 1e-10
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.nansum(data[..., :2] * like, axis=-2) / np.nansum(like, axis=-2)
+        cen = np.nansum(data[..., :2] * like, axis=-2) / np.nansum(like, axis=-2)
+    if return_has_xy:
+        return cen, ~np.isnan(data[..., :2]).all(axis=(1, 2))
+    return cen
 
 
 def place_residuals(src, cen, frames, offsets, first_row):

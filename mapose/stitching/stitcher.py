@@ -429,9 +429,12 @@ class TrackletStitcher:
             if np.any((step <= 0) & (tid[1:] == tid[:-1])):
                 order = np.lexsort((inds, tid))  # stable, as Tracklet's argsort
                 inds, data, tid = inds[order], data[order], tid[order]
-        valid = ~np.isnan(data[..., :2]).all(axis=(1, 2))
+        # every row's centroid in one compiled pass (graph weights and residual placement
+        # read them; a piece's centroid is a view, as DLC computes it: row by row), and
+        # which rows have any x/y (the others are dropped: DLC's purification)
+        cen, valid = row_centroids(data, return_has_xy=True)
         if not valid.all():
-            inds, data, tid = inds[valid], data[valid], tid[valid]
+            inds, data, tid, cen = inds[valid], data[valid], tid[valid], cen[valid]
         if not inds.size:
             return
         new_t = np.flatnonzero(tid[1:] != tid[:-1]) + 1
@@ -454,9 +457,6 @@ class TrackletStitcher:
         starts = np.unique(np.concatenate(cuts))
         stops = np.concatenate([starts[1:], [inds.size]])
         min_length = self.min_length
-        # every row's centroid in one compiled pass (graph weights and residual placement
-        # read them; a piece's centroid is a view, as DLC computes it: row by row)
-        cen = row_centroids(data)
         tracklets, residuals = self.tracklets, self.residuals
         for a, b in zip(starts.tolist(), stops.tolist()):
             piece = Tracklet._from_sorted(data[a:b], inds[a:b])
@@ -554,27 +554,32 @@ class TrackletStitcher:
         and tie-breaking order follow networkx's ``dag_longest_path`` as DLC calls it, so
         the same residuals are chained.
         """
-        residuals = sorted(self.residuals, key=lambda t: t.start)
-        if len(residuals) < 2:
+        if len(self.residuals) < 2:
             return
-        starts = np.array([t.start for t in residuals])
-        ends = np.array([t.end for t in residuals])
+        starts, ends = self._bounds(self.residuals)
+        order = np.argsort(starts, kind="stable")
+        residuals = [self.residuals[i] for i in order.tolist()]
+        starts, ends = starts[order], ends[order]
+        # DLC scans j = i+1, ... until a gap reaches max_gap and links gaps >= 1; starts are
+        # sorted, so that is the range of j with ends[i] < starts[j] < ends[i] + max_gap
+        after = np.arange(1, len(residuals) + 1)
+        lo = np.maximum(np.searchsorted(starts, ends + 1), after)
+        hi = np.maximum(np.searchsorted(starts, ends + max_gap), after)
+        counts = np.clip(hi - lo, 0, None)
+        li = np.repeat(np.arange(len(residuals)), counts)
+        lj = np.repeat(lo, counts) + np.arange(li.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        weights = self._box_affinities(residuals, li, lj)
         nodes = {}  # insertion-ordered node set, as a DiGraph grows edge by edge
         succ = {}
         pred = {}
-        for i in range(len(residuals) - 1):
-            gaps = starts[i + 1:] - ends[i]
-            over = np.flatnonzero(gaps >= max_gap)
-            stop = over[0] if over.size else gaps.size
-            for j in (np.flatnonzero(gaps[:stop] >= 1) + i + 1).tolist():
-                w = 1 - calc_iou(residuals[i].calc_bbox(-1), residuals[j].calc_bbox(0))
-                for v in (i, j):
-                    if v not in nodes:
-                        nodes[v] = None
-                        succ[v] = {}
-                        pred[v] = {}
-                succ[i][j] = w
-                pred[j][i] = w
+        for i, j, w in zip(li.tolist(), lj.tolist(), weights):
+            for v in (i, j):
+                if v not in nodes:
+                    nodes[v] = None
+                    succ[v] = {}
+                    pred[v] = {}
+            succ[i][j] = w
+            pred[j][i] = w
         if not nodes:
             return
         seen = set()
@@ -599,6 +604,40 @@ class TrackletStitcher:
         for k in sorted(to_remove, reverse=True):
             self.residuals.pop(k)
         self.residuals.extend(chains)
+
+    @staticmethod
+    def _box_affinities(residuals, li, lj):
+        """``1 - calc_iou(residuals[i].calc_bbox(-1), residuals[j].calc_bbox(0))`` per pair,
+        as Python floats, vectorised with the same operations (Python's ``max(a, b)``
+        keeps ``a`` unless ``b > a``; ``nanmin`` is ``fmin.reduce``)."""
+        if not li.size:
+            return []
+        if len({residuals[k].data.shape[1] for k in (*li.tolist(), *lj.tolist())}) > 1:
+            return [1 - calc_iou(residuals[i].calc_bbox(-1), residuals[j].calc_bbox(0))
+                    for i, j in zip(li.tolist(), lj.tolist())]
+        a = np.stack([residuals[i].data[-1, :, :2] for i in li.tolist()])
+        b = np.stack([residuals[j].data[0, :, :2] for j in lj.tolist()])
+        b1 = np.concatenate([np.fmin.reduce(a, axis=1), np.fmax.reduce(a, axis=1)], axis=1)
+        b2 = np.concatenate([np.fmin.reduce(b, axis=1), np.fmax.reduce(b, axis=1)], axis=1)
+
+        def py_max(u, v):
+            return np.where(v > u, v, u)
+
+        def py_min(u, v):
+            return np.where(v < u, v, u)
+
+        with np.errstate(invalid="ignore", divide="ignore"):
+            x1 = py_max(b1[:, 0], b2[:, 0])
+            y1 = py_max(b1[:, 1], b2[:, 1])
+            x2 = py_min(b1[:, 2], b2[:, 2])
+            y2 = py_min(b1[:, 3], b2[:, 3])
+            w = py_max(np.zeros_like(x1), x2 - x1)
+            h = py_max(np.zeros_like(y1), y2 - y1)
+            inter = w * h
+            union = ((b1[:, 2] - b1[:, 0]) * (b1[:, 3] - b1[:, 1])
+                     + (b2[:, 2] - b2[:, 0]) * (b2[:, 3] - b2[:, 1]) - inter)
+            iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+        return (1 - iou).tolist()
 
     @staticmethod
     def _dag_longest_path(order, succ, pred):
