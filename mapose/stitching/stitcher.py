@@ -1457,8 +1457,12 @@ class TrackletStitcher:
         n_rows, width = last - first + 1, n_bpts * 3
         table = np.full((self.n_tracks * width, n_rows), np.nan).T
         cells = table.reshape(n_rows, self.n_tracks, width)  # a view: columns stay contiguous
+        poses = table.reshape(n_rows, self.n_tracks, n_bpts, 3)  # the same cells, per body part
         for k, t in enumerate(tracks[: self.n_tracks]):
-            cells[t.inds - first, k] = t.flat_data
+            if t.data.shape[1] == n_bpts:  # no (n, 3 * n_bpts) copy of the x/y/likelihood columns
+                poses[t.inds - first, k] = t.data[..., :3]
+            else:
+                cells[t.inds - first, k] = t.flat_data
         return table, first
 
     def format_df(self, animal_names=None):

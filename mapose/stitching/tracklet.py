@@ -181,7 +181,10 @@ class Tracklet:
         """Most frequent identity (smallest on ties); -1 without an identity column."""
         if self.data.shape[-1] < 4:
             return -1
-        ids = self.data[..., 3].ravel()
+        ids = self.data[..., 3]
+        if ids.size and ids.flat[0] == ids.flat[0] and (ids == ids.flat[0]).all():
+            return ids.flat[0]  # one identity throughout (e.g. -1: none); np.unique's answer
+        ids = ids.ravel()
         ids = ids[~np.isnan(ids)]
         if ids.size == 0:
             return np.float64(np.nan)
