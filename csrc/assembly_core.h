@@ -707,7 +707,74 @@ class FrameAssembler {
         }
     }
 
+    // _fill_assembly as a merge of sorted streams (flat adjacency, float32 keys).
+    // heapq pops the pushed links by (affinity desc, push counter); push(i) pushes the
+    // entries of lookup[i] in order.  A member m's entry (m, o) is pushed at m's push iff
+    // o was not yet a member then (o joined later, or never): the link is pushed from
+    // whichever end joined first.  So the queue is the merge of one stream per member,
+    // in push order: its adjacency by (affinity desc, position), entries to earlier
+    // members dropped; across streams ties go to the earlier stream (all its pushes came
+    // first).  popped/assembled are fixed during a fill.  push(nw) of a joint that
+    // add_link rejected (its label taken) only pushes links whose pops are no-ops (they
+    // end in that joint, which can never join), so it is left out.  finish_lookup lays
+    // the adjacency out in that order (links by_key), so no queue is kept at all.
+    std::vector<int> join_no;        // per joint: 0 for the seeds, 1, 2, ... in joining order
+    std::vector<int> st_joint, st_cur;
+    std::vector<uint64_t> st_head;   // per stream: (order bits << 32) | stream, or ~0 when done
+
+    void fill_assembly_merge(int ia) {
+        Asm& a = pool[size_t(ia)];
+        st_joint.clear(); st_cur.clear(); st_head.clear();
+        if (join_no.size() < size_t(nj)) join_no.resize(size_t(nj));
+        // first valid entry of stream s from its cursor on
+        auto settle = [&](size_t s) {
+            const int m = st_joint[s], hi = adj_off[size_t(m) + 1], jm = join_no[size_t(m)];
+            int c = st_cur[s];
+            for (; c < hi; ++c) {
+                const int o = adj_other[size_t(c)];
+                if (popped[size_t(adj_link[size_t(c)])] || assembled[size_t(o)]) continue;
+                if (a.in_idx[size_t(o)] && join_no[size_t(o)] <= jm) continue;
+                break;
+            }
+            st_cur[s] = c;
+            st_head[s] = c < hi ? (uint64_t(link_key[size_t(adj_link[size_t(c)])]) << 32 | uint64_t(s)) : ~uint64_t(0);
+        };
+        auto open = [&](int m) {
+            st_joint.push_back(m);
+            st_cur.push_back(adj_off[size_t(m)]);
+            st_head.push_back(0);
+            settle(st_joint.size() - 1);
+        };
+        seeds.clear();
+        seed_order(ia);
+        for (int m : seeds) join_no[size_t(m)] = 0;
+        for (int m : seeds) open(m);
+        int n_joined = 0;
+        while (a.n_visible < P.n_multi) {
+            uint64_t best = ~uint64_t(0);
+            for (uint64_t h : st_head) best = h < best ? h : best;
+            if (best == ~uint64_t(0)) break;
+            const size_t s = size_t(uint32_t(best));
+            const int li = adj_link[size_t(st_cur[s])];
+            ++st_cur[s];
+            settle(s);
+            const LinkOut& L = links[size_t(li)];
+            int nw;
+            if (a.in_idx[size_t(L.j1)]) nw = L.j2;
+            else if (a.in_idx[size_t(L.j2)]) nw = L.j1;
+            else continue;
+            if (assembled[size_t(nw)]) continue;
+            const bool was_member = a.in_idx[size_t(nw)];
+            add_link(a, li);
+            if (!was_member && a.in_idx[size_t(nw)]) {
+                join_no[size_t(nw)] = ++n_joined;
+                open(nw);
+            }
+        }
+    }
+
     void fill_assembly(int ia) {
+        if (key32 && csr) { fill_assembly_merge(ia); return; }
         if (key32) { fill_assembly_key32(ia); return; }
         std::vector<HeapItem>& stack = heap;
         stack.clear();
@@ -753,6 +820,11 @@ class FrameAssembler {
     // and popping a pair from both dicts just flags its link.
     bool csr = false;
     std::vector<int> adj_off, adj_pos, adj_other, adj_link;
+    // by_key (float32 keys, flat adjacency): links sorted once by (affinity desc, index)
+    // as link_key << 32 | index; order bits of -affinity per link
+    bool by_key = false;
+    std::vector<uint64_t> link_order;
+    std::vector<uint32_t> link_key;
     std::vector<char> popped;
 
     // DLC's lookup before any pop (the flat adjacency is built by finish_lookup, only
@@ -784,7 +856,8 @@ class FrameAssembler {
         adj_pos.assign(adj_off.begin(), adj_off.end() - 1);
         adj_other.resize(2 * nl);
         adj_link.resize(2 * nl);
-        for (size_t li = 0; li < nl; ++li) {
+        for (size_t r = 0; r < nl; ++r) {
+            const size_t li = by_key ? size_t(uint32_t(link_order[r])) : r;
             const LinkOut& L = links[li];
             int p = adj_pos[size_t(L.j1)]++;
             adj_other[size_t(p)] = L.j2; adj_link[size_t(p)] = int(li);
@@ -859,6 +932,7 @@ class FrameAssembler {
         }
         key32 = key32 && !nan_aff;
         begin_lookup();
+        by_key = key32 && csr;
         std::vector<int>& out = ws_out;
         out.clear();
         // connected components, in order of first node appearance
@@ -913,6 +987,16 @@ class FrameAssembler {
                 for (int j : pool[size_t(ia)].joint_order) assembled[size_t(j)] = 1;
         }
         if (int(out.size()) == P.max_n) return out;
+        if (by_key) {
+            // one sort serves both the order links are grown from and the fills' streams
+            if (link_key.size() < nl) link_key.resize(nl);
+            link_order.resize(nl);
+            for (size_t li = 0; li < nl; ++li) {
+                link_key[li] = uint32_t(key_of(links[li].affinity, 0) >> 32);
+                link_order[li] = uint64_t(link_key[li]) << 32 | uint64_t(li);
+            }
+            std::sort(link_order.begin(), link_order.end());
+        }
         finish_lookup();
 
         // Links are taken in descending affinity (stable); one that touches an
@@ -932,6 +1016,15 @@ class FrameAssembler {
             for (size_t q = 0; q < nl; ++q) order[q] = int(q);
             py_sort(order, [&](int p, int q) { return links[size_t(p)].affinity < links[size_t(q)].affinity; }, true);
             for (int li : order) {
+                const LinkOut& L = links[size_t(li)];
+                if (assembled[size_t(L.j1)] || assembled[size_t(L.j2)]) continue;
+                grow_from(li);
+            }
+        } else if (by_key) {
+            // the next link taken is the first, in (affinity desc, index) order, not
+            // touching an assembled joint; `assembled` only grows, so one pass suffices
+            for (const uint64_t k : link_order) {
+                const int li = int(uint32_t(k));
                 const LinkOut& L = links[size_t(li)];
                 if (assembled[size_t(L.j1)] || assembled[size_t(L.j2)]) continue;
                 grow_from(li);
