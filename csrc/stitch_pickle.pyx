@@ -964,74 +964,141 @@ def set_globals(reconstruct, ndarray, dtype, frombuffer, scalar):
                      G_FROMBUFFER: frombuffer, G_SCALAR: scalar})
 
 
-cdef object _compact(_Scan s, Obj* d):
-    """A tracklet dict's items as ``(inds, data)``, or None when they do not fit one block."""
-    cdef int64_t i, n = d.count, nbytes = 0, prev = -1, k, fnum
+cdef Obj* _check_block(_Scan s, Obj* d) noexcept:
+    """Pass 1 of :func:`_compact`: every frame checked (keys, dtypes, shapes, sizes) and
+    its frame number stored in ``key.b``; the first frame's array, or NULL when the dict
+    does not fit one block (``d.count`` must be > 0)."""
+    cdef int64_t i, prev = -1, k, fnum, nbytes = 0
     cdef Item* it
     cdef Obj* a
     cdef Obj* first = NULL
     cdef const unsigned char* ks
-    cdef int64_t* ip
-    cdef char* dst
-    if n == 0:
-        return {}
-    # pass 1: check every frame (keys, dtypes, shapes, sizes) before allocating
     i = d.head
     while i >= 0:
         it = (<Item*>s.items.p) + i
         if it.key.kind == V_STR:
             if it.key.b <= 5 or it.key.b > 23:
-                return None
+                return NULL
             ks = s.buf + it.key.a
             if memcmp(ks, b"frame", 5) != 0:
-                return None
+                return NULL
             fnum = 0
             for k in range(5, it.key.b):
                 if ks[k] < 48 or ks[k] > 57:
-                    return None
+                    return NULL
                 fnum = fnum * 10 + (ks[k] - 48)
+            # the key now reads as its frame number, so a second check gives the same
+            it.key.kind = V_INT
+            it.key.a = fnum
         elif it.key.kind == V_INT:
             fnum = it.key.a
         else:
-            return None
+            return NULL
         # strictly increasing frame numbers: keys are then distinct, as in the dict
         if fnum <= prev:
-            return None
+            return NULL
         prev = fnum
         it.key.b = fnum
         if it.value.kind != V_OBJ or it.value.taint:
-            return None
+            return NULL
         a = _ob(s, it.value.a)
         if (a.kind != O_ARRAY or a.state != A_BUILT or a.fortran
                 or _ob(s, a.dtype).state != DT_F8):
-            return None
+            return NULL
         if first == NULL:
             first = a
             nbytes = 8 * a.d0 * a.d1
         elif a.ndim != first.ndim or a.d0 != first.d0 or a.d1 != first.d1:
-            return None
+            return NULL
         if a.raw_len != nbytes:
-            return None
+            return NULL
         i = it.next
+    return first
+
+
+cdef void _copy_block(_Scan s, Obj* d, int64_t* ip, char* dst, int64_t nbytes) noexcept nogil:
+    """Pass 2 of :func:`_compact`: frame numbers and frame bytes, in dict order."""
+    cdef int64_t i = d.head, k = 0
+    cdef Item* it
+    cdef Obj* a
+    while i >= 0:
+        it = (<Item*>s.items.p) + i
+        ip[k] = it.key.b
+        a = _ob(s, it.value.a)
+        memcpy(dst + k * nbytes, s.buf + a.raw_off, nbytes)
+        k += 1
+        i = it.next
+
+
+cdef object _compact(_Scan s, Obj* d):
+    """A tracklet dict's items as ``(inds, data)``, or None when they do not fit one block."""
+    cdef int64_t n = d.count
+    cdef Obj* first
+    if n == 0:
+        return {}
+    first = _check_block(s, d)
+    if first == NULL:
+        return None
     inds = np.empty(n, dtype=np.int64)
     if first.ndim == 2:
         shape = (n, first.d0, first.d1)
     else:
         shape = (n, first.d0)
     data = np.empty(shape, dtype=np.float64)
-    ip = <int64_t*>cnp.PyArray_DATA(inds)
-    dst = <char*>cnp.PyArray_DATA(data)
+    cdef int64_t* ip = <int64_t*>cnp.PyArray_DATA(inds)
+    cdef char* dst = <char*>cnp.PyArray_DATA(data)
     with nogil:
-        i = d.head
-        k = 0
-        while i >= 0:
-            it = (<Item*>s.items.p) + i
-            ip[k] = it.key.b
-            a = _ob(s, it.value.a)
-            memcpy(dst + k * nbytes, s.buf + a.raw_off, nbytes)
-            k += 1
-            i = it.next
+        _copy_block(s, d, ip, dst, 8 * first.d0 * first.d1)
     return inds, data
+
+
+cdef object _packed_blocks(_Scan s, Obj* top):
+    """Every tracklet dict (all top-level dicts but ``"single"`` and empty ones) copied
+    into one ``(inds, data)`` buffer pair, in file order, when they all fit one block of
+    the same frame shape: ``{item index: (inds view, data view)}`` plus the buffers;
+    None otherwise (each dict then gets its own block)."""
+    cdef int64_t i, total = 0, row = 0, nbytes = 0
+    cdef Item* it
+    cdef Obj* d
+    cdef Obj* first
+    cdef Obj* shape0 = NULL
+    cdef list members = []
+    i = top.head
+    while i >= 0:
+        it = (<Item*>s.items.p) + i
+        if (it.value.kind == V_OBJ and not it.value.taint and _ob(s, it.value.a).kind == O_DICT
+                and _ob(s, it.value.a).count > 0
+                and not (it.key.kind == V_STR and it.key.b == 6 and memcmp(s.buf + it.key.a, b"single", 6) == 0)):
+            d = _ob(s, it.value.a)
+            first = _check_block(s, d)
+            if first == NULL:
+                return None
+            if shape0 == NULL:
+                shape0 = first
+            elif first.ndim != shape0.ndim or first.d0 != shape0.d0 or first.d1 != shape0.d1:
+                return None
+            members.append(i)
+            total += d.count
+        i = it.next
+    if shape0 == NULL:
+        return None
+    inds = np.empty(total, dtype=np.int64)
+    if shape0.ndim == 2:
+        shape = (total, shape0.d0, shape0.d1)
+    else:
+        shape = (total, shape0.d0)
+    data = np.empty(shape, dtype=np.float64)
+    cdef int64_t* ip = <int64_t*>cnp.PyArray_DATA(inds)
+    cdef char* dst = <char*>cnp.PyArray_DATA(data)
+    nbytes = 8 * shape0.d0 * shape0.d1
+    out = {}
+    for i in members:
+        d = _ob(s, (<Item*>s.items.p)[i].value.a)
+        with nogil:
+            _copy_block(s, d, ip + row, dst + row * nbytes, nbytes)
+        out[i] = (inds[row:row + d.count], data[row:row + d.count])
+        row += d.count
+    return out, inds, data
 
 
 cdef Py_ssize_t _op_len(const unsigned char* b, Py_ssize_t p, Py_ssize_t stop) noexcept nogil:
@@ -1128,7 +1195,7 @@ cdef object _span_body(_Scan s, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t ml
     return bytes(out), seeds
 
 
-def scan_tracklets(const unsigned char[::1] data not None):
+def scan_tracklets(const unsigned char[::1] data not None, bint pack=False):
     """Read a tracklet pickle's bytes symbolically (see the section comment above).
 
     Parameters
@@ -1145,6 +1212,9 @@ def scan_tracklets(const unsigned char[::1] data not None):
         "empty" (an empty dict), or "span" with ``(body, memo)``: the value's opcodes
         (FRAME opcodes removed) and the memo the restricted unpickler needs to read them
         alone (indices defined before the span; borrowed entries rebuilt, others None).
+        With ``pack``, the tracklets' blocks are views of one buffer pair, in file order
+        (when their frames all have one shape), and a third item ``(inds, data)`` holds
+        those buffers (None when not packed).
     """
     cdef _Scan s
     # one parser state is kept for the next call: its buffers are then already mapped
@@ -1156,7 +1226,7 @@ def scan_tracklets(const unsigned char[::1] data not None):
         s = _Scan()
     s.reset()
     try:
-        return _scan(s, data)
+        return _scan(s, data, pack)
     finally:
         if (s.memo.cap * s.memo.size + s.pool.cap * s.pool.size + s.items.cap * s.items.size
                 + s.objs.cap * s.objs.size) < (256 << 20) and not _SPARE:
@@ -1166,7 +1236,7 @@ def scan_tracklets(const unsigned char[::1] data not None):
 _SPARE = []
 
 
-cdef object _scan(_Scan s, const unsigned char[::1] data):
+cdef object _scan(_Scan s, const unsigned char[::1] data, bint pack):
     cdef int rc
     cdef Obj* top
     cdef Item* it
@@ -1187,6 +1257,7 @@ cdef object _scan(_Scan s, const unsigned char[::1] data):
     if rc or s.top.kind != V_OBJ or s.top.taint or _ob(s, s.top.a).kind != O_DICT:
         return None
     top = _ob(s, s.top.a)
+    packed = _packed_blocks(s, top) if pack else None
     entries = []
     i = top.head
     while i >= 0:
@@ -1202,7 +1273,9 @@ cdef object _scan(_Scan s, const unsigned char[::1] data):
             key = np.int64(it.key.a)
         else:
             return None
-        if it.value.kind == V_OBJ and not it.value.taint and _ob(s, it.value.a).kind == O_DICT:
+        if packed is not None and i in packed[0]:
+            entries.append((key, "block", packed[0][i]))
+        elif it.value.kind == V_OBJ and not it.value.taint and _ob(s, it.value.a).kind == O_DICT:
             block = _compact(s, _ob(s, it.value.a))
             if block is None:
                 return None
@@ -1218,4 +1291,6 @@ cdef object _scan(_Scan s, const unsigned char[::1] data):
         else:
             return None
         i = it.next
+    if pack:
+        return s.proto, entries, (None if packed is None else packed[1:])
     return s.proto, entries

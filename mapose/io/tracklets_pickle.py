@@ -33,7 +33,8 @@ import pandas as pd
 from mapose.io.safe_pickle import SafeUnpickler, UnsafePickleError, read_pickle, write_pickle
 
 __all__ = ["make_tracklet_header", "read_tracklets_pickle", "write_tracklets_pickle",
-           "tracklet_ids", "object_multiindex", "FrameBlock", "read_tracklets_compact"]
+           "tracklet_ids", "object_multiindex", "FrameBlock", "read_tracklets_compact",
+           "read_tracklets_packed"]
 
 _WHAT = "tracklet pickle"
 COORDS = ("x", "y", "likelihood")
@@ -207,20 +208,21 @@ def _span_pickle(proto: int, body: bytes, seeds: dict) -> bytes:
     return b"".join(parts)
 
 
-def _read_spans_and_blocks(data: bytes):
+def _read_spans_and_blocks(data: bytes, pack: bool = False):
     """The compiled byte-level reader (:func:`mapose.kernels.stitch_pickle.scan_tracklets`).
 
     Tracklets come back as :class:`FrameBlock` without any per-frame Python object; the
     header's opcodes are unpickled alone by :class:`SafeUnpickler` (the allow-list
     decides), with the memo entries they borrow.  None when the file is outside the
-    reader's grammar.
+    reader's grammar.  With ``pack``, returns ``(dict, packed)`` (see
+    :func:`read_tracklets_packed`), or None.
     """
     from mapose.kernels.stitch_pickle import scan_tracklets
 
-    scanned = scan_tracklets(data)
+    scanned = scan_tracklets(data, pack=pack)
     if scanned is None:
         return None
-    proto, entries = scanned
+    proto, entries = scanned[:2]
     out = {}
     for key, kind, payload in entries:
         if kind == "block":
@@ -239,7 +241,36 @@ def _read_spans_and_blocks(data: bytes):
             if not isinstance(value, pd.Index):
                 return None
             out[key] = value
-    return out
+    return (out, scanned[2]) if pack else out
+
+
+def read_tracklets_packed(path, *, what: str = _WHAT):
+    """:func:`read_tracklets_compact`, with the tracklets' rows in one buffer when possible.
+
+    Returns
+    -------
+    tracklets : dict
+        As :func:`read_tracklets_compact` returns it.
+    packed : tuple (inds, data) or None
+        When the compiled reader took the file and every tracklet (each non-empty dict
+        but ``"single"``) has frames of one shape: ``inds`` int64 (n_rows,) and ``data``
+        float64 (n_rows, *frame_shape) hold all their frames, tracklet after tracklet in
+        file order, and each tracklet's :class:`FrameBlock` is a view of its rows.
+        None otherwise.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError, UnsafePickleError
+        As :func:`read_tracklets_compact`.
+    """
+    path = Path(os.fspath(path))
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        fast = _read_spans_and_blocks(data, pack=True)
+        if fast is not None:
+            return fast
+    return read_tracklets_compact(path, what=what), None
 
 
 def read_tracklets_compact(path, *, what: str = _WHAT) -> dict:

@@ -29,7 +29,7 @@ __all__ = ["FromBuffer", "Reconstructed", "PLACEHOLDERS", "compact_frames", "mat
            "scan_tracklets"]
 
 
-def scan_tracklets(data):
+def scan_tracklets(data, pack=False):
     """Parse a tracklet pickle's bytes without unpickling its arrays (compiled).
 
     The opcodes are run symbolically: no global is resolved and nothing is executed.
@@ -43,14 +43,21 @@ def scan_tracklets(data):
     data : bytes, bytearray or memoryview, shape (n_bytes,)
         The whole file's contents.
 
+    pack : bool, default False
+        Copy all tracklets (every dict but ``"single"``) into one ``(inds, data)`` buffer
+        pair when their frames share one shape; their blocks are then views of it, in
+        file order.
+
     Returns
     -------
-    None or (proto, entries)
+    None or (proto, entries) or, with ``pack``, (proto, entries, packed)
         None when any part of the file is outside the recognised grammar, including
         truncated or corrupt files: the caller must then use the general reader.
         ``entries`` is a list of ``(key, kind, payload)`` in file order, ``kind`` one
         of ``"block"`` (payload ``(inds int64 (n,), data float64 (n, *frame_shape))``),
         ``"empty"`` (payload ``{}``) or ``"span"`` (payload ``(body bytes, memo dict)``).
+        ``packed`` is ``(inds, data)``, the buffers the tracklet blocks are views of, or
+        None when they could not share one.
 
     Raises
     ------
@@ -63,7 +70,7 @@ def scan_tracklets(data):
     view = memoryview(data)
     if view.ndim != 1 or view.itemsize != 1 or not view.c_contiguous:
         view = memoryview(view.tobytes())
-    return _sp.scan_tracklets(view.cast("B"))
+    return _sp.scan_tracklets(view.cast("B"), bool(pack))
 
 
 def compact_frames(frames: dict):

@@ -224,17 +224,66 @@ class TrackletStitcher:
     @classmethod
     def from_pickle(cls, pickle_file, n_tracks, min_length=10, split_tracklets=True, prestitch_residuals=True):
         """Build a stitcher from a ``*_el/_bx/_sk.pickle`` tracklet file."""
-        from mapose.io.tracklets_pickle import read_tracklets_compact
+        from mapose.io.tracklets_pickle import read_tracklets_packed
 
-        # tracklets come back as one FrameBlock each, not one ndarray per frame
-        tracklets = read_tracklets_compact(pickle_file, what="tracklet (_el/_bx/_sk.pickle)")
+        # tracklets come back as one FrameBlock each, not one ndarray per frame, and
+        # usually all in one buffer, which is then prepared as is (no concatenation)
+        tracklets, packed = read_tracklets_packed(pickle_file, what="tracklet (_el/_bx/_sk.pickle)")
         if not isinstance(tracklets, dict):
             raise ValueError(
                 f"'{pickle_file}' does not hold a tracklet dict (got {type(tracklets).__name__}); "
                 "pass the _el/_bx/_sk.pickle written by convert_detections2tracklets."
             )
-        stitcher = cls.from_dict_of_dict(tracklets, n_tracks, min_length, split_tracklets, prestitch_residuals)
+        stitcher = None
+        if packed is not None:
+            stitcher = cls._from_packed(tracklets, packed, n_tracks, min_length, split_tracklets,
+                                        prestitch_residuals)
+        if stitcher is None:
+            stitcher = cls.from_dict_of_dict(tracklets, n_tracks, min_length, split_tracklets, prestitch_residuals)
         stitcher.filename = os.fspath(pickle_file)
+        return stitcher
+
+    @classmethod
+    def _from_packed(cls, tracklets, packed, n_tracks, min_length, split_tracklets, prestitch_residuals):
+        """:meth:`from_dict_of_dict` on a dict whose tracklets are consecutive views of
+        one ``(inds, data)`` buffer pair (:func:`~mapose.io.tracklets_pickle.read_tracklets_packed`):
+        the buffer is prepared as the rows of :meth:`from_arrays` are.  None (nothing
+        changed) when the dict is not laid out that way."""
+        from mapose.io.tracklets_pickle import FrameBlock
+
+        inds, data = packed
+        if data.ndim == 2 and data.shape[1] % 3 == 0:  # flat (3 * n_bodyparts,) frames
+            data = data.reshape((len(data), -1, 3))
+        if data.ndim != 3 or data.shape[-1] not in (3, 4):
+            return None
+        lengths = []
+        single = None
+        for key, val in tracklets.items():
+            if isinstance(key, str) and key == "header":
+                continue
+            if isinstance(key, str) and key == "single":
+                single = val
+            elif isinstance(val, FrameBlock) and val.inds.base is inds:
+                lengths.append(len(val.inds))
+            elif not (type(val) is dict and not val):  # only empty dicts are skipped
+                return None
+        if not lengths or sum(lengths) != len(inds):
+            return None
+        if single is not None:
+            if isinstance(single, FrameBlock):
+                s_inds, s_data = cls._parse_frame_block(single, "single")
+            elif isinstance(single, dict) and single:
+                s_inds, s_data = cls._parse_tracklet_dict(single, "single")
+            elif isinstance(single, dict):
+                s_inds = None
+            else:
+                return None
+            single = None if s_inds is None else Tracklet(s_data, s_inds)
+        header = tracklets.pop("header", None)
+        tid = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+        stitcher = cls(None, n_tracks, min_length, split_tracklets, prestitch_residuals, _rows=(inds, data, tid))
+        stitcher.header = header
+        stitcher.single = single
         return stitcher
 
     @classmethod
