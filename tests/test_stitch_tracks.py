@@ -139,3 +139,39 @@ def test_box_affinities_equal_calc_iou_loop(seed, nan_fraction, degenerate):
         got = TrackletStitcher._box_affinities(pieces, li, lj)
         ref = [1 - calc_iou(pieces[i].calc_bbox(-1), pieces[j].calc_bbox(0)) for i, j in zip(li, lj)]
     np.testing.assert_array_equal(np.array(got).view(np.uint64), np.array(ref).view(np.uint64))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([2, 3, 6]), st.sampled_from([0, 1, 3]))
+def test_flow_in_served_backwards_order_is_optimal(seed, n_animals, extra_tracks):
+    """The stitcher's renumbered solve (supplies served from the last tracklet back)
+    reaches the optimum of the plain solve and of networkx, with a valid flow."""
+    import warnings
+
+    from mapose.kernels.flow import InfeasibleFlowError, min_cost_flow
+    from mapose.kernels.flow_ref import min_cost_flow as nx_min_cost_flow
+    from mapose.stitching.stitcher import TrackletStitcher
+    from mapose.stitching.synthetic import fragmented_tracklets
+
+    d, _ = fragmented_tracklets(n_animals, 2, 150, mean_length=15, seed=seed % 1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = TrackletStitcher.from_dict_of_dict(d, n_animals + extra_tracks)
+        s.build_graph()
+    g, n, k = s._graph, len(s._graph_nodes), s.n_tracks
+    supply = np.concatenate([[k, -k], -np.ones(n, np.int64), np.ones(n, np.int64)])
+    args = (supply, g.tail, g.head, g.cap, g.weight)
+    try:
+        plain = min_cost_flow(*args)
+    except InfeasibleFlowError:
+        with pytest.raises(InfeasibleFlowError):
+            TrackletStitcher._min_cost_flow_dlc_layout(*args)
+        return
+    got = TrackletStitcher._min_cost_flow_dlc_layout(*args)
+    assert got.cost == plain.cost == nx_min_cost_flow(*args).cost
+    assert got.cost == int((got.flow * g.weight).sum())
+    net = np.zeros(len(supply), np.int64)
+    np.add.at(net, g.tail, got.flow)
+    np.add.at(net, g.head, -got.flow)
+    np.testing.assert_array_equal(net, supply)
+    assert np.all((got.flow >= 0) & (got.flow <= g.cap))

@@ -988,8 +988,9 @@ class TrackletStitcher:
         """Min-cost flow on DLC's graph; on infeasibility, the best partial cover."""
         from mapose.kernels.flow import InfeasibleFlowError
 
+        solve = min_cost_flow if names is not None else self._min_cost_flow_dlc_layout
         try:
-            res = min_cost_flow(supply, tail, head, cap, w)
+            res = solve(supply, tail, head, cap, w)
             return res.flow, set()
         except InfeasibleFlowError:
             pass
@@ -1014,7 +1015,7 @@ class TrackletStitcher:
         head2 = np.concatenate([head, ins, [snk]])
         cap2 = np.concatenate([cap, np.ones(n_t, np.int64), [max(int(supply[src]), 0)]])
         w2 = np.concatenate([w, drop_cost, [track_cost]])
-        res = min_cost_flow(supply, tail2, head2, cap2, w2)
+        res = solve(supply, tail2, head2, cap2, w2)
         m = tail.size
         dropped = np.flatnonzero(res.flow[m:m + n_t])
         missing = int(res.flow[-1])
@@ -1040,6 +1041,30 @@ class TrackletStitcher:
                 stacklevel=3,
             )
         return res.flow[:m].copy(), set(outs[dropped].tolist()) | set(ins[dropped].tolist())
+
+    @staticmethod
+    def _min_cost_flow_dlc_layout(supply, tail, head, cap, w):
+        """:func:`~mapose.kernels.flow.min_cost_flow` on DLC's node layout (source, sink,
+        n ``in``, n ``out``), with the nodes renumbered so that the solver serves the
+        tracklets' supplies from the last tracklet back to the first, then the source.
+
+        The successive-shortest-path solver routes one supply node after the other, by
+        node number.  In DLC's numbering the first out nodes grab the free, zero-cost sink
+        edges and later tracklets must undo that along long paths; served from the end of
+        the video backwards, each augmentation is short (7-8x fewer operations at 200-900
+        tracklets).  The optimum is the same; edges keep their order, so the flow comes
+        back per input edge.
+        """
+        n = (len(supply) - 2) // 2
+        rank = np.empty(len(supply), dtype=np.int64)
+        # new order: out_{n-1} .. out_0, sink, in_{n-1} .. in_0, source
+        rank[2 + n:] = np.arange(n - 1, -1, -1)
+        rank[1] = n
+        rank[2:2 + n] = np.arange(2 * n, n, -1)
+        rank[0] = 2 * n + 1
+        new_supply = np.empty_like(supply)
+        new_supply[rank] = supply
+        return min_cost_flow(new_supply, rank[tail], rank[head], cap, w)
 
     @staticmethod
     def _flow_dict(names, tail, head, flow):
