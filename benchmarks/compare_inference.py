@@ -3,9 +3,10 @@
 Usage::
 
     python benchmarks/compare_inference.py --check-models   # network parity vs timm / DLC
+    python benchmarks/compare_inference.py --network --repeats 5   # network alone, 1 thread, CPU s/frame
     python benchmarks/compare_inference.py [--frames 40] [--dlc-python /work/dlcenv/bin/python]
                                            [--project ../shared/data/dlc-3.0.2-project-a]
-                                           [--auto-track] [--repeats 1]
+                                           [--auto-track] [--repeats 1] [--plain]
 
 A temporary copy of the project (config, model configs, snapshot symlink) gets an
 n-frame clip of its video; DLC runs in a subprocess with its own interpreter (it writes
@@ -61,6 +62,16 @@ else:
                            (runners.OnnxRunner, {"workers": 1, "cache_optimized": False})):
             cls.__init__ = (lambda init, fixed: lambda self, *a, **k: init(self, *a, **{**k, **fixed}))(cls.__init__, fixed)
         kind = kind[:-len("-prev")]
+    if kind.endswith("-plain"):
+        # this release's runners without the inference rewrites (no Winograd, fused head or
+        # forced oneDNN): the model as trained; its own ONNX file
+        import mapose.inference.export as export
+        import mapose.inference.runners as runners
+        init, exp, where = runners.TorchRunner.__init__, export.export_onnx, export.onnx_path_for
+        runners.TorchRunner.__init__ = lambda self, *a, **k: init(self, *a, **{**k, "optimize": False})
+        export.export_onnx = lambda *a, **k: exp(*a, **{**k, "optimize": False})
+        export.onnx_path_for = lambda pm: where(pm).with_name(where(pm).stem + "-plain.onnx")
+        kind = kind[:-len("-plain")]
     if kind == "onnx":
         import onnxruntime  # noqa: F401
     kw = {"engine": kind, "progress": False}
@@ -198,6 +209,87 @@ torch.save(out,sys.argv[2])
 """
 
 
+DLC_NETWORK_SCRIPT = r"""
+# runs in /work/dlcenv: DLC's own PoseModel on the same batch, one thread
+import sys, time, statistics, numpy as np, torch, yaml
+from deeplabcut.pose_estimation_pytorch.models import PoseModel
+torch.set_num_threads(1)
+cfg = yaml.safe_load(open(sys.argv[1]))
+model = PoseModel.build(cfg["model"]).eval()
+model.load_state_dict(torch.load(sys.argv[2], map_location="cpu", weights_only=False)["model"])
+x = torch.from_numpy(np.load(sys.argv[3]))
+times = []
+with torch.inference_mode():
+    model(x)
+    for _ in range(int(sys.argv[4])):
+        c = time.process_time(); model(x); times.append((time.process_time() - c) / len(x))
+print("RESULT", statistics.median(times), min(times))
+"""
+
+
+def network_only(dlc_python: str, project: Path, repeats: int, batch: int = 2) -> None:
+    """Single-threaded CPU seconds per frame of the network alone (batch ``batch``, 320x256):
+    less sensitive to other load on the machine than wall-clock times."""
+    import statistics
+    import time
+
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from mapose.inference.export import export_onnx
+    from mapose.inference.project_model import find_project_model
+    from mapose.models.pose_model import FramesModel, InferenceOptions, normalize_frames, optimize_for_inference
+
+    torch.set_num_threads(1)
+    pm = find_project_model(project / "config.yaml", 1, 0, None, "")
+    frames = np.random.default_rng(0).integers(0, 256, (batch, 256, 320, 3), dtype=np.uint8)
+    runs = {}
+    plain = pm.build_model().eval()
+    runs["torch plain"] = FramesModel(plain, channels_last=True).eval()
+    runs["torch fused+oneDNN"] = FramesModel(optimize_for_inference(plain, InferenceOptions(winograd=False)),
+                                             channels_last=True).eval()
+    runs["torch optimized"] = FramesModel(optimize_for_inference(plain), channels_last=True).eval()
+    with tempfile.TemporaryDirectory(prefix="mapose_net_") as tmp:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        for name, optimize in (("onnx plain", False), ("onnx optimized", True)):
+            path = export_onnx(pm.build_model().eval(), Path(tmp) / f"{optimize}.onnx", optimize=optimize)
+            sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            runs[name] = (lambda s: lambda f: s.run(None, {"frames": f}))(sess)
+        np.save(Path(tmp) / "x.npy", normalize_frames(frames[..., ::-1]))
+        dlc = None
+        if dlc_python:
+            out = subprocess.run([dlc_python, "-c", DLC_NETWORK_SCRIPT,
+                                  str(project / SHUFFLE_DIR / "train/pytorch_config.yaml"),
+                                  str(project / SHUFFLE_DIR / "train/snapshot-best-050.pt"),
+                                  str(Path(tmp) / "x.npy"), str(repeats)], capture_output=True, text=True)
+            line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT")), None)
+            dlc = tuple(map(float, line.split()[1:])) if line else None
+            if dlc is None:
+                print("DLC network run failed:", out.stderr[-1500:])
+    times = {k: [] for k in runs}
+    with torch.inference_mode():
+        for fn in runs.values():
+            fn(frames if not isinstance(fn, torch.nn.Module) else torch.from_numpy(frames))
+        for _ in range(repeats):  # interleaved, so load changes hit every variant alike
+            for k, fn in runs.items():
+                arg = torch.from_numpy(frames) if isinstance(fn, torch.nn.Module) else frames
+                c = time.process_time()
+                fn(arg)
+                times[k].append((time.process_time() - c) / batch)
+    ref = statistics.median(times["torch plain"])
+    print(f"\nnetwork alone, 1 thread, batch {batch} of 320x256 frames, {repeats} runs; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{'':4}{'variant':<22}{'CPU s/frame':>12}{'best':>8}{'vs torch plain':>16}{'vs DLC':>8}")
+    if dlc:
+        print(f"{'':4}{'DLC 3.0.2 PoseModel':<22}{dlc[0]:12.3f}{dlc[1]:8.3f}{ref / dlc[0]:15.2f}x{1:7.2f}x")
+    for k, v in times.items():
+        med = statistics.median(v)
+        vs_dlc = f"{dlc[0] / med:7.2f}x" if dlc else "    n/a"
+        print(f"{'':4}{k:<22}{med:12.3f}{min(v):8.3f}{ref / med:15.2f}x{vs_dlc}")
+
+
 def check_models(dlc_python: str, project: Path) -> None:
     """Build models in DLC's env (timm / DLC PoseModel), load their weights into mapose's
     modules and compare outputs on the same random input (max |difference|)."""
@@ -241,15 +333,25 @@ def main(argv=None):
     ap.add_argument("--skip-dlc", action="store_true")
     ap.add_argument("--baseline", action="store_true",
                     help="also run mapose with the previous runners (workers=1, no ONNX graph cache)")
+    ap.add_argument("--plain", action="store_true",
+                    help="also run mapose without the inference rewrites (optimize=False: no Winograd, "
+                         "fused head layers or forced oneDNN)")
     ap.add_argument("--warm", action="store_true",
                     help="also time a second analyze_videos call in the same process")
     ap.add_argument("--check-models", action="store_true",
                     help="only compare mapose's networks with timm / DLC's PoseModel")
+    ap.add_argument("--network", action="store_true",
+                    help="only time the network alone: single-threaded CPU s/frame of DLC's PoseModel, "
+                         "mapose torch and ONNX Runtime, plain and optimized")
     args = ap.parse_args(argv)
+    if args.network:
+        sys.path.insert(0, str(REPO))
+        return network_only(args.dlc_python, Path(args.project), max(3, args.repeats))
     if args.check_models:
         sys.path.insert(0, str(REPO))
         return check_models(args.dlc_python, Path(args.project))
     kinds = (["torch", "onnx"] + (["torch-prev", "onnx-prev"] if args.baseline else [])
+             + (["torch-plain", "onnx-plain"] if args.plain else [])
              + ([] if args.skip_dlc else ["dlc"]))
     with tempfile.TemporaryDirectory(prefix="mapose_cmp_") as tmp:
         tmp = Path(tmp)
@@ -257,6 +359,8 @@ def main(argv=None):
         results = {k: [] for k in kinds}
         # warm the ONNX export once (cached next to the project, like a user's second run)
         run(sys.executable, "onnx", config, video, tmp / "warm", False)
+        if args.plain:
+            run(sys.executable, "onnx-plain", config, video, tmp / "warm-plain", False)
         for r in range(args.repeats):
             for k in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:  # rotate who goes first
                 py = args.dlc_python if k == "dlc" else sys.executable

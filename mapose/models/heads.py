@@ -129,8 +129,8 @@ class DLCRNetHead(nn.Module):
         output instead of a copy.  Likewise each stage's heatmap and PAF convs become one
         conv with K + P outputs (narrow convs use the vector units poorly).  Every output
         channel is the same sum as before (float rounding aside).  The separate modules
-        stay, so the state dict only gains ``convt_fused.*`` / ``ref_fused.*``.  Returns
-        ``self``.
+        stay, so the state dict only gains ``convt_fused.*`` / ``ref_fused.*``; the merged
+        layers are copies, so fuse after loading weights.  Returns ``self``.
         """
         self.ref_fused = nn.ModuleList()
         for hm_conv, paf_conv in zip(self.hm_ref_layers, self.paf_ref_layers):
