@@ -20,6 +20,13 @@ cimport numpy as cnp
 cnp.import_array()
 
 
+cdef extern from "lsap.h" namespace "mapose" nogil:
+    cdef cppclass LsapWorkspace:
+        int last_path
+        int solve_max_unique_first(long nr, long nc, const double* cost, long* out_rows,
+                                   long* out_cols, cbool try_dominant)
+
+
 cdef extern from "assembly_core.h" namespace "mapose_asm" nogil:
     cdef cppclass Params:
         int n_multi, n_keypoints, max_n, min_n_links, window_size
@@ -58,16 +65,10 @@ cdef extern from "assembly_core.h" namespace "mapose_asm" nogil:
         vector[int64_t] cost_s0, cost_s1
 
     double half_to_double(uint16_t h)
+    int solve_dense_view(LsapWorkspace& ws, long nr, long nc, const double* cost, long* rows, long* cols)
     void run_batch(const Params& P, const Batch& B, const int64_t* frame_index,
                    vector[FrameOut]& outs, int n_threads,
                    cmap[int64_t, vector[double]]& trees) except +
-
-
-cdef extern from "lsap.h" namespace "mapose" nogil:
-    cdef cppclass LsapWorkspace:
-        int last_path
-        int solve_max_unique_first(long nr, long nc, const double* cost, long* out_rows,
-                                   long* out_cols, cbool try_dominant)
 
 
 cdef extern from *:
@@ -754,4 +755,36 @@ def _lsap_max_unique_first(const double[:, ::1] cost, bint try_dominant=True):
             status = ws.solve_max_unique_first(nr, nc, &cost[0, 0], &r[0], &c[0], try_dominant)
     if status != 0:
         raise ValueError(f"cost must be finite (solver status {status})")
+    return rows, cols, ws.last_path
+
+
+def _lsap_max_view(const double[:, ::1] cost):
+    """Test hook: the assembler's per-edge assignment as extract_best_links runs it
+    (``read_view`` into the solver's view with row statistics, then ``solve_max_view``).
+
+    Parameters
+    ----------
+    cost : ndarray, shape (nr, nc), float64, C-contiguous
+        Non-finite entries count as 0 (DLC maps NaN affinities to 0).
+
+    Returns
+    -------
+    rows, cols : ndarray, shape (min(nr, nc),), int64
+        As ``scipy.optimize.linear_sum_assignment(cost, maximize=True)``.
+    path : int
+        0: full solver, 1: dominant rows, 2: exhaustive search, 3: forced pairs.
+    """
+    cdef long nr = cost.shape[0], nc = cost.shape[1]
+    cdef long k = min(nr, nc)
+    rows = np.zeros(k, dtype=np.int64)
+    cols = np.zeros(k, dtype=np.int64)
+    cdef long[::1] r = rows
+    cdef long[::1] c = cols
+    cdef LsapWorkspace ws
+    cdef int status = 0
+    if k:
+        with nogil:
+            status = solve_dense_view(ws, nr, nc, &cost[0, 0], &r[0], &c[0])
+    if status != 0:
+        raise ValueError(f"solver status {status}")
     return rows, cols, ws.last_path

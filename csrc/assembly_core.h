@@ -299,6 +299,68 @@ struct Asm {
     bool alive = true;
 };
 
+// Reads an R x C problem (row_of(a): row a's base; elem(row, b): entry b of it,
+// non-finite mapped to 0 as DLC maps NaN) into the solver's view (the smaller side as
+// rows: what SciPy's solver works on) with each view row's largest entry, second
+// largest (equal to the largest on a tie) and first arg-max, branch-free (on real
+// affinities these comparisons are coin flips).  Returns the smallest entry.
+template <class RowF, class ElemF>
+inline double read_view(mapose::LsapWorkspace& ws, size_t R, size_t C, RowF row_of, ElemF elem) {
+    const bool transposed = R > C;
+    const size_t VR = transposed ? C : R, VC = transposed ? R : C;
+    double* view = ws.view_buffer(long(VR), long(VC));
+    double* top = ws.view_top();
+    double* sec = ws.view_sec();
+    long* arg = ws.view_arg();
+    const double INF = std::numeric_limits<double>::infinity();
+    double gmin = INF;
+    if (!transposed) {
+        for (size_t a = 0; a < R; ++a) {
+            const char* row = row_of(a);
+            double* out = view + a * C;
+            double t = -INF, sc = -INF;
+            long g = 0;
+            for (size_t b = 0; b < C; ++b) {
+                double v = elem(row, b);
+                v = std::isfinite(v) ? v : 0.0;
+                out[b] = v;
+                gmin = std::min(gmin, v);
+                g = v > t ? long(b) : g;
+                sc = std::max(sc, std::min(t, v));
+                t = std::max(t, v);
+            }
+            top[a] = t; sec[a] = sc; arg[a] = g;
+        }
+    } else {
+        for (size_t b = 0; b < C; ++b) { top[b] = -INF; sec[b] = -INF; arg[b] = 0; }
+        for (size_t a = 0; a < R; ++a) {
+            const char* row = row_of(a);
+            for (size_t b = 0; b < C; ++b) {
+                double v = elem(row, b);
+                v = std::isfinite(v) ? v : 0.0;
+                view[b * R + a] = v;
+                gmin = std::min(gmin, v);
+                arg[b] = v > top[b] ? long(a) : arg[b];
+                sec[b] = std::max(sec[b], std::min(top[b], v));
+                top[b] = std::max(top[b], v);
+            }
+        }
+    }
+    return gmin;
+}
+
+// The assembler's assignment for one edge from a dense row-major (nr, nc) float64
+// matrix, through read_view and solve_max_view (test hook).
+inline int solve_dense_view(mapose::LsapWorkspace& ws, long nr, long nc, const double* cost, long* rows, long* cols) {
+    const size_t R = size_t(nr), C = size_t(nc);
+    const double gmin = read_view(ws, R, C, [&](size_t a) { return reinterpret_cast<const char*>(cost + a * C); },
+                                  [&](const char* row, size_t b) { return reinterpret_cast<const double*>(row)[b]; });
+    const size_t VR = std::min(R, C);
+    double gmax = -std::numeric_limits<double>::infinity();
+    for (size_t i = 0; i < VR; ++i) gmax = std::max(gmax, ws.view_top()[i]);
+    return ws.solve_max_view(long(VR), long(std::max(R, C)), R > C, gmin, gmax, rows, cols);
+}
+
 class FrameAssembler {
   public:
     const Params& P;
@@ -457,86 +519,36 @@ class FrameAssembler {
                 const std::vector<int>& keep_t = keep_of(t);
                 const size_t R = keep_s.size(), C = keep_t.size();
                 if (!R || !C) continue;
-                if (sub.size() < R * C) sub.resize(R * C);
-                if (best_of.size() < std::max(R, C)) best_of.resize(std::max(R, C));
-                // One loop per dtype (a per-element dtype switch cost as much as the
-                // solve).  While reading, each line of the smaller side tracks its strict
-                // maximum: when those fall in distinct columns (rows) that assignment
-                // beats every other one, so it is SciPy's answer and no solver runs.
-                const bool by_row = R <= C;
-                const size_t L = by_row ? R : C;
-                bool dom = L <= 64;
-                auto read = [&](auto conv) {
-                    double* out = sub.data();
-                    if (by_row) {
-                        uint64_t used = 0;
-                        for (size_t a = 0; a < R; ++a) {
-                            const char* row = base + int64_t(keep_s[a]) * s0;
-                            double top = -std::numeric_limits<double>::infinity();
-                            size_t arg = 0;
-                            bool unique = false;
-                            for (size_t b = 0; b < C; ++b) {
-                                double v = conv(row + int64_t(keep_t[b]) * s1);
-                                v = std::isfinite(v) ? v : 0.0;
-                                out[b] = v;
-                                if (v > top) { top = v; arg = b; unique = true; }
-                                else if (v == top) unique = false;
-                            }
-                            out += C;
-                            if (dom) {
-                                const uint64_t bit = uint64_t(1) << (arg & 63);
-                                dom = unique && arg < 64 && !(used & bit);
-                                used |= bit;
-                                best_of[a] = int(arg);
-                            }
-                        }
-                    } else {
-                        // per column: running strict maximum over the rows read so far
-                        double* top = col_top.data();
-                        for (size_t b = 0; b < C; ++b) { top[b] = -std::numeric_limits<double>::infinity(); col_unique[b] = 0; }
-                        for (size_t a = 0; a < R; ++a) {
-                            const char* row = base + int64_t(keep_s[a]) * s0;
-                            for (size_t b = 0; b < C; ++b) {
-                                double v = conv(row + int64_t(keep_t[b]) * s1);
-                                v = std::isfinite(v) ? v : 0.0;
-                                out[b] = v;
-                                if (v > top[b]) { top[b] = v; best_of[b] = int(a); col_unique[b] = 1; }
-                                else if (v == top[b]) col_unique[b] = 0;
-                            }
-                            out += C;
-                        }
-                        uint64_t used = 0;
-                        for (size_t b = 0; b < C && dom; ++b) {
-                            const uint64_t bit = uint64_t(1) << (best_of[b] & 63);
-                            dom = col_unique[b] && best_of[b] < 64 && !(used & bit);
-                            used |= bit;
-                        }
-                    }
-                };
-                if (!by_row && col_top.size() < C) { col_top.resize(C); col_unique.resize(C); }
-                if (dtype == 1) read([](const char* q) { return double(*reinterpret_cast<const float*>(q)); });
-                else if (dtype == 2) read([](const char* q) { return half_to_double(*reinterpret_cast<const uint16_t*>(q)); });
-                else read([](const char* q) { return *reinterpret_cast<const double*>(q); });
+                // The candidates' submatrix straight into the solver's view with its row
+                // statistics (read_view), so the solver neither re-reads nor transposes
+                // it.  One loop per dtype (a per-element dtype switch cost as much as
+                // the solve).
+                const bool transposed = R > C;
+                const size_t VR = transposed ? C : R, VC = transposed ? R : C;
+                double gmin = 0.0;
+                auto row_of = [&](size_t a) { return base + int64_t(keep_s[a]) * s0; };
+                if (dtype == 1)
+                    gmin = read_view(lsap, R, C, row_of, [&](const char* row, size_t b) {
+                        return double(*reinterpret_cast<const float*>(row + int64_t(keep_t[b]) * s1)); });
+                else if (dtype == 2)
+                    gmin = read_view(lsap, R, C, row_of, [&](const char* row, size_t b) {
+                        return half_to_double(*reinterpret_cast<const uint16_t*>(row + int64_t(keep_t[b]) * s1)); });
+                else
+                    gmin = read_view(lsap, R, C, row_of, [&](const char* row, size_t b) {
+                        return *reinterpret_cast<const double*>(row + int64_t(keep_t[b]) * s1); });
+                const double* view = lsap.view_data();
+                const double* top = lsap.view_top();
+                double gmax = -std::numeric_limits<double>::infinity();
+                for (size_t i = 0; i < VR; ++i) gmax = std::max(gmax, top[i]);
                 const double thr = P.min_aff[dtype];
-                if (dom) {
-                    if (by_row) {
-                        for (size_t a = 0; a < R; ++a) {
-                            const double v = sub[a * C + size_t(best_of[a])];
-                            if (v >= thr) links.push_back(LinkOut{ds[size_t(keep_s[a])], dt[size_t(keep_t[size_t(best_of[a])])], v});
-                        }
-                    } else {  // pairs in row order, as SciPy returns them
-                        if (row_col.size() < R) row_col.resize(R);
-                        for (size_t a = 0; a < R; ++a) row_col[a] = -1;
-                        for (size_t b = 0; b < C; ++b) row_col[size_t(best_of[b])] = int(b);
-                        for (size_t a = 0; a < R; ++a) {
-                            if (row_col[a] < 0) continue;
-                            const double v = sub[a * C + size_t(row_col[a])];
-                            if (v >= thr) links.push_back(LinkOut{ds[size_t(keep_s[a])], dt[size_t(keep_t[size_t(row_col[a])])], v});
-                        }
-                    }
-                    continue;
+                const size_t K = VR;
+                if (rows.size() < K) { rows.resize(K); cols.resize(K); }
+                if (lsap.solve_max_view(long(VR), long(VC), transposed, gmin, gmax, rows.data(), cols.data()) != 0) continue;
+                for (size_t q = 0; q < K; ++q) {
+                    const size_t r = size_t(rows[q]), c = size_t(cols[q]);
+                    const double v = transposed ? view[c * R + r] : view[r * C + c];
+                    if (v >= thr) links.push_back(LinkOut{ds[size_t(keep_s[r])], dt[size_t(keep_t[c])], v});
                 }
-                link_optimal(ds, dt, keep_s, keep_t, thr, false);
                 continue;
             }
             aff.resize(ns * nt);

@@ -301,7 +301,7 @@ struct LsapWorkspace {
             a = t;
         }
         double *rtop = rtop_.data(), *rsec = rsec_.data();
-        long *rarg = rarg_.data(), *fcol = fcol_.data(), *frow = frow_.data();
+        long *rarg = rarg_.data(), *fcol = fcol_.data();
         // largest, second largest (equal to the largest on a tie) and arg-max of each row
         double gmin = INF, gmax = -INF, nonfinite = 0.0;
         for (long i = 0; i < R; ++i) {
@@ -322,6 +322,17 @@ struct LsapWorkspace {
             gmax = std::max(gmax, top);
         }
         if (nonfinite != 0.0) return false;
+        if (!forced_core(R, C, a, gmin, gmax)) return false;
+        emit_view(R, C, !by_row, out_rows, out_cols);
+        return true;
+    }
+
+    // forced_pairs after the row statistics (rtop_, rsec_, rarg_ of the R x C view `a`,
+    // R <= C, and the smallest and largest entries): fills fcol_/frow_
+    bool forced_core(long R, long C, const double* a, double gmin, double gmax) {
+        const double INF = std::numeric_limits<double>::infinity();
+        double *rtop = rtop_.data(), *rsec = rsec_.data();
+        long *rarg = rarg_.data(), *fcol = fcol_.data(), *frow = frow_.data();
         // a[k][j] <= row k's second largest unless j is row k's arg-max: the two
         // largest second-largests bound column j outside row i when only row i peaks there
         double s1 = -INF, s2 = -INF;
@@ -393,15 +404,80 @@ struct LsapWorkspace {
                 fcol[i] = j; frow[j] = i;
             }
         }
-        if (by_row) {
+        return true;
+    }
+
+    // The assignment fcol_/frow_ of an R x C view (R <= C) as SciPy returns it for the
+    // original matrix (the view itself, or its transpose when `transposed`).
+    void emit_view(long R, long C, bool transposed, long* out_rows, long* out_cols) const {
+        const long *fcol = fcol_.data(), *frow = frow_.data();
+        if (!transposed) {
             for (long i = 0; i < R; ++i) { out_rows[i] = i; out_cols[i] = fcol[i]; }
         } else {  // view rows are the original columns: pairs sorted by original row
             long k = 0;
             for (long r = 0; r < C; ++r)
                 if (frow[r] >= 0) { out_rows[k] = r; out_cols[k] = frow[r]; ++k; }
         }
-        return true;
     }
+
+  public:
+    // The assembler's entry point: the caller writes the problem as an R x C view with
+    // R <= C (the matrix, or its transpose when it has more rows than columns: what
+    // solve() works on either way), finite, into view_buffer(), and each view row's
+    // largest entry, second largest (equal to the largest on a tie) and first arg-max
+    // into view_top/view_sec/view_arg while reading it, plus the smallest entry and the
+    // largest row maximum.  Same answer as solve_max_unique_first on the matrix (each
+    // shortcut is exact only for a unique optimum, which they certify), without
+    // re-reading or transposing it.
+    double* view_buffer(long R, long C) {
+        grow(fa_, R * C); grow(rtop_, R); grow(rsec_, R); grow(rarg_, R);
+        grow(fcol_, R); grow(frow_, C);
+        return fa_.data();
+    }
+    const double* view_data() const { return fa_.data(); }
+    double* view_top() { return rtop_.data(); }
+    double* view_sec() { return rsec_.data(); }
+    long* view_arg() { return rarg_.data(); }
+
+    int solve_max_view(long R, long C, bool transposed, double gmin, double gmax, long* out_rows, long* out_cols) {
+        last_path = 0;
+        if (R == 0 || C == 0) return 0;
+        const double* a = fa_.data();
+        long *fcol = fcol_.data(), *frow = frow_.data();
+        const double *rtop = rtop_.data(), *rsec = rsec_.data();
+        const long* rarg = rarg_.data();
+        // dominant rows: each row's strict maximum, in distinct columns
+        bool dom = C <= 64;
+        uint64_t used_bits = 0;
+        for (long i = 0; i < R && dom; ++i) {
+            const uint64_t bit = uint64_t(1) << rarg[i];
+            dom = rtop[i] > rsec[i] && !(used_bits & bit);
+            used_bits |= bit;
+        }
+        if (dom) {
+            for (long j = 0; j < C; ++j) frow[j] = -1;
+            for (long i = 0; i < R; ++i) { fcol[i] = rarg[i]; frow[rarg[i]] = i; }
+            last_path = 1;
+            emit_view(R, C, transposed, out_rows, out_cols);
+            return 0;
+        }
+        grow(vrows_, R); grow(vcols_, R);
+        long *vr = vrows_.data(), *vc = vcols_.data();
+        // the view is the matrix SciPy's solver works on: solve it as it is (R <= C,
+        // so no transposition there either), then map the pairs back
+        if (brute_force(R, C, a, vr, vc)) last_path = 2;
+        else if (R >= 2 && C <= 64 && forced_core(R, C, a, gmin, gmax)) { last_path = 3; }
+        else if (solve(R, C, a, true, vr, vc) != 0) return -2;
+        if (last_path != 3) {
+            for (long j = 0; j < C; ++j) frow[j] = -1;
+            for (long i = 0; i < R; ++i) { fcol[vr[i]] = vc[i]; frow[vc[i]] = vr[i]; }
+        }
+        emit_view(R, C, transposed, out_rows, out_cols);
+        return 0;
+    }
+
+  private:
+    std::vector<long> vrows_, vcols_;
 
     // After solve() on an (R, C) problem with R <= C: is its assignment the unique
     // optimum?  solve() leaves dual potentials with u[i] + v[j] <= c[i][j] (c: the

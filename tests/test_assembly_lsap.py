@@ -1,13 +1,15 @@
-"""The assembler's maximising assignment (``LsapWorkspace::solve_max_unique_first``):
-its exact shortcuts (dominant rows, exhaustive search, forced pairs) must return
-SciPy's ``linear_sum_assignment(cost, maximize=True)`` pair for pair, ties included."""
+"""The assembler's maximising assignment (``LsapWorkspace::solve_max_unique_first``,
+and ``solve_max_view`` on the view ``read_view`` builds, which is what the assembler
+runs per edge): its exact shortcuts (dominant rows, exhaustive search, forced pairs)
+must return SciPy's ``linear_sum_assignment(cost, maximize=True)`` pair for pair, ties
+included."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from mapose._cy.assembly import _lsap_max_unique_first
+from mapose._cy.assembly import _lsap_max_unique_first, _lsap_max_view
 
 FULL, DOMINANT, EXHAUSTIVE, FORCED = 0, 1, 2, 3
 
@@ -18,6 +20,13 @@ def _check(cost, try_dominant=True):
     ref_rows, ref_cols = linear_sum_assignment(cost, maximize=True)
     np.testing.assert_array_equal(rows, ref_rows)
     np.testing.assert_array_equal(cols, ref_cols)
+    if np.isfinite(cost).all():
+        # the assembler's own path: the view with its row statistics, same answer
+        view_rows, view_cols, view_path = _lsap_max_view(cost)
+        np.testing.assert_array_equal(view_rows, ref_rows)
+        np.testing.assert_array_equal(view_cols, ref_cols)
+        if try_dominant:  # same shortcuts in the same order
+            assert view_path == path
     return path
 
 
@@ -129,3 +138,27 @@ def test_minus_inf_is_a_forbidden_pair_as_in_scipy():
             continue
         _check(a, try_dominant=True)
         _check(a, try_dominant=False)
+
+
+@pytest.mark.smoke
+def test_view_path_takes_every_shortcut_on_assembler_like_costs():
+    rng = np.random.default_rng(17)
+    paths = []
+    for _ in range(300):
+        nr, nc = rng.integers(1, 13, 2)
+        cost = _assembler_like(rng, nr, nc, max(0, min(nr, nc) - int(rng.integers(0, 3))))
+        rows, cols, path = _lsap_max_view(np.ascontiguousarray(cost))
+        ref_rows, ref_cols = linear_sum_assignment(cost, maximize=True)
+        np.testing.assert_array_equal(rows, ref_rows)
+        np.testing.assert_array_equal(cols, ref_cols)
+        paths.append(path)
+    assert set(paths) == {FULL, DOMINANT, EXHAUSTIVE, FORCED}
+
+
+def test_view_path_maps_non_finite_entries_to_zero():
+    # DLC sets NaN affinities to 0 before linking; the view does so while reading
+    a = np.array([[0.9, np.nan, 0.1], [np.inf, 0.8, 0.2], [0.3, 0.1, -np.inf]])
+    rows, cols, _ = _lsap_max_view(a)
+    ref_rows, ref_cols = linear_sum_assignment(np.where(np.isfinite(a), a, 0.0), maximize=True)
+    np.testing.assert_array_equal(rows, ref_rows)
+    np.testing.assert_array_equal(cols, ref_cols)
