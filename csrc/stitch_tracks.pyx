@@ -223,3 +223,20 @@ cdef inline void _join(int64_t[:, ::1] src, const int64_t[::1] frames, Py_ssize_
     cdef Py_ssize_t f
     for f in range(a, b):
         src[k, frames[f]] = row0 + (f - a)
+
+
+def fill_columns(double[:, ::1] table_t, const double[:, :, :] data, const int64_t[::1] rows,
+                 Py_ssize_t col0):
+    """``table_t[col0 + 3 * b + c, rows[i]] = data[i, b, c]`` for c < 3 (x, y, likelihood).
+
+    ``table_t`` is the transposed track table (one contiguous row per output column), so
+    each column is written as one stream.  With a repeated row the last write wins, as
+    with NumPy's fancy assignment.
+    """
+    cdef Py_ssize_t n = data.shape[0], nb = data.shape[1], i, b, c, j
+    with nogil:
+        for b in range(nb):
+            for c in range(3):
+                j = col0 + 3 * b + c
+                for i in range(n):
+                    table_t[j, rows[i]] = data[i, b, c]

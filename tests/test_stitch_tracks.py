@@ -175,3 +175,30 @@ def test_flow_in_served_backwards_order_is_optimal(seed, n_animals, extra_tracks
     np.add.at(net, g.head, -got.flow)
     np.testing.assert_array_equal(net, supply)
     assert np.all((got.flow >= 0) & (got.flow <= g.cap))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 40), st.integers(1, 6), st.sampled_from([3, 4]), st.booleans())
+def test_fill_columns_equals_numpy_assignment(seed, n, nb, cols, repeats):
+    rng = np.random.default_rng(seed)
+    n_rows, n_tracks = 50, 3
+    data = rng.normal(0, 10, (n, nb, cols))
+    data[rng.random(data.shape) < 0.2] = np.nan
+    rows = rng.integers(0, n_rows, n) if repeats else rng.permutation(n_rows)[:min(n, n_rows)]
+    data = data[: len(rows)]
+    k = int(rng.integers(0, n_tracks))
+    got = np.full((n_tracks * 3 * nb, n_rows), np.nan)
+    ref = got.copy()
+    stitch_tracks.fill_columns(got, data, rows, k * 3 * nb)
+    stitch_tracks_ref.fill_columns(ref, data, rows, k * 3 * nb)
+    np.testing.assert_array_equal(got.view(np.uint64), ref.view(np.uint64))
+
+
+def test_fill_columns_rejects_bad_input():
+    table = np.zeros((6, 4))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        stitch_tracks.fill_columns(table.T, np.zeros((1, 2, 3)), [0], 0)
+    with pytest.raises(ValueError, match="do not fit"):
+        stitch_tracks.fill_columns(table, np.zeros((1, 2, 3)), [0], 3)
+    with pytest.raises(ValueError, match="rows must lie"):
+        stitch_tracks.fill_columns(table, np.zeros((1, 2, 3)), [4], 0)

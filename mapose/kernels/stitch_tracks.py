@@ -13,7 +13,7 @@ from mapose._cy import load
 
 _st = load("stitch_tracks")
 
-__all__ = ["row_centroids", "place_residuals"]
+__all__ = ["row_centroids", "place_residuals", "fill_columns"]
 
 
 def row_centroids(data, return_has_xy: bool = False):
@@ -127,3 +127,40 @@ def place_residuals(src, cen, frames, offsets, first_row):
     order = np.empty(n_res, dtype=np.int64)
     count = _st.place_residuals(src, cen, frames, offsets, first_row, assign, order) if n_res else 0
     return assign, order[:count].copy(), src
+
+
+def fill_columns(table_t, data, rows, col0: int) -> None:
+    """Write one track's poses into a transposed track table, in place.
+
+    Parameters
+    ----------
+    table_t : ndarray of float64, shape (n_columns, n_rows), C-contiguous
+        The track table transposed (what a Fortran-ordered DataFrame block is); modified.
+    data : array_like of float, shape (n, n_bodyparts, 3 or 4)
+        The track's poses (x, y, likelihood[, identity]; the identity is not written).
+    rows : array_like of int, shape (n,)
+        Table row of each pose; a repeated row keeps the last pose (NumPy's rule).
+    col0 : int
+        First column of the track: columns ``col0 .. col0 + 3 * n_bodyparts - 1``.
+
+    Raises
+    ------
+    ValueError
+        On a shape, dtype or index mismatch.
+    """
+    if not (isinstance(table_t, np.ndarray) and table_t.dtype == np.float64 and table_t.ndim == 2
+            and table_t.flags.c_contiguous and table_t.flags.writeable):
+        raise ValueError("table_t must be a writeable C-contiguous 2-D float64 array (the transposed table).")
+    data = np.asarray(data)
+    if data.ndim != 3 or data.shape[-1] < 3:
+        raise ValueError(f"data must have shape (n, n_bodyparts, 3 or 4); got {data.shape}.")
+    data = data.astype(np.float64, copy=False)
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    if rows.shape != (data.shape[0],):
+        raise ValueError(f"rows must have one entry per pose ({data.shape[0]}); got shape {rows.shape}.")
+    if not 0 <= col0 <= table_t.shape[0] - 3 * data.shape[1]:
+        raise ValueError(f"columns {col0}..{col0 + 3 * data.shape[1] - 1} do not fit the table's {table_t.shape[0]}.")
+    if rows.size and (rows.min() < 0 or rows.max() >= table_t.shape[1]):
+        raise ValueError(f"rows must lie in [0, {table_t.shape[1]}); got [{rows.min()}, {rows.max()}].")
+    if rows.size:
+        _st.fill_columns(table_t, data, rows, int(col0))

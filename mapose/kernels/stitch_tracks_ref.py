@@ -71,3 +71,10 @@ def place_residuals(src, cen, frames, offsets, first_row):
         valid = np.flatnonzero(~np.isinf(costs))
         join(int(cand[valid[0]]) if valid.size == 1 else int(np.argmin(costs)), r)
     return assign, np.array(order, dtype=np.int64), src
+
+
+def fill_columns(table_t, data, rows, col0: int) -> None:
+    """NumPy fancy assignment of x/y/likelihood per body part, in place."""
+    data = np.asarray(data, dtype=np.float64)
+    n, nb = data.shape[:2]
+    table_t[col0:col0 + 3 * nb, np.asarray(rows)] = data[..., :3].reshape(n, 3 * nb).T

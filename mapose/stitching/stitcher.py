@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from mapose.kernels.flow import min_cost_flow
-from mapose.kernels.stitch_tracks import place_residuals, row_centroids
+from mapose.kernels.stitch_tracks import fill_columns, place_residuals, row_centroids
 from mapose.stitching.tracklet import Tracklet, calc_iou
 
 __all__ = ["TrackletStitcher", "StitchingWarning"]
@@ -1529,12 +1529,12 @@ class TrackletStitcher:
         if origin is not None:
             first = min(first, origin)
         n_rows, width = last - first + 1, n_bpts * 3
-        table = np.full((self.n_tracks * width, n_rows), np.nan).T
+        table_t = np.full((self.n_tracks * width, n_rows), np.nan)
+        table = table_t.T
         cells = table.reshape(n_rows, self.n_tracks, width)  # a view: columns stay contiguous
-        poses = table.reshape(n_rows, self.n_tracks, n_bpts, 3)  # the same cells, per body part
         for k, t in enumerate(tracks[: self.n_tracks]):
-            if t.data.shape[1] == n_bpts:  # no (n, 3 * n_bpts) copy of the x/y/likelihood columns
-                poses[t.inds - first, k] = t.data[..., :3]
+            if t.data.shape[1] == n_bpts:  # column by column, compiled (no pose copies)
+                fill_columns(table_t, t.data, t.inds - first, k * width)
             else:
                 cells[t.inds - first, k] = t.flat_data
         return table, first
