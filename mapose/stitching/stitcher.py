@@ -1335,26 +1335,23 @@ class TrackletStitcher:
                 continue
             # interleaved or repeated frames: rows in member order, stably sorted
             pieces = members[len(tracks)]
+            lens = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
             inds = np.concatenate([p.inds for p in pieces])
             data = np.concatenate([p.data for p in pieces])
             cen = np.concatenate([p.centroid for p in pieces])
             order = np.argsort(inds, kind="stable")
             inds, data, cen = inds[order], data[order], cen[order]
-            step = np.diff(inds)
             t = Tracklet._from_sorted(data, inds)
             t._centroid = cen
-            if np.any(step == 0):  # a repeated frame: match pieces value by value
-                self._bind_track(t, pieces)
-            else:
-                # frames are unique and each piece's frames are in the track: a piece is a
-                # run of the track iff the track has as many frames as it over its span
-                lens = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
-                first = np.fromiter((p.inds[0] for p in pieces), dtype=np.int64, count=len(pieces))
-                last = np.fromiter((p.inds[-1] for p in pieces), dtype=np.int64, count=len(pieces))
-                a = np.searchsorted(inds, first)
-                b = a + lens
-                run = (b <= len(inds)) & (inds[np.minimum(b, len(inds)) - 1] == last)
-                self._bind_runs(pieces, data, inds, cen, a, b, run)
+            # where each piece's own rows went: a piece is one run of the track iff its
+            # first and last rows are len - 1 apart (the sort is stable: within a piece the
+            # rows keep their order)
+            where = np.empty_like(order)
+            where[order] = np.arange(order.size)
+            stop = np.cumsum(lens)
+            a = where[stop - lens]
+            run = where[stop - 1] - a == lens - 1
+            self._bind_runs(pieces, data, inds, cen, a, a + lens, run)
             tracks.append(t)
         return tracks
 
