@@ -56,14 +56,17 @@ def run(path, n_tracks):
 if warmup:  # first-call costs (lazy imports, caches) are not part of stitching
     run(warmup, 2)
 best = None
+totals = []
 for _ in range(repeat):
     df, s, tm = run(path, n_tracks)
+    totals.append(tm["total"])
     if best is None or tm["total"] < best["total"]:
         best = tm
     if tm["total"] > 10:  # one run is enough to time the slow sizes
         break
 np.save(out, df.to_numpy())
-best.update(n_tracklets=len(s.tracklets), n_edges=s.G.number_of_edges())
+best.update(n_tracklets=len(s.tracklets), n_edges=s.G.number_of_edges(), median=float(np.median(totals)),
+            runs=len(totals))
 print(json.dumps(best))
 """
 
@@ -229,7 +232,8 @@ def main(argv=None):
     ap.add_argument("--dlc-python", default="/work/dlcenv/bin/python")
     ap.add_argument("--quick", action="store_true", help="small sizes only")
     ap.add_argument("--timeout", type=float, default=900)
-    ap.add_argument("--repeat", type=int, default=3, help="mapose repetitions (best time kept)")
+    ap.add_argument("--repeat", type=int, default=7, help="mapose repetitions (best and median reported)")
+    ap.add_argument("--dlc-repeat", type=int, default=3, help="DLC repetitions below 10 s (best and median)")
     ap.add_argument("--dlc-cache", default="", help="folder caching DLC's results per workload (only "
                     "sizes from --cache-from on; smaller ones are always timed in this run)")
     ap.add_argument("--cache-from", type=int, default=5, help="first size index whose DLC run is cached")
@@ -264,16 +268,20 @@ def main(argv=None):
             with open(path, "wb") as fh:
                 pickle.dump(d, fh, protocol=pickle.HIGHEST_PROTOCOL)
             best = None
+            totals = []
+            load_before = os.getloadavg()[0]
             for _ in range(0 if args.no_mapose else args.repeat):
                 arr, tm = run_mapose(path, n_animals)
+                totals.append(tm["total"])
                 if best is None or tm["total"] < best["total"]:
                     best = tm
             if best is not None:
-                best.update(time_read(path))
+                best.update(time_read(path), median=float(np.median(totals)))
             if have_dlc:
                 key = f"a{n_animals}_b{n_bpts}_f{n_frames}_l{mean_len}"
                 cache = args.dlc_cache if sizes.index((n_animals, n_bpts, n_frames, mean_len)) >= args.cache_from else ""
-                ref, dtm = run_dlc(args.dlc_python, path, n_animals, args.timeout, cache, key, warmup)
+                ref, dtm = run_dlc(args.dlc_python, path, n_animals, args.timeout, cache, key, warmup,
+                                   args.dlc_repeat)
             else:
                 ref, dtm = None, {"total": float("nan"), "error": "DLC interpreter not found"}
             if best is None:
@@ -284,13 +292,18 @@ def main(argv=None):
                 same = "no: infeasible flow, DLC's heuristic fallback vs mapose's max-frames cover (documented)"
             rows.append((n_animals, n_bpts, n_frames, best["n_tracklets"], best["n_edges"], best, dtm, same))
             r = rows[-1]
+            dlc_median = dtm.get("median", dtm["total"])
             print(f"{r[0]:>3} animals {r[1]:>2} bpts {r[2]:>5} frames {r[3]:>5} tracklets {r[4]:>6} edges | "
-                  f"mapose {best['total']*1e3:8.1f} ms (load {best['load']*1e3:.1f} [pickle read {best['read']*1e3:.1f}, "
+                  f"mapose {best['total']*1e3:8.1f} ms best, {best['median']*1e3:.1f} median of {len(totals)} "
+                  f"(load {best['load']*1e3:.1f} [pickle read {best['read']*1e3:.1f}, "
                   f"unpickler fallback {best['read_fallback']*1e3:.1f}], graph {best['graph']*1e3:.1f}, "
                   f"stitch {best['stitch']*1e3:.1f}, format {best['format']*1e3:.1f}) | "
-                  f"DLC {dtm['total']:8.2f} s (load {dtm.get('load', float('nan')):.2f}, graph {dtm.get('graph', float('nan')):.2f}, "
-                  f"stitch {dtm.get('stitch', float('nan')):.2f}) | x{dtm['total'] / best['total']:6.0f} "
-                  f"(CPU time x{dtm.get('cpu', float('nan')) / best['cpu']:6.0f}) | "
+                  f"DLC {dtm['total']:8.2f} s best, {dlc_median:.2f} median of {dtm.get('runs', 1)} "
+                  f"(load {dtm.get('load', float('nan')):.2f}, graph {dtm.get('graph', float('nan')):.2f}, "
+                  f"stitch {dtm.get('stitch', float('nan')):.2f}) | x{dtm['total'] / best['total']:6.0f} best, "
+                  f"x{dlc_median / best['median']:6.0f} median "
+                  f"(CPU time x{dtm.get('cpu', float('nan')) / best['cpu']:6.0f}) | load avg "
+                  f"{load_before:.1f}->{os.getloadavg()[0]:.1f} | "
                   f"identical: {same} {dtm.get('error', '')}", flush=True)
     if len(rows) > 1:
         # growth: log-log slope of time against the number of tracklets
