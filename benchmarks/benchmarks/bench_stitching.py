@@ -17,12 +17,14 @@ import numpy as np
 from mapose.kernels.flow import min_cost_flow
 from mapose.stitching.stitcher import TrackletStitcher
 from mapose.io.safe_pickle import read_pickle
-from mapose.io.tracklets_pickle import CompactTrackletUnpickler, read_tracklets_compact
+from mapose.io.tracklets_pickle import CompactTrackletUnpickler, read_tracklets_compact, read_tracklets_packed
 from mapose.kernels.stitch_pickle import scan_tracklets
+from mapose.kernels.stitch_tracks import fill_columns, row_centroids
 from mapose.stitching.synthetic import fragmented_tracklets
 
-# (animals, bodyparts, frames, mean tracklet length): ~60, ~200, ~400, ~900, ~2300 tracklets
-SIZES = [(5, 5, 700, 60), (10, 5, 1000, 40), (10, 5, 2000, 40), (15, 8, 3000, 40), (20, 8, 5000, 30)]
+# (animals, bodyparts, frames, mean tracklet length): ~18, ~60, ~200, ~400, ~900, ~2300 tracklets
+SIZES = [(3, 5, 500, 60), (5, 5, 700, 60), (10, 5, 1000, 40), (10, 5, 2000, 40), (15, 8, 3000, 40),
+         (20, 8, 5000, 30)]
 
 
 def _workload(n_animals, n_bpts, n_frames, mean_length):
@@ -46,12 +48,37 @@ class Stitching:
         self.raw = self.path.read_bytes()
         self.stitcher = TrackletStitcher.from_dict_of_dict(copy.deepcopy(self.data), self.n_tracks)
         self.stitcher.build_graph()
+        self.done = TrackletStitcher.from_pickle(self.path, self.n_tracks)
+        self.done.build_graph()
+        self.done.stitch()
+        self.rows = np.concatenate([t.data for t in self.done.tracks])
+        self.first = min(t.start for t in self.done.tracks)
+        self.width = 3 * self.rows.shape[1]
+        n_rows = max(t.end for t in self.done.tracks) - self.first + 1
+        self.table_t = np.full((self.n_tracks * self.width, n_rows), np.nan)
 
     def teardown(self, size):
         self.tmp.cleanup()
 
     def time_read_compact(self, size):
         read_tracklets_compact(self.path)
+
+    def time_read_packed(self, size):
+        # what from_pickle reads with: every tracklet's rows in one buffer
+        read_tracklets_packed(self.path)
+
+    def time_from_pickle(self, size):
+        TrackletStitcher.from_pickle(self.path, self.n_tracks)
+
+    def time_format_df(self, size):
+        self.done.format_df()
+
+    def time_row_centroids(self, size):
+        row_centroids(self.rows)
+
+    def time_fill_track_table(self, size):
+        for k, t in enumerate(self.done.tracks):
+            fill_columns(self.table_t, t.data, t.inds - self.first, k * self.width)
 
     def time_read_scan_bytes(self, size):
         # the compiled byte-level reader alone, on bytes already in memory
@@ -86,7 +113,7 @@ class Stitching:
 class FlowSolver:
     """The compiled solver against networkx on the stitching graph of each workload."""
 
-    params = [SIZES[:3], ["mapose", "networkx_capacity_scaling"]]
+    params = [SIZES[:4], ["mapose", "mapose_backwards", "networkx_capacity_scaling"]]
     param_names = ["animals_bodyparts_frames", "impl"]
     timeout = 300
 
@@ -103,5 +130,7 @@ class FlowSolver:
     def time_solve(self, size, impl):
         if impl == "mapose":
             min_cost_flow(*self.args)
+        elif impl == "mapose_backwards":  # what the stitcher runs: supplies served from the end
+            TrackletStitcher._min_cost_flow_dlc_layout(*self.args)
         else:
             nx.capacity_scaling(self.G)
