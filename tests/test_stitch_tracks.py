@@ -202,3 +202,36 @@ def test_fill_columns_rejects_bad_input():
         stitch_tracks.fill_columns(table, np.zeros((1, 2, 3)), [0], 3)
     with pytest.raises(ValueError, match="rows must lie"):
         stitch_tracks.fill_columns(table, np.zeros((1, 2, 3)), [4], 0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(1, 12)), min_size=0, max_size=12))
+def test_max_gap_of_sorted_tracklets_equals_pairwise_definition(spans):
+    """DLC: per tracklet (in list order) the smallest positive gap to a later-listed one;
+    the largest of those."""
+    from mapose.stitching.stitcher import TrackletStitcher
+
+    ts = sorted((Tracklet(np.ones((n, 1, 3)), np.arange(s, s + n)) for s, n in spans), key=lambda t: t.start)
+    expected = 0
+    for i, a in enumerate(ts):
+        gaps = [g for b in ts[i + 1:] for g in (b.start - a.end, a.start - b.end) if g > 0]
+        expected = max(expected, min(gaps)) if gaps else expected
+    assert TrackletStitcher.compute_max_gap(ts) == expected
+    assert TrackletStitcher.compute_max_gap(ts[::-1]) == max(
+        [0] + [min([g for b in ts[::-1][i + 1:] for g in (b.start - a.end, a.start - b.end) if g > 0] or [0])
+               for i, a in enumerate(ts[::-1])])
+
+
+def test_prestitched_residual_centroids_equal_recomputed():
+    from mapose.stitching.stitcher import TrackletStitcher
+    from mapose.stitching.synthetic import fragmented_tracklets
+
+    d, _ = fragmented_tracklets(4, 3, 400, mean_length=20, residual_fraction=0.4, seed=11)
+    s = TrackletStitcher.from_dict_of_dict(d, 4)
+    assert s.residuals
+    for t in (*s.tracklets, *s.residuals):
+        np.testing.assert_array_equal(t.centroid, Tracklet(t.data.copy(), t.inds.copy()).centroid)
+    s.build_graph()
+    s.stitch()
+    for t in (*s.tracks, *s.tracklets, *s.residuals):  # carried through assembly and binding
+        np.testing.assert_array_equal(t.centroid, Tracklet(t.data.copy(), t.inds.copy()).centroid)

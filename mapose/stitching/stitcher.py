@@ -646,13 +646,30 @@ class TrackletStitcher:
                         stack.append(v)
             seen |= comp
             path = self._dag_longest_path([v for v in nodes if v in comp], succ, pred)
-            chains.append(Tracklet.concatenate(residuals[k] for k in path))
+            chains.append(self._concatenate_with_centroids([residuals[k] for k in path]))
             to_remove.extend(path)
         # DLC removes positions of the *sorted* residuals from the unsorted list (a quirk
         # kept for identical results; it only matters when residuals arrive unsorted)
         for k in sorted(to_remove, reverse=True):
             self.residuals.pop(k)
         self.residuals.extend(chains)
+
+    @staticmethod
+    def _concatenate_with_centroids(pieces):
+        """``Tracklet.concatenate(pieces)``, with the pieces' centroid rows carried along
+        (rows stably sorted by frame together), so the result needs no recomputation."""
+        if len(pieces) == 1 or len({p.data.shape[1:] for p in pieces}) > 1 or any(
+                p._centroid is None for p in pieces):
+            return Tracklet.concatenate(pieces)
+        inds = np.concatenate([p.inds for p in pieces])
+        data = np.concatenate([p.data for p in pieces])
+        cen = np.concatenate([p._centroid for p in pieces])
+        if inds.size > 1 and np.any(np.diff(inds) <= 0):  # as the Tracklet constructor sorts
+            order = np.argsort(inds, kind="stable")
+            inds, data, cen = inds[order], data[order], cen[order]
+        t = Tracklet._from_sorted(data, inds)
+        t._centroid = cen
+        return t
 
     @staticmethod
     def _box_affinities(residuals, li, lj):
@@ -735,11 +752,7 @@ class TrackletStitcher:
         if len(tracklets) > 1:
             starts, ends = TrackletStitcher._bounds(tracklets)
             if np.all(starts[1:] >= starts[:-1]):
-                # sorted by start: no later tracklet ends before this one starts, and the
-                # first start after this one's end is the nearest (it lies later in the list)
-                k = np.searchsorted(starts, ends, side="right")
-                ok = k < len(starts)
-                return int((starts[k[ok]] - ends[ok]).max()) if ok.any() else 0
+                return TrackletStitcher._max_gap_sorted(starts, ends)
         best = 0
         later_starts, later_ends = [], []
         for t in reversed(tracklets):
@@ -756,6 +769,15 @@ class TrackletStitcher:
             bisect.insort(later_starts, start)
             bisect.insort(later_ends, end)
         return int(best)
+
+    @staticmethod
+    def _max_gap_sorted(starts, ends) -> int:
+        """:meth:`compute_max_gap` of tracklets sorted by start, from their bounds: no
+        later tracklet ends before this one starts, and the first start after this one's
+        end is the nearest (it lies later in the list)."""
+        k = np.searchsorted(starts, ends, side="right")
+        ok = k < len(starts)
+        return int((starts[k[ok]] - ends[ok]).max()) if ok.any() else 0
 
     @staticmethod
     def calculate_edge_weight(tracklet1, tracklet2):
@@ -783,7 +805,7 @@ class TrackletStitcher:
         starts, ends = starts[order], ends[order]
         n = len(nodes)
         if not max_gap:
-            max_gap = int(1.5 * self.compute_max_gap(nodes))
+            max_gap = int(1.5 * self._max_gap_sorted(starts, ends))
             if max_gap == 0 and n > self.n_tracks:
                 warnings.warn(
                     "No gap between tracklets was found to size max_gap (every tracklet "
