@@ -496,6 +496,15 @@ class FrameAssembler {
         if (keep_cache.size() < bag.size()) keep_cache.resize(bag.size());
         keep_done.assign(bag.size(), 0);
         for (int k = 0; k < P.n_edges; ++k) {
+#if defined(__GNUC__)
+            // the next edge's cost array is its own small allocation, somewhere on the
+            // heap: start loading it while this edge is solved
+            if (k + 2 < P.n_edges && F->has_cost[k + 2] && P.edge_s[k + 2] >= 0 && P.edge_s[k + 2] < int(bag.size())) {
+                const char* nb = F->cost_ptr[k + 2];
+                const int64_t n_bytes = std::min<int64_t>(int64_t(bag[size_t(P.edge_s[k + 2])].size()) * F->cost_s0[k + 2], 1024);
+                for (int64_t off = 0; off < n_bytes; off += 64) __builtin_prefetch(nb + off);
+            }
+#endif
             const int s = P.edge_s[k], t = P.edge_t[k];
             if (s < 0 || t < 0 || s >= int(bag.size()) || t >= int(bag.size())) continue;
             const std::vector<int>& ds = bag[size_t(s)];
