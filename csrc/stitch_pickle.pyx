@@ -330,8 +330,9 @@ cdef int _vec_reserve(Vec* v, Py_ssize_t n) noexcept nogil:
     return 0
 
 
-cdef void* _vec_push(Vec* v) noexcept nogil:
-    if _vec_reserve(v, v.n + 1):
+cdef inline void* _vec_push(Vec* v) noexcept nogil:
+    # inlined: one compare on the hot path (every opcode pushes something)
+    if v.n >= v.cap and _vec_reserve(v, v.n + 1):
         return NULL
     v.n += 1
     return v.p + (v.n - 1) * v.size
@@ -391,7 +392,7 @@ cdef inline Val* _pv(_Scan s, int64_t i) noexcept nogil:
     return (<Val*>s.pool.p) + i
 
 
-cdef int _push(_Scan s, int32_t kind, int64_t a, int64_t b, Py_ssize_t pos, int32_t taint) noexcept nogil:
+cdef inline int _push(_Scan s, int32_t kind, int64_t a, int64_t b, Py_ssize_t pos, int32_t taint) noexcept nogil:
     cdef Val* v = <Val*>_vec_push(&s.stack)
     if v == NULL:
         return -1
