@@ -369,10 +369,13 @@ struct LsapWorkspace {
             const double* ai = a + i * C;
             double top = -INF, sec = -INF;
             long j = -1;
+            // largest and second largest over the free columns, branch-free (fixed
+            // columns read as -inf, which never wins: the entries are finite)
             for (long l = 0; l < C; ++l) {
-                if (frow[l] >= 0) continue;
-                if (ai[l] > top) { sec = top; top = ai[l]; j = l; }
-                else if (ai[l] > sec) sec = ai[l];
+                const double x = frow[l] >= 0 ? -INF : ai[l];
+                j = x > top ? l : j;
+                sec = std::max(sec, std::min(top, x));
+                top = std::max(top, x);
             }
             if (j < 0 || !(top - sec > margin)) continue;
             bool ok = true;
@@ -380,10 +383,11 @@ struct LsapWorkspace {
                 if (k == i || fcol[k] >= 0) continue;
                 const double* ak = a + k * C;
                 const double base = top - ak[j] - margin;
-                for (long l = 0; l < C; ++l) {
-                    if (l == j || frow[l] >= 0) continue;
-                    if (!(base + ak[l] - ai[l] > 0.0)) { ok = false; break; }
-                }
+                // the whole row at once: an early exit mispredicts more than it saves
+                bool row_ok = true;
+                for (long l = 0; l < C; ++l)
+                    row_ok &= (l == j) | (frow[l] >= 0) | (base + ak[l] - ai[l] > 0.0);
+                ok = row_ok;
             }
             if (!ok) continue;
             fcol[i] = j; frow[j] = i; ++n_fixed;
