@@ -12,6 +12,11 @@ What is different
   :mod:`mapose.kernels.flow`; edge weights are computed vectorised.  ``G`` (a networkx
   DiGraph laid out exactly as DLC's) is only built when someone reads it; edits to it are
   honoured by :meth:`stitch`.
+* Per-frame work is compiled (:mod:`mapose.kernels.stitch_tracks`): every row's centroid
+  once per input buffer (bit-identical to NumPy's), the residual placement of
+  ``_finalize_tracks``, the track table; ``from_pickle`` reads all tracklets into one
+  buffer (:func:`mapose.io.tracklets_pickle.read_tracklets_packed`), the paths are read
+  from the flow arrays, and DLC's ``flow`` dict / ``_mapping`` are built only when read.
 * :meth:`TrackletStitcher.from_arrays` takes flat per-detection arrays (no tracklet
   dict); the tracklets are views of them and :meth:`~TrackletStitcher.stitch` releases
   them once the tracks are built, so a whole video's keypoints are held once after
