@@ -87,31 +87,69 @@ class NetworkCPU:
     """ResNet-50-GN + DLCRNet head forward on CPU (torch), 320x256 frames.
 
     ``workers``: "auto" splits the batch across single-threaded workers (the default),
-    "1" is one multi-threaded forward pass.
+    "1" is one multi-threaded forward pass.  ``optimize``: the inference rewrites
+    (Winograd, fused head, oneDNN; the default) or the model as trained.
     """
 
-    params = [[1, 4], ["1", "auto"]]
-    param_names = ["frames", "workers"]
+    params = [[1, 4], ["1", "auto"], [True, False]]
+    param_names = ["frames", "workers", "optimize"]
     timeout = 300
 
-    def setup(self, frames, workers):
+    def setup(self, frames, workers, optimize):
         from mapose.inference.runners import TorchRunner
 
-        self.runner = TorchRunner(_network(), device="cpu", workers=None if workers == "auto" else int(workers))
+        self.runner = TorchRunner(_network(), device="cpu", workers=None if workers == "auto" else int(workers),
+                                  optimize=optimize)
         self.frames = np.random.default_rng(0).integers(0, 255, (frames, 256, 320, 3), dtype=np.uint8)
 
-    def teardown(self, frames, workers):
+    def teardown(self, frames, workers, optimize):
         self.runner.close()
 
-    def time_forward(self, frames, workers):
+    def time_forward(self, frames, workers, optimize):
         self.runner(self.frames)
+
+
+class Conv3x3:
+    """One 3x3 stride-1 convolution of ResNet-50 at a 320x256 input, 2 frames, 1 thread:
+    oneDNN's direct convolution vs Winograd F(2x2, 3x3)."""
+
+    params = [[(128, 40, 32, 1), (256, 20, 16, 1), (512, 20, 16, 1), (512, 20, 16, 2)],
+              ["onednn", "winograd"]]
+    param_names = ["channels_h_w_dilation", "impl"]
+
+    def setup(self, shape, impl):
+        try:
+            import torch
+        except ImportError:
+            raise NotImplementedError("torch not installed")
+        from mapose.models.winograd import WinogradConv2d
+
+        self.torch = torch
+        self.threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        c, h, w, d = shape
+        torch.manual_seed(0)
+        conv = torch.nn.Conv2d(c, c, 3, padding=d, dilation=d, bias=False).eval()
+        self.x = torch.randn(2, c, h, w).contiguous(memory_format=torch.channels_last)
+        if impl == "winograd":
+            self.fn = WinogradConv2d(conv)
+        else:
+            self.fn = lambda x: torch.ops.aten.mkldnn_convolution(
+                x, conv.weight.detach(), None, conv.padding, conv.stride, conv.dilation, 1)
+
+    def teardown(self, shape, impl):
+        self.torch.set_num_threads(self.threads)
+
+    def time_conv(self, shape, impl):
+        with self.torch.inference_mode():
+            self.fn(self.x)
 
 
 class NetworkONNX:
     """The same network exported to ONNX, on ONNX Runtime's CPU provider."""
 
-    params = [[1, 4], ["1", "auto"]]
-    param_names = ["frames", "workers"]
+    params = [[1, 4], ["1", "auto"], [True, False]]
+    param_names = ["frames", "workers", "optimize"]
     timeout = 600
 
     def setup_cache(self):
@@ -124,18 +162,18 @@ class NetworkONNX:
             raise NotImplementedError("onnx / onnxruntime not installed")
         from mapose.inference.export import export_onnx
 
-        path = f"{tempfile.mkdtemp(prefix='mapose_asv_')}/net.onnx"
-        export_onnx(_network(), path)
-        return path
+        folder = tempfile.mkdtemp(prefix="mapose_asv_")
+        net = _network()
+        return {opt: str(export_onnx(net, f"{folder}/net-{opt}.onnx", optimize=opt)) for opt in (True, False)}
 
-    def setup(self, path, frames, workers):
+    def setup(self, paths, frames, workers, optimize):
         from mapose.inference.runners import OnnxRunner
 
-        self.runner = OnnxRunner(path, device="cpu", workers=None if workers == "auto" else int(workers))
+        self.runner = OnnxRunner(paths[optimize], device="cpu", workers=None if workers == "auto" else int(workers))
         self.frames = np.random.default_rng(0).integers(0, 255, (frames, 256, 320, 3), dtype=np.uint8)
 
-    def teardown(self, path, frames, workers):
+    def teardown(self, paths, frames, workers, optimize):
         self.runner.close()
 
-    def time_forward(self, path, frames, workers):
+    def time_forward(self, paths, frames, workers, optimize):
         self.runner(self.frames)
