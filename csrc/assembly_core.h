@@ -344,39 +344,61 @@ inline double read_view(mapose::LsapWorkspace& ws, size_t R, size_t C, RowF row_
     double* sec = ws.view_sec();
     long* arg = ws.view_arg();
     const double INF = std::numeric_limits<double>::infinity();
-    double gmin = INF;
+    // store first, then the statistics over the (contiguous) view rows in registers,
+    // two rows at a time: each row's running maximum is a dependency chain
     if (!transposed) {
         for (size_t a = 0; a < R; ++a) {
             const char* row = row_of(a);
             double* out = view + a * C;
-            double t = -INF, sc = -INF;
-            long g = 0;
             for (size_t b = 0; b < C; ++b) {
-                double v = elem(row, b);
-                v = std::isfinite(v) ? v : 0.0;
-                out[b] = v;
-                gmin = std::min(gmin, v);
-                g = v > t ? long(b) : g;
-                sc = std::max(sc, std::min(t, v));
-                t = std::max(t, v);
+                const double v = elem(row, b);
+                out[b] = std::isfinite(v) ? v : 0.0;
             }
-            top[a] = t; sec[a] = sc; arg[a] = g;
         }
     } else {
-        for (size_t b = 0; b < C; ++b) { top[b] = -INF; sec[b] = -INF; arg[b] = 0; }
         for (size_t a = 0; a < R; ++a) {
             const char* row = row_of(a);
             for (size_t b = 0; b < C; ++b) {
-                double v = elem(row, b);
-                v = std::isfinite(v) ? v : 0.0;
-                view[b * R + a] = v;
-                gmin = std::min(gmin, v);
-                arg[b] = v > top[b] ? long(a) : arg[b];
-                sec[b] = std::max(sec[b], std::min(top[b], v));
-                top[b] = std::max(top[b], v);
+                const double v = elem(row, b);
+                view[b * R + a] = std::isfinite(v) ? v : 0.0;
             }
         }
     }
+    double gmin0 = INF, gmin1 = INF;
+    size_t i = 0;
+    for (; i + 1 < VR; i += 2) {
+        const double* in0 = view + i * VC;
+        const double* in1 = in0 + VC;
+        double t0 = -INF, s0 = -INF, t1 = -INF, s1 = -INF;
+        long g0 = 0, g1 = 0;
+        for (size_t j = 0; j < VC; ++j) {
+            const double v0 = in0[j], v1 = in1[j];
+            gmin0 = std::min(gmin0, v0);
+            gmin1 = std::min(gmin1, v1);
+            g0 = v0 > t0 ? long(j) : g0;
+            g1 = v1 > t1 ? long(j) : g1;
+            s0 = std::max(s0, std::min(t0, v0));
+            s1 = std::max(s1, std::min(t1, v1));
+            t0 = std::max(t0, v0);
+            t1 = std::max(t1, v1);
+        }
+        top[i] = t0; sec[i] = s0; arg[i] = g0;
+        top[i + 1] = t1; sec[i + 1] = s1; arg[i + 1] = g1;
+    }
+    if (i < VR) {
+        const double* in0 = view + i * VC;
+        double t0 = -INF, s0 = -INF;
+        long g0 = 0;
+        for (size_t j = 0; j < VC; ++j) {
+            const double v0 = in0[j];
+            gmin0 = std::min(gmin0, v0);
+            g0 = v0 > t0 ? long(j) : g0;
+            s0 = std::max(s0, std::min(t0, v0));
+            t0 = std::max(t0, v0);
+        }
+        top[i] = t0; sec[i] = s0; arg[i] = g0;
+    }
+    const double gmin = std::min(gmin0, gmin1);
     return gmin;
 }
 
