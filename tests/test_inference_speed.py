@@ -296,3 +296,26 @@ def test_onnx_export_plain_and_optimized(model, onnx_path, frames, plain_outputs
     with pytest.raises(TypeError, match="optimize must be"):
         export_onnx(model, tmp_path / "x.onnx", optimize=None)
     assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.parametrize("engine", ["torch", pytest.param("onnx", marks=pytest.mark.onnx)])
+def test_optimized_runners_match_dlc_raw_outputs(project_a, model, engine, tmp_path):
+    """DLC 3.0.2's own network outputs for four frames of project A's video: the
+    optimized runners (the defaults) stay within the plain model's parity tolerance."""
+    from mapose.inference.runners import OnnxRunner, TorchRunner
+
+    ds = [np.load(project_a / f"raw_outputs/synthA_frame{i:04d}.npz") for i in (0, 50, 108, 149)]
+    frames = np.stack([d["frame_rgb"][..., ::-1] for d in ds])  # runners take BGR
+    if engine == "torch":
+        runner = TorchRunner(model, device="cpu")
+    else:
+        pytest.importorskip("onnxruntime")
+        from mapose.inference.export import export_onnx
+
+        runner = OnnxRunner(export_onnx(model, tmp_path / "a.onnx"), device="cpu", cache_optimized=False)
+    out = runner(frames)
+    runner.close()
+    for i, d in enumerate(ds):
+        for key in ("heatmap", "locref", "paf"):
+            np.testing.assert_allclose(out[f"bodypart/{key}"][i], d[f"out.bodypart.{key}"][0], rtol=0, atol=2e-4,
+                                       err_msg=f"{engine} frame {i} {key}")
