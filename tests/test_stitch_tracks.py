@@ -239,3 +239,36 @@ def test_prestitched_residual_centroids_equal_recomputed():
         s.stitch()
     for t in (*s.tracks, *s.tracklets, *s.residuals):  # carried through assembly and binding
         np.testing.assert_array_equal(t.centroid, Tracklet(t.data.copy(), t.inds.copy()).centroid)
+
+
+def test_lazy_flow_dict_and_paths_equal_the_networkx_graph_route():
+    """stitch() reads paths from the flow arrays and builds DLC's flow dict when read;
+    with the graph materialised first (G), the dict route of DLC's reconstruct_path runs:
+    the same paths, the same flow dict (used edges taken off), also after a new graph."""
+    import warnings
+
+    from mapose.stitching.stitcher import TrackletStitcher
+    from mapose.stitching.synthetic import fragmented_tracklets
+
+    d, _ = fragmented_tracklets(3, 3, 400, mean_length=25, seed=21)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fast = TrackletStitcher.from_dict_of_dict(dict(d), 3)
+        slow = TrackletStitcher.from_dict_of_dict(dict(d), 3)
+        for s in (fast, slow):
+            s.build_graph()
+        assert slow.G is not None  # edits to G would be honoured: the dict route
+        for s in (fast, slow):
+            s.stitch()
+    index = {id(t): i for i, t in enumerate(fast.tracklets)}
+    index_slow = {id(t): i for i, t in enumerate(slow.tracklets)}
+    assert [[index[id(t)] for t in p] for p in fast.paths] == [[index_slow[id(t)] for t in p] for p in slow.paths]
+    assert fast.flow == slow.flow
+    assert sum(fast.flow["source"].values()) == 3 and all(
+        f == 0 for node, succ in fast.flow.items() if node.endswith("out") for f in succ.values())
+    fast.build_graph(nodes=fast.tracklets[:5])  # a new graph does not change the solved flow
+    assert fast.flow == slow.flow
+    # a second reconstruction sees the used out-edges taken off (DLC's dict is mutated too)
+    again = [[index[id(t)] for t in p] for p in fast.reconstruct_paths()]
+    assert again == [[index_slow[id(t)] for t in p] for p in slow.reconstruct_paths()]
+    assert all(len(p) == 1 for p in again)

@@ -906,8 +906,8 @@ class TrackletStitcher:
         self._graph = _Graph(g.n, g.tail, g.head, g.cap, w, g.is_link)
         self._G_cache = None
 
-    def _node_names(self):
-        n = len(self._graph_nodes)
+    def _node_names(self, n=None):
+        n = len(self._graph_nodes) if n is None else n
         return ["source", "sink"] + [f"{i}in" for i in range(n)] + [f"{i}out" for i in range(n)]
 
     def _materialize_G(self):
@@ -1109,8 +1109,8 @@ class TrackletStitcher:
         leaves it: the units of each out-node edge a path used are taken off again by
         ``reconstruct_path``).  Built on first access."""
         if self._flow_cache is None and self._flow_arrays is not None:
-            tail, head, flow = self._flow_arrays
-            self._flow_cache = self._flow_dict(self._node_names(), tail, head, np.asarray(flow))
+            tail, head, flow, n = self._flow_arrays  # the graph solved (build_graph may run again)
+            self._flow_cache = self._flow_dict(self._node_names(n), tail, head, np.asarray(flow))
         return self._flow_cache
 
     @flow.setter
@@ -1148,7 +1148,7 @@ class TrackletStitcher:
                     break
                 path.append(tracklets[v - 2])
             paths.append(path)
-        self._flow_arrays = (tail, head, units)
+        self._flow_arrays = (tail, head, units, n)
         self._flow_cache = None
         return paths
 
