@@ -995,7 +995,8 @@ class FrameAssembler {
         return best;
     }
 
-    std::vector<int> ws_out, ws_asms;  // assembly lists, capacity kept across frames
+    std::vector<int> ws_out, ws_asms;
+    std::vector<double> ws_ext;  // assembly lists, capacity kept across frames
     std::vector<int>& build_assemblies() {
         const size_t nl = links.size();
         nan_aff = false;
@@ -1188,21 +1189,21 @@ class FrameAssembler {
     }
 
     // Assembly.intersection_with
-    double intersection(const Asm& a, const Asm& b) const {
-        auto extent = [&](const Asm& s, double* e) {
-            e[0] = e[1] = e[2] = e[3] = NaN;
-            for (int r = 0; r < P.n_multi; ++r) {
-                for (int c = 0; c < 2; ++c) {
-                    double v = s.data[size_t(r) * 4 + size_t(c)];
-                    if (std::isnan(v)) continue;
-                    if (std::isnan(e[c]) || v < e[c]) e[c] = v;
-                    if (std::isnan(e[c + 2]) || v > e[c + 2]) e[c + 2] = v;
-                }
+    // Bounding box (x min, y min, x max, y max; NaN-skipping) of an assembly's joints
+    void extent(const Asm& s, double* e) const {
+        e[0] = e[1] = e[2] = e[3] = NaN;
+        for (int r = 0; r < P.n_multi; ++r) {
+            for (int c = 0; c < 2; ++c) {
+                double v = s.data[size_t(r) * 4 + size_t(c)];
+                if (std::isnan(v)) continue;
+                if (std::isnan(e[c]) || v < e[c]) e[c] = v;
+                if (std::isnan(e[c + 2]) || v > e[c + 2]) e[c + 2] = v;
             }
-        };
-        double e1[4], e2[4];
-        extent(a, e1);
-        extent(b, e2);
+        }
+    }
+
+    // e1, e2: the extents of a and b (computed once per assembly by the caller)
+    double intersection(const Asm& a, const Asm& b, const double* e1, const double* e2) const {
         auto pymax = [](double p, double q) { return q > p ? q : p; };
         auto pymin = [](double p, double q) { return q < p ? q : p; };
         double x1 = pymax(e1[0], e2[0]), y1 = pymax(e1[1], e2[1]);
@@ -1392,6 +1393,10 @@ class FrameAssembler {
         }
         // Non-maximum pose suppression, in descending summed affinity
         if (0 < P.max_overlap && P.max_overlap < 1) {
+            // the joints do not change during suppression: one extent per assembly
+            std::vector<double>& ext = ws_ext;
+            if (ext.size() < pool_n * 4) ext.resize(pool_n * 4);
+            for (int ia : asms) extent(pool[size_t(ia)], &ext[size_t(ia) * 4]);
             std::vector<int> lst = asms, kept;
             while (!lst.empty()) {
                 size_t bi = 0;
@@ -1402,7 +1407,7 @@ class FrameAssembler {
                 lst.erase(lst.begin() + long(bi));
                 std::vector<int> rest;
                 for (int ia : lst)
-                    if (intersection(pool[size_t(best)], pool[size_t(ia)]) < P.max_overlap) rest.push_back(ia);
+                    if (intersection(pool[size_t(best)], pool[size_t(ia)], &ext[size_t(best) * 4], &ext[size_t(ia) * 4]) < P.max_overlap) rest.push_back(ia);
                 lst.swap(rest);
             }
             asms.swap(kept);
