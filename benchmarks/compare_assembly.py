@@ -23,7 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+# Both sides run single-threaded: DeepLabCut's subprocess gets one BLAS thread (below),
+# and so does this process, whose idle OpenBLAS workers would otherwise spin into its
+# CPU time after any NumPy/SciPy BLAS call.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -115,8 +121,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     have_dlc = Path(args.dlc_python).exists()
     n_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"mapose Assembler vs DeepLabCut 3.0.2 (best of {args.repeat}; {n_cores} cores; synthetic: mapose "
-          f"{args.frames} frames, DLC {args.dlc_frames} frames)\n")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"mapose Assembler vs DeepLabCut 3.0.2 (best of {args.repeat}; {n_cores} cores; load average "
+          f"{load:.1f} at start; synthetic: mapose {args.frames} frames, DLC {args.dlc_frames} frames)\n")
     header = (f"{'case':52s} {'DLC fps':>8s} {'mapose 1T':>10s} {'x (wall)':>9s} {'x (CPU)':>8s} "
               f"{'mapose nT':>10s} {'same':>6s}")
     print(header)
@@ -143,6 +150,8 @@ def main(argv=None):
                 agree += np.array_equal(np.asarray(mine, float), np.asarray(xy.get(f, []), float), equal_nan=True)
             same = agree / m
         print(f"{name:52s} {dlc_fps:8.0f} {n / t1:10.0f} {ratio_wall:8.0f}x {ratio_cpu:7.0f}x {n / tn:10.0f} {same:6.0%}")
+    if hasattr(os, "getloadavg"):
+        print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
     print("\nfps = frames/s (wall clock); x = mapose single-thread speed-up over DLC, by wall clock and by "
           "process CPU time (robust on a loaded machine); 'same' = fraction of frames with identical "
           "assemblies (xy, order).  DeepLabCut under NumPy 2 sums affinities in float32, so a rare NMS tie "
