@@ -136,6 +136,11 @@ def test_onnx_export_and_engine_match_dlc(analyzed, project_a, tmp_path):
     path = mapose.export_model(config)
     assert path.suffix == ".onnx" and path.is_file()
     assert path.parent.name == "DLC_projA_resnet_50_iteration-0_shuffle-1"
+    # the graph version is in the name: an export from an older mapose is not reused
+    from mapose.inference.export import _ONNX_GRAPH_VERSION
+
+    assert path.name.endswith(f"_graph-v{_ONNX_GRAPH_VERSION}.onnx")
+    mtime = path.stat().st_mtime_ns
     import onnx
 
     model = onnx.load(str(path))
@@ -148,6 +153,8 @@ def test_onnx_export_and_engine_match_dlc(analyzed, project_a, tmp_path):
     ours = _load(dest / f"clip{SCORER}_full.pickle")
     dlc = _load(project_a / f"videos/synthA{SCORER}_full.pickle")
     _compare_full(ours, dlc, N_CLIP, atol=5e-4)
+    assert path.stat().st_mtime_ns == mtime  # analyze_videos ran export_model's file, not a new export
+    assert sorted(p.name for p in path.parent.glob("*.onnx") if ".optimized-" not in p.name) == [path.name]
     pt = mapose.export_model(config, format="pytorch")
     blob = torch.load(pt, weights_only=True)
     assert set(blob) == {"config", "pose"} and blob["config"]["net_type"] == "resnet_50"

@@ -16,6 +16,10 @@ from mapose._optional import require
 __all__ = ["export_model", "export_onnx", "onnx_path_for"]
 
 _OPSET = 17
+# Bumped whenever the exported graph changes in a way worth re-exporting for (g2: Winograd
+# and fused head layers, ~15 % faster on CPU).  It is part of the file name, so
+# analyze_videos(engine="onnx") re-exports once instead of reusing an older, slower graph.
+_ONNX_GRAPH_VERSION = 2
 
 
 def _export_dir(pm, iteration=None) -> Path:
@@ -30,10 +34,16 @@ def _snapshot_uid(pm) -> str:
     return Snapshot.from_path(pm.snapshot).uid()
 
 
+def _export_target(pm, d: Path, format: str) -> Path:
+    stem = f"{d.name}_snapshot-{_snapshot_uid(pm)}"
+    if format == "onnx":
+        return d / f"{stem}_graph-v{_ONNX_GRAPH_VERSION}.onnx"
+    return d / f"{stem}.pt"
+
+
 def onnx_path_for(pm) -> Path:
-    """Where the ONNX export of a project model lives."""
-    d = _export_dir(pm)
-    return d / f"{d.name}_snapshot-{_snapshot_uid(pm)}.onnx"
+    """Where the ONNX export of a project model lives (what ``export_model`` writes)."""
+    return _export_target(pm, _export_dir(pm), "onnx")
 
 
 def export_onnx(model, path, opset: int = _OPSET, bgr: bool = True, optimize=True) -> Path:
@@ -91,7 +101,8 @@ def export_model(config, shuffle: int = 1, trainingsetindex: int = 0, snapshotin
     Parameters follow DLC 3.0.2; ``format`` selects what is written into
     ``<project>/exported-models-pytorch/DLC_<Task>_<net_type>_iteration-<it>_shuffle-<S>/``:
 
-    * ``"onnx"`` (default): ``<dir>_snapshot-<uid>.onnx`` (see module docstring);
+    * ``"onnx"`` (default): ``<dir>_snapshot-<uid>_graph-v<N>.onnx`` (see module docstring;
+      ``N`` is mapose's graph version, so an export from an older mapose is not reused);
     * ``"pytorch"``: DLC-Live's ``<dir>_snapshot-<uid>.pt`` = ``{"config", "pose"}`` with
       plain strings (DLC 3.0.1's file pickles enums that ``weights_only`` loading rejects).
 
@@ -109,7 +120,7 @@ def export_model(config, shuffle: int = 1, trainingsetindex: int = 0, snapshotin
 
     pm = find_project_model(config, shuffle, trainingsetindex, snapshotindex, modelprefix or "")
     d = _export_dir(pm, iteration)
-    target = d / f"{d.name}_snapshot-{_snapshot_uid(pm)}.{'onnx' if format == 'onnx' else 'pt'}"
+    target = _export_target(pm, d, format)
     if target.exists() and not overwrite:
         print(f"Exported model already exists at {target}; pass overwrite=True to replace it.")
         return target
