@@ -600,9 +600,41 @@ class FrameAssembler {
                         return *reinterpret_cast<const double*>(row + int64_t(keep_t[b]) * s1); });
                 const double* view = lsap.view_data();
                 const double* top = lsap.view_top();
+                const double thr = P.min_aff[dtype];
+                {
+                    // each view row's strict maximum in a distinct column: that
+                    // assignment beats every other one (the usual case without false
+                    // positives); pairs straight to links, in SciPy's row order
+                    const double* sec = lsap.view_sec();
+                    const long* arg = lsap.view_arg();
+                    bool dom = VC <= 64;
+                    uint64_t used = 0;
+                    for (size_t i = 0; i < VR; ++i) {
+                        const uint64_t bit = uint64_t(1) << (arg[i] & 63);
+                        dom = dom && top[i] > sec[i] && !(used & bit);
+                        used |= bit;
+                    }
+                    if (dom) {
+                        if (!transposed) {
+                            for (size_t a = 0; a < R; ++a) {
+                                const double v = view[a * C + size_t(arg[a])];
+                                if (v >= thr) links.push_back(LinkOut{ds[size_t(keep_s[a])], dt[size_t(keep_t[size_t(arg[a])])], v});
+                            }
+                        } else {  // view rows are the original columns
+                            if (row_col.size() < R) row_col.resize(R);
+                            for (size_t a = 0; a < R; ++a) row_col[a] = -1;
+                            for (size_t b = 0; b < C; ++b) row_col[size_t(arg[b])] = int(b);
+                            for (size_t a = 0; a < R; ++a) {
+                                if (row_col[a] < 0) continue;
+                                const double v = view[size_t(row_col[a]) * R + a];
+                                if (v >= thr) links.push_back(LinkOut{ds[size_t(keep_s[a])], dt[size_t(keep_t[size_t(row_col[a])])], v});
+                            }
+                        }
+                        continue;
+                    }
+                }
                 double gmax = -std::numeric_limits<double>::infinity();
                 for (size_t i = 0; i < VR; ++i) gmax = std::max(gmax, top[i]);
-                const double thr = P.min_aff[dtype];
                 const size_t K = VR;
                 if (rows.size() < K) { rows.resize(K); cols.resize(K); }
                 if (lsap.solve_max_view(long(VR), long(VC), transposed, gmin, gmax, rows.data(), cols.data()) != 0) continue;
