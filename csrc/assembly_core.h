@@ -546,6 +546,11 @@ class FrameAssembler {
     }
 
     void extract_best_links(const Trees& trees) {
+#if defined(__GNUC__)
+        // the loop below prefetches two edges ahead: the first two here
+        for (int k = 0; k < std::min(P.n_edges, 2); ++k)
+            if (F->has_cost[k]) __builtin_prefetch(F->cost_ptr[k]);
+#endif
         if (keep_cache.size() < bag.size()) keep_cache.resize(bag.size());
         keep_done.assign(bag.size(), 0);
         for (int k = 0; k < P.n_edges; ++k) {
@@ -637,7 +642,7 @@ class FrameAssembler {
                 for (size_t i = 0; i < VR; ++i) gmax = std::max(gmax, top[i]);
                 const size_t K = VR;
                 if (rows.size() < K) { rows.resize(K); cols.resize(K); }
-                if (lsap.solve_max_view(long(VR), long(VC), transposed, gmin, gmax, rows.data(), cols.data()) != 0) continue;
+                if (lsap.solve_max_view(long(VR), long(VC), transposed, gmin, gmax, rows.data(), cols.data(), false) != 0) continue;
                 for (size_t q = 0; q < K; ++q) {
                     const size_t r = size_t(rows[q]), c = size_t(cols[q]);
                     const double v = transposed ? view[c * R + r] : view[r * C + c];

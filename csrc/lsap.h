@@ -434,16 +434,22 @@ struct LsapWorkspace {
     // shortcut is exact only for a unique optimum, which they certify), without
     // re-reading or transposing it.
     double* view_buffer(long R, long C) {
-        grow(fa_, R * C); grow(rtop_, R); grow(rsec_, R); grow(rarg_, R);
-        grow(fcol_, R); grow(frow_, C);
+        if (R > view_r_ || C > view_c_) {  // grow-only: one check on the usual call
+            view_r_ = std::max(view_r_, R); view_c_ = std::max(view_c_, C);
+            grow(fa_, view_r_ * view_c_); grow(rtop_, view_r_); grow(rsec_, view_r_); grow(rarg_, view_r_);
+            grow(fcol_, view_r_); grow(frow_, view_c_);
+        }
         return fa_.data();
     }
+    long view_r_ = 0, view_c_ = 0;
     const double* view_data() const { return fa_.data(); }
     double* view_top() { return rtop_.data(); }
     double* view_sec() { return rsec_.data(); }
     long* view_arg() { return rarg_.data(); }
 
-    int solve_max_view(long R, long C, bool transposed, double gmin, double gmax, long* out_rows, long* out_cols) {
+    // try_dominant=false: the caller has already found the rows not dominant
+    int solve_max_view(long R, long C, bool transposed, double gmin, double gmax, long* out_rows, long* out_cols,
+                       bool try_dominant = true) {
         last_path = 0;
         if (R == 0 || C == 0) return 0;
         const double* a = fa_.data();
@@ -451,7 +457,7 @@ struct LsapWorkspace {
         const double *rtop = rtop_.data(), *rsec = rsec_.data();
         const long* rarg = rarg_.data();
         // dominant rows: each row's strict maximum, in distinct columns
-        bool dom = C <= 64;
+        bool dom = try_dominant && C <= 64;
         uint64_t used_bits = 0;
         for (long i = 0; i < R && dom; ++i) {
             const uint64_t bit = uint64_t(1) << rarg[i];
