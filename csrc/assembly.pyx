@@ -725,6 +725,28 @@ def run(Packed packed, *, int n_multi, int n_keypoints, int max_n, int min_n_lin
     return res
 
 
+cdef tuple _lsap_hook(const double[:, ::1] cost, bint through_view, bint try_dominant):
+    # shared by the two test hooks below: output buffers, the nogil call, the status check
+    cdef long nr = cost.shape[0], nc = cost.shape[1]
+    cdef long k = min(nr, nc)
+    rows = np.zeros(k, dtype=np.int64)
+    cols = np.zeros(k, dtype=np.int64)
+    cdef long[::1] r = rows
+    cdef long[::1] c = cols
+    cdef LsapWorkspace ws
+    cdef int status = 0
+    if k:
+        with nogil:
+            if through_view:
+                status = solve_dense_view(ws, nr, nc, &cost[0, 0], &r[0], &c[0])
+            else:
+                status = ws.solve_max_unique_first(nr, nc, &cost[0, 0], &r[0], &c[0], try_dominant)
+    if status != 0:
+        what = "solver failed" if through_view else "cost must be finite"
+        raise ValueError(f"{what} (solver status {status})")
+    return rows, cols, ws.last_path
+
+
 def _lsap_max_unique_first(const double[:, ::1] cost, bint try_dominant=True):
     """Test hook: the assembler's maximising assignment with its exact shortcuts.
 
@@ -742,20 +764,7 @@ def _lsap_max_unique_first(const double[:, ::1] cost, bint try_dominant=True):
     path : int
         0: full solver, 1: dominant rows, 2: exhaustive search, 3: forced pairs.
     """
-    cdef long nr = cost.shape[0], nc = cost.shape[1]
-    cdef long k = min(nr, nc)
-    rows = np.zeros(k, dtype=np.int64)
-    cols = np.zeros(k, dtype=np.int64)
-    cdef long[::1] r = rows
-    cdef long[::1] c = cols
-    cdef LsapWorkspace ws
-    cdef int status = 0
-    if k:
-        with nogil:
-            status = ws.solve_max_unique_first(nr, nc, &cost[0, 0], &r[0], &c[0], try_dominant)
-    if status != 0:
-        raise ValueError(f"cost must be finite (solver status {status})")
-    return rows, cols, ws.last_path
+    return _lsap_hook(cost, False, try_dominant)
 
 
 def _lsap_max_view(const double[:, ::1] cost):
@@ -774,17 +783,4 @@ def _lsap_max_view(const double[:, ::1] cost):
     path : int
         0: full solver, 1: dominant rows, 2: exhaustive search, 3: forced pairs.
     """
-    cdef long nr = cost.shape[0], nc = cost.shape[1]
-    cdef long k = min(nr, nc)
-    rows = np.zeros(k, dtype=np.int64)
-    cols = np.zeros(k, dtype=np.int64)
-    cdef long[::1] r = rows
-    cdef long[::1] c = cols
-    cdef LsapWorkspace ws
-    cdef int status = 0
-    if k:
-        with nogil:
-            status = solve_dense_view(ws, nr, nc, &cost[0, 0], &r[0], &c[0])
-    if status != 0:
-        raise ValueError(f"solver status {status}")
-    return rows, cols, ws.last_path
+    return _lsap_hook(cost, True, True)

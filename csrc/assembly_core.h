@@ -762,10 +762,12 @@ class FrameAssembler {
         ws_idx.for_each([&](int k) { seeds.push_back(k); });
     }
 
-    // Heap entries as one integer when every affinity is a NaN-free float32 value (the
+    // Link keys as one integer when every affinity is a NaN-free float32 value (the
     // usual case: DLC's costs are float32/float16): order-preserving bits of
-    // -affinity, then the push counter.  Keys are distinct and totally ordered, so any
-    // binary heap pops them in heapq's order.
+    // -affinity, then a tie-breaking counter.  Keys are totally ordered as heapq
+    // orders (affinity, counter), so the fill can merge sorted streams instead of
+    // keeping a heap; other inputs (duplicate edges, float64 or NaN affinities) take
+    // the heap below.
     bool key32 = false;
     static uint64_t key_of(double affinity, uint32_t counter) {
         float f = float(-affinity);
@@ -774,48 +776,6 @@ class FrameAssembler {
         std::memcpy(&b, &f, sizeof b);
         b = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
         return (uint64_t(b) << 32) | counter;
-    }
-
-    // The queue is a vector sorted by descending key: popping the smallest key (the
-    // largest affinity, earliest push among ties) takes the back, and a push is a
-    // binary search and a short memmove; on these small queues (tens of links) that
-    // is cheaper than heap sifts.  Keys carry the push counter; pushed_link maps it back.
-    std::vector<uint64_t> queue64;
-    std::vector<int> pushed_link;
-    void fill_assembly_key32(int ia) {
-        auto& q = queue64;
-        q.clear();
-        pushed_link.clear();
-        visited.assign(links.size(), 0);
-        auto push = [&](int i) {
-            const Asm& a = pool[size_t(ia)];
-            for_each_lookup(i, [&](int other, int li) {
-                if (a.in_idx[size_t(other)] || assembled[size_t(other)]) return;
-                const int pid = link_pair_id[size_t(li)];
-                if (visited[size_t(pid)]) return;
-                const uint64_t key = key_of(links[size_t(li)].affinity, uint32_t(pushed_link.size()));
-                pushed_link.push_back(li);
-                q.insert(std::lower_bound(q.begin(), q.end(), key, std::greater<uint64_t>()), key);
-                visited[size_t(pid)] = 1;
-            });
-        };
-        seeds.clear();
-        seed_order(ia);
-        for (size_t k = 0; k < seeds.size(); ++k) push(seeds[k]);
-        while (!q.empty() && pool[size_t(ia)].n_visible < P.n_multi) {
-            const int li = pushed_link[size_t(uint32_t(q.back()))];
-            q.pop_back();
-            Asm& a = pool[size_t(ia)];
-            const LinkOut& L = links[size_t(li)];
-            int nw;
-            if (a.in_idx[size_t(L.j1)]) nw = L.j2;
-            else if (a.in_idx[size_t(L.j2)]) nw = L.j1;
-            else continue;
-            if (assembled[size_t(nw)]) continue;
-            const bool was_member = a.in_idx[size_t(nw)];
-            add_link(a, li);
-            if (!was_member) push(nw);
-        }
     }
 
     // _fill_assembly as a merge of sorted streams (flat adjacency, float32 keys).
@@ -886,7 +846,6 @@ class FrameAssembler {
 
     void fill_assembly(int ia) {
         if (key32 && csr) { fill_assembly_merge(ia); return; }
-        if (key32) { fill_assembly_key32(ia); return; }
         std::vector<HeapItem>& stack = heap;
         stack.clear();
         visited.assign(links.size(), 0);
