@@ -67,14 +67,9 @@ def export_onnx(model, path, opset: int = _OPSET, bgr: bool = True, optimize=Tru
     torch = require("torch", "ONNX export")
     require("onnx", "ONNX export")
     from mapose.io.atomic import atomic_path
-    from mapose.models.pose_model import FramesModel, InferenceOptions, optimize_for_inference
+    from mapose.models.pose_model import FramesModel, optimized_if_asked
 
-    if optimize is True:
-        model = optimize_for_inference(model, InferenceOptions(), device="cpu")
-    elif isinstance(optimize, InferenceOptions):
-        model = optimize_for_inference(model, optimize, device="cpu")
-    elif optimize is not False:
-        raise TypeError(f"optimize must be True, False or an InferenceOptions; got {optimize!r}.")
+    model = optimized_if_asked(model, optimize, "cpu")
     net = FramesModel(model, bgr=bgr).eval().cpu()
     dummy = torch.zeros((1, 64, 64, 3), dtype=torch.uint8)
     names = list(net.output_names)

@@ -196,7 +196,7 @@ class TorchRunner:
     def __init__(self, model, device=None, half: bool = False, bgr: bool = True,
                  channels_last: bool = True, workers: int | None = None, optimize=True):
         torch = require("torch", "running pose networks")
-        from mapose.models.pose_model import FramesModel, InferenceOptions, optimize_for_inference
+        from mapose.models.pose_model import FramesModel, optimized_if_asked
 
         self.torch = torch
         self.device = torch.device(resolve_device(device))
@@ -204,10 +204,7 @@ class TorchRunner:
             raise ValueError("half=True needs a CUDA device (float16 convolutions are slow or "
                              "missing on CPU); drop half or use device='cuda'.")
         self.half = bool(half)
-        if optimize is True or isinstance(optimize, InferenceOptions):
-            model = optimize_for_inference(model, None if optimize is True else optimize, self.device)
-        elif optimize is not False:
-            raise TypeError(f"optimize must be True, False or an InferenceOptions; got {optimize!r}.")
+        model = optimized_if_asked(model, optimize, self.device)
         net = FramesModel(model, bgr=bgr, channels_last=channels_last).eval().to(self.device)
         if self.half:
             net = net.half()

@@ -192,3 +192,13 @@ def optimize_for_inference(model: PoseModel, options: InferenceOptions | None = 
             elif options.onednn and type(child) is nn.Conv2d:
                 child.__class__ = _OneDNNConv2d
     return model
+
+
+def optimized_if_asked(model: PoseModel, optimize, device="cpu") -> PoseModel:
+    """The runners' and exporter's ``optimize`` argument: True → all rewrites, an
+    :class:`InferenceOptions` → those, False → ``model`` itself."""
+    if optimize is True or isinstance(optimize, InferenceOptions):
+        return optimize_for_inference(model, None if optimize is True else optimize, device)
+    if optimize is not False:
+        raise TypeError(f"optimize must be True, False or an InferenceOptions; got {optimize!r}.")
+    return model
