@@ -1,6 +1,7 @@
 """Chunked tracking/stitching: DLC's numbers, flat memory, resume, joins at boundaries."""
 from __future__ import annotations
 
+import json
 import sys
 import tracemalloc
 from pathlib import Path
@@ -298,35 +299,45 @@ def test_assemblies_stream_memory_is_flat(tmp_path):
     assert peaks[1] < 1.3 * peaks[0], peaks  # 8x the frames, same memory
 
 
-def test_parallel_chunk_tasks_never_empty_each_others_folder(tmp_path):
+@pytest.mark.parametrize("start", ["no manifest", "other manifest", "absent"])
+def test_parallel_chunk_tasks_never_empty_each_others_folder(tmp_path, start):
     """Chunk tasks of one video start together (Dask): none may wipe a sibling's chunk."""
     import threading
 
     from mapose.batch.chunked import chunk_file, open_chunk_dir
 
     manifest = {"version": 1, "n_frames": 10}
-    (tmp_path / "c_chunks").mkdir()
-    chunk_file(tmp_path / "c_chunks", 99).write_bytes(b"stale, no manifest")
-    barrier = threading.Barrier(8)
-    errors = []
+    for round_ in range(15):  # a race shows up in some rounds only
+        folder = tmp_path / f"r{round_}" / "c_chunks"
+        if start != "absent":
+            folder.mkdir(parents=True)
+            chunk_file(folder, 99).write_bytes(b"stale")
+            if start == "other manifest":
+                (folder / "manifest.json").write_text(json.dumps(dict(manifest, n_frames=3)))
+        barrier = threading.Barrier(8)
+        errors = []
 
-    def task(i):
-        try:
-            barrier.wait()
-            d = open_chunk_dir(tmp_path / "c_chunks", manifest)
-            chunk_file(d, i).write_bytes(b"done")
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
+        def task(i):
+            try:
+                barrier.wait()
+                d = open_chunk_dir(folder, manifest)
+                chunk_file(d, i).write_bytes(b"done")
+            except Exception as exc:  # noqa: BLE001
+                errors.append(exc)
 
-    threads = [threading.Thread(target=task, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
-    names = sorted(p.name for p in (tmp_path / "c_chunks").glob("chunk_*"))
-    assert names == [f"chunk_{i:06d}.npy" for i in range(8)]  # the stale one is gone
+        threads = [threading.Thread(target=task, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        names = sorted(p.name for p in folder.glob("chunk_*"))
+        assert names == [f"chunk_{i:06d}.npy" for i in range(8)]  # the stale one is gone
+        # no temporaries left beside it
+        assert sorted(p.name for p in folder.parent.iterdir()) == ["c_chunks", "c_chunks.lock"]
+    folder = tmp_path / "r0" / "c_chunks"
+    manifest = {"version": 1, "n_frames": 10}
     # other settings: the folder is emptied once, then reused
-    d = open_chunk_dir(tmp_path / "c_chunks", dict(manifest, n_frames=11))
+    d = open_chunk_dir(folder, dict(manifest, n_frames=11))
     assert not list(d.glob("chunk_*"))
-    assert not [p for p in tmp_path.iterdir() if "stale" in p.name]
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["c_chunks", "c_chunks.lock"]

@@ -34,6 +34,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,20 +212,22 @@ def _manifest(n_frames, joints, scorer, inference_cfg, n_tracks, track_method, o
 
 
 def open_chunk_dir(chunk_dir, manifest: dict) -> Path:
-    """Create ``chunk_dir``, or empty it when its checkpoints were made for other inputs.
+    """Create ``chunk_dir``, or replace it when its checkpoints were made for other inputs.
 
     A chunk counts as finished when ``chunk_%06d.npy`` exists: it is renamed into place
     only when complete, and the manifest (frames, body parts, tracker settings, chunking,
     input fingerprint) guarantees it belongs to this very computation.
 
-    Safe for chunk tasks of one video starting at the same time (Dask): the manifest is
-    claimed with an exclusive create, so a task never empties a folder that a sibling
-    already set up and fills.
+    Safe for chunk tasks of one video starting at the same time (Dask): the check and the
+    set-up run under an exclusive lock on ``<chunk_dir>.lock``, and a folder is prepared
+    under a private name with its manifest inside before it is renamed into place, so a
+    task never empties a folder that a sibling already set up and fills.
     """
     chunk_dir = Path(chunk_dir)
     mpath = chunk_dir / "manifest.json"
     want = json.loads(json.dumps(manifest))
-    for _attempt in range(5):
+    chunk_dir.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive_lock(_lock_path(chunk_dir)):
         try:
             current = json.loads(mpath.read_text())
         except FileNotFoundError:
@@ -233,25 +236,48 @@ def open_chunk_dir(chunk_dir, manifest: dict) -> Path:
             current = "unreadable"
         if current == want:
             return chunk_dir
-        if current is not None:
-            # checkpoints of another computation: move the folder away, then delete it
-            stale = chunk_dir.with_name(f"{chunk_dir.name}.stale{os.getpid()}.{time.time_ns()}")
-            with contextlib.suppress(OSError):
-                os.rename(chunk_dir, stale)
-                shutil.rmtree(stale, ignore_errors=True)
-            continue
-        chunk_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(chunk_dir / "claim.json") as tmp:
-            tmp.write_text(json.dumps(manifest))
+        if chunk_dir.exists():
+            # checkpoints of another computation, or of unknown origin (no manifest)
+            stale = chunk_dir.with_name(f"{chunk_dir.name}.stale{uuid.uuid4().hex}")
+            os.rename(chunk_dir, stale)
+            shutil.rmtree(stale, ignore_errors=True)
+        fresh = chunk_dir.with_name(f"{chunk_dir.name}.new{uuid.uuid4().hex}")
+        fresh.mkdir()
+        (fresh / "manifest.json").write_text(json.dumps(manifest))
+        os.rename(fresh, chunk_dir)
+    return chunk_dir
+
+
+def _lock_path(chunk_dir: Path) -> Path:
+    return chunk_dir.with_name(chunk_dir.name + ".lock")
+
+
+@contextlib.contextmanager
+def _exclusive_lock(path: Path):
+    """Hold an OS lock on ``path`` (released by the OS too if the process dies)."""
+    with open(path, "a+b") as handle:
+        if os.name == "nt":
+            import msvcrt
+
+            while True:
+                try:
+                    msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)
+                    break
+                except OSError:  # LK_LOCK gives up after 10 s; keep waiting
+                    continue
             try:
-                os.link(tmp, mpath)  # exclusive: exactly one task creates the manifest
-            except FileExistsError:
-                continue  # a sibling claimed it first: compare again
-        for leftover in chunk_dir.glob("chunk_*"):  # no manifest: of unknown origin
-            leftover.unlink(missing_ok=True)
-        return chunk_dir
-    raise OSError(f"chunk folder {chunk_dir} keeps changing under this task (another run with "
-                  "other settings is using it?); run the videos one at a time.")
+                yield
+            finally:
+                handle.seek(0)
+                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def chunk_file(chunk_dir, i: int) -> Path:
@@ -422,6 +448,7 @@ def track_in_chunks(get_assemblies: Callable[[int, int], dict], n_frames: int, o
                              unique_bodyparts=unique_bodyparts, get_single=get_single)
     if not keep_chunks:
         shutil.rmtree(chunk_dir, ignore_errors=True)
+        _lock_path(chunk_dir).unlink(missing_ok=True)
     return {"frames": written, "chunks": len(ranges), "warnings": notes + w,
             "seconds": time.perf_counter() - t0, "resumed": resumed}
 
