@@ -13,6 +13,7 @@ from cpython.dict cimport PyDict_Next
 from cpython.long cimport PyLong_CheckExact, PyLong_AsLongAndOverflow
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
+from cython.operator cimport dereference as deref, preincrement as inc
 
 import numpy as np
 cimport numpy as cnp
@@ -27,11 +28,21 @@ cdef extern from "lsap.h" namespace "mapose" nogil:
                                    long* out_cols, cbool try_dominant)
 
 
+cdef extern from "assembly_window.h" namespace "mapose_asm" nogil:
+    cdef cppclass TreePtr:
+        TreePtr()
+    TreePtr make_tree(const double* vecs, size_t n_vectors) except +
+    size_t tree_size(const TreePtr& t)
+    const double* tree_data(const TreePtr& t)
+    double tree_query(const TreePtr& t, const double* v, long* index)
+
+
 cdef extern from "assembly_core.h" namespace "mapose_asm" nogil:
     cdef cppclass Params:
         int n_multi, n_keypoints, max_n, min_n_links, window_size
         cbool greedy, identity_only, force_fusion, add_discarded
         double pcutoff, max_overlap, gamma
+        cbool window_brute
         double min_aff[3]
         int n_edges
         cbool dup_edges
@@ -68,7 +79,7 @@ cdef extern from "assembly_core.h" namespace "mapose_asm" nogil:
     int solve_dense_view(LsapWorkspace& ws, long nr, long nc, const double* cost, long* rows, long* cols)
     void run_batch(const Params& P, const Batch& B, const int64_t* frame_index,
                    vector[FrameOut]& outs, int n_threads,
-                   cmap[int64_t, vector[double]]& trees) except +
+                   cmap[int64_t, TreePtr]& trees) except +
 
 
 cdef extern from *:
@@ -534,6 +545,96 @@ def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] 
     return P
 
 
+cdef class LinkTree:
+    """A frame's link vectors ``[xs, ys, xt, yt]`` with an exact nearest-neighbour index
+    (what DLC keeps per frame as a ``scipy.spatial.cKDTree`` in ``Assembler._trees``).
+
+    Built once by the kernel when a frame's links are stored (``window_size >= 1``) and
+    reused by the following ``window_size`` frames; ``data`` and ``query`` follow
+    cKDTree's names.
+    """
+    cdef TreePtr ptr
+
+    @staticmethod
+    def from_vectors(vectors):
+        """A tree over ``vectors`` (array_like of shape (n, 4))."""
+        arr = np.ascontiguousarray(vectors, dtype=np.float64)
+        if arr.size == 0:
+            arr = arr.reshape(0, 4)
+        if arr.ndim != 2 or arr.shape[1] != 4:
+            raise ValueError(
+                f"link vectors must have shape (n_links, 4) ([xs, ys, xt, yt] per link); got {arr.shape}."
+            )
+        cdef LinkTree t = LinkTree.__new__(LinkTree)
+        cdef const double[:, ::1] v = arr
+        t.ptr = make_tree(&v[0, 0] if v.shape[0] else NULL, <size_t>v.shape[0])
+        return t
+
+    @property
+    def n(self):
+        return tree_size(self.ptr)
+
+    @property
+    def m(self):
+        return 4
+
+    def __len__(self):
+        return tree_size(self.ptr)
+
+    @property
+    def data(self):
+        """(n_links, 4) float64 copy of the link vectors, in link order."""
+        cdef size_t n = tree_size(self.ptr), i
+        out = np.empty((n, 4))
+        cdef double[:, ::1] ov = out
+        cdef const double* src = tree_data(self.ptr)
+        for i in range(n * 4):
+            ov[i // 4, i % 4] = src[i]
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __reduce__(self):
+        return LinkTree.from_vectors, (self.data,)
+
+    def __repr__(self):
+        return f"<LinkTree of {len(self)} link vectors>"
+
+    def query(self, x):
+        """Nearest link vector of each query: ``(distance, index)`` like cKDTree.query(x).
+
+        Parameters
+        ----------
+        x : array_like, shape (4,) or (n, 4)
+
+        Returns
+        -------
+        d : float or ndarray of shape (n,)
+            Euclidean distance (inf when no stored vector is finite).
+        i : int or ndarray of shape (n,)
+            Index of the nearest vector (the first on ties; ``n`` when none).
+        """
+        q = np.asarray(x, dtype=np.float64)
+        single = q.ndim == 1
+        q = np.ascontiguousarray(np.atleast_2d(q))
+        if q.ndim != 2 or q.shape[1] != 4:
+            raise ValueError(f"x must have shape (4,) or (n, 4); got {np.shape(x)}.")
+        cdef const double[:, ::1] qv = q
+        d = np.empty(q.shape[0])
+        idx = np.empty(q.shape[0], dtype=np.int64)
+        cdef double[::1] dv = d
+        cdef int64_t[::1] iv = idx
+        cdef long k
+        cdef Py_ssize_t r
+        for r in range(qv.shape[0]):
+            dv[r] = tree_query(self.ptr, &qv[r, 0], &k)
+            iv[r] = k
+        if single:
+            return float(d[0]), int(idx[0])
+        return d, idx
+
+
 cdef class Result:
     """Per-frame outputs of :func:`run`; accessors return NumPy arrays."""
     cdef vector[FrameOut] outs
@@ -650,35 +751,25 @@ cdef class Result:
                     ov[f, q, r, 4] = mean
         return out
 
-    def tree(self, Py_ssize_t f):
-        cdef FrameOut* o = &self.outs[f]
-        if o.tree.size() == 0:
-            return None
-        t = np.empty(o.tree.size())
-        cdef double[::1] tv = t
-        cdef Py_ssize_t i
-        for i in range(<Py_ssize_t>o.tree.size()):
-            tv[i] = o.tree[i]
-        return t.reshape(-1, 4)
-
 
 def run(Packed packed, *, int n_multi, int n_keypoints, int max_n, int min_n_links,
         int window_size, bint greedy, bint identity_only, bint force_fusion,
         bint add_discarded, double pcutoff, double max_overlap, double gamma,
         min_aff, const int[::1] edge_s, const int[::1] edge_t,
-        const int64_t[::1] frame_index, int n_threads, dict trees, bint dup_edges=True):
+        const int64_t[::1] frame_index, int n_threads, dict trees, bint dup_edges=True,
+        bint _window_brute=False):
     """Assemble every frame of ``packed`` (see :mod:`mapose.kernels.assembly`).
 
-    ``trees`` maps frame index -> (n_links, 4) link vectors of past frames; it is read and
-    updated when ``window_size >= 1``.
+    ``trees`` maps frame index -> :class:`LinkTree` (or (n_links, 4) link vectors) of past
+    frames; it is read and updated when ``window_size >= 1``.  ``_window_brute`` (test
+    hook) computes the temporal weights by scanning every stored vector.
     """
     cdef Params P
     cdef Result res = Result()
-    cdef cmap[int64_t, vector[double]] tmap
-    cdef vector[double] tv
-    cdef int64_t key
-    cdef double[::1] arr
+    cdef cmap[int64_t, TreePtr] tmap
+    cdef cmap[int64_t, TreePtr].iterator tit
     cdef Py_ssize_t i
+    cdef LinkTree lt
     P.n_multi = n_multi
     P.n_keypoints = n_keypoints
     P.max_n = max_n
@@ -691,6 +782,7 @@ def run(Packed packed, *, int n_multi, int n_keypoints, int max_n, int min_n_lin
     P.pcutoff = pcutoff
     P.max_overlap = max_overlap
     P.gamma = gamma
+    P.window_brute = _window_brute
     for i in range(3):
         P.min_aff[i] = min_aff[i]
     P.n_edges = <int>edge_s.shape[0]
@@ -701,27 +793,31 @@ def run(Packed packed, *, int n_multi, int n_keypoints, int max_n, int min_n_lin
         raise ValueError("frame_index must have one entry per packed frame")
     cdef int64_t lo_key = 0, hi_key = 0
     if window_size >= 1 and frame_index.shape[0]:
-        # only the trees a frame of this batch can look back at
+        # only the trees a frame of this batch can look back at; LinkTree values are
+        # shared as they are (built once), arrays (n_links, 4) get a tree here
         lo_key = min(frame_index) - window_size
         hi_key = max(frame_index)
         for k, v in trees.items():
             if not lo_key <= k <= hi_key:
                 continue
-            arr = np.ascontiguousarray(v, dtype=np.float64).ravel()
-            tv.clear()
-            for i in range(arr.shape[0]):
-                tv.push_back(arr[i])
-            tmap[<int64_t>k] = tv
+            if v is None:
+                continue
+            lt = v if isinstance(v, LinkTree) else LinkTree.from_vectors(v)
+            tmap[<int64_t>k] = lt.ptr
     res.n_multi = n_multi
     res.n_unique = n_keypoints - n_multi
     cdef const int64_t* fi = &frame_index[0] if frame_index.shape[0] else NULL
     with nogil:
         run_batch(P, packed.b, fi, res.outs, n_threads, tmap)
     if window_size >= 1:
-        for i in range(<Py_ssize_t>res.outs.size()):
-            t = res.tree(i)
-            if t is not None:
-                trees[int(frame_index[i])] = t
+        # the trees the kernel kept: those a following call can need (the last
+        # window_size frame indices); the caller bounds its dict (Assembler._trees)
+        tit = tmap.begin()
+        while tit != tmap.end():
+            lt = LinkTree.__new__(LinkTree)
+            lt.ptr = deref(tit).second
+            trees[int(deref(tit).first)] = lt
+            inc(tit)
     return res
 
 

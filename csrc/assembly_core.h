@@ -20,11 +20,13 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <memory>
 #include <utility>
 #include <thread>
 #include <vector>
 
 #include "lsap.h"
+#include "assembly_window.h"
 
 namespace mapose_asm {
 
@@ -242,6 +244,7 @@ struct Params {
     int n_multi = 0, n_keypoints = 0, max_n = 1, min_n_links = 2, window_size = 0;
     bool greedy = false, identity_only = false, force_fusion = false, add_discarded = false;
     double pcutoff = 0.1, max_overlap = 0.8, gamma = 0.01;
+    bool window_brute = false;  // test hook: temporal weights by brute force, not the trees
     double min_aff[3] = {0.05, 0.05, 0.05};  // min_affinity cast to float64/float32/float16
     int n_edges = 0;
     bool dup_edges = true;  // false when no two edge slots join the same (s, t)
@@ -279,8 +282,6 @@ struct FrameOut {
     std::vector<double> tree;  // link vectors (n_links * 4) when window_size >= 1
 };
 
-// Past frames' link vectors for temporal coherence, nearest first (n = 1, 2, ...)
-struct Trees { std::vector<const std::vector<double>*> list; };
 
 // ----------------------------------------------------------------------- assembly --
 inline double half_to_double(uint16_t h);
@@ -654,27 +655,7 @@ class FrameAssembler {
             for (size_t a = 0; a < ns; ++a)
                 for (size_t b = 0; b < nt; ++b) aff[a * nt + b] = cost_at(a, b);
             if (!trees.list.empty()) {
-                w.assign(ns * nt, 0.0);
-                for (size_t n = 0; n < trees.list.size(); ++n) {
-                    const std::vector<double>& tv = *trees.list[n];
-                    const size_t m = tv.size() / 4;
-                    const double g = -P.gamma * double(n + 1);
-                    for (size_t a = 0; a < ns; ++a) {
-                        for (size_t b = 0; b < nt; ++b) {
-                            const double v[4] = {jx(ds[a]), jy(ds[a]), jx(dt[b]), jy(dt[b])};
-                            double best = std::numeric_limits<double>::infinity();
-                            for (size_t r = 0; r < m; ++r) {
-                                double acc = 0.0;
-                                for (int c = 0; c < 4; ++c) {
-                                    double dd = v[c] - tv[r * 4 + size_t(c)];
-                                    acc += dd * dd;
-                                }
-                                if (acc < best) best = acc;
-                            }
-                            w[a * nt + b] += std::exp(g * std::sqrt(best));
-                        }
-                    }
-                }
+                window_weights(trees, P.gamma, P.window_brute, ds, dt, [&](int j) { return jx(j); }, [&](int j) { return jy(j); }, w);
                 const double cnt = double(trees.list.size());
                 for (size_t q = 0; q < ns * nt; ++q) aff[q] = round_to_dtype(aff[q] * (w[q] / cnt), dtype);
             }
@@ -1471,23 +1452,42 @@ struct Batch {
 
 // Assemble frames [0, n) of `B`.  Without temporal coherence frames are independent
 // and split over `n_threads` threads; with it (window_size >= 1) they run in order on
-// one thread, reading and extending `tree_vecs` (frame index -> link vectors).
+// one thread, reading and extending `trees_by_frame` (frame index -> that frame's link
+// tree, built once when its links are stored).  A tree is dropped from the map as soon
+// as no later frame of the batch can look back at it and it is not among the
+// window_size last frame indices (what a following call could need): memory stays
+// bounded by the window, not the video length.
 inline void run_batch(const Params& P, const Batch& B, const int64_t* frame_index,
                       std::vector<FrameOut>& outs, int n_threads,
-                      std::map<int64_t, std::vector<double>>& trees_by_frame) {
+                      TreeMap& trees_by_frame) {
     const size_t n = B.n_frames();
     outs.assign(n, FrameOut());
     if (P.window_size >= 1) {
         FrameAssembler fa(P);
+        // smallest frame index still to come, and the largest of the batch
+        std::vector<int64_t> suffix_min(n + 1, std::numeric_limits<int64_t>::max());
+        int64_t max_index = std::numeric_limits<int64_t>::min();
+        for (size_t f = n; f-- > 0;) {
+            suffix_min[f] = std::min(suffix_min[f + 1], frame_index[f]);
+            max_index = std::max(max_index, frame_index[f]);
+        }
         for (size_t f = 0; f < n; ++f) {
             Trees trees;
             for (int j = 1; j <= P.window_size; ++j) {
                 auto it = trees_by_frame.find(frame_index[f] - j);
-                if (it != trees_by_frame.end()) trees.list.push_back(&it->second);
+                if (it != trees_by_frame.end()) trees.list.push_back(it->second.get());
             }
             FrameIn in = B.frame(f);
             fa.run(in, trees, outs[f]);
-            if (!outs[f].tree.empty()) trees_by_frame[frame_index[f]] = outs[f].tree;
+            if (!outs[f].tree.empty()) {
+                trees_by_frame[frame_index[f]] = std::make_shared<const LinkTree4>(std::move(outs[f].tree));
+                outs[f].tree = std::vector<double>();
+            }
+            const int64_t keep_from = std::min(suffix_min[f + 1] == std::numeric_limits<int64_t>::max()
+                                                   ? std::numeric_limits<int64_t>::max()
+                                                   : suffix_min[f + 1] - P.window_size,
+                                               max_index - P.window_size + 1);
+            trees_by_frame.erase(trees_by_frame.begin(), trees_by_frame.lower_bound(keep_from));
         }
         return;
     }

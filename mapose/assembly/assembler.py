@@ -452,6 +452,7 @@ class Assembler:
         packed = _kernel.pack_frames(frames, params)
         fi = np.arange(first_index, first_index + len(frames), dtype=np.int64)
         result = _kernel.run_packed(packed, params, fi, self._threads(n_threads), self._trees)
+        self._prune_trees(fi)
         return [_kernel.materialize(result, packed, k) for k in range(len(frames))]
 
     def assemble_poses(self, frames, first_index=0, n_threads=None):
@@ -477,7 +478,23 @@ class Assembler:
         packed = _kernel.pack_frames(frames, params)
         fi = np.arange(first_index, first_index + len(frames), dtype=np.int64)
         result = _kernel.run_packed(packed, params, fi, self._threads(n_threads), self._trees)
+        self._prune_trees(fi)
         return result.poses(self.max_n_individuals)
+
+    def _prune_trees(self, frame_index):
+        """Keep :attr:`_trees` bounded: only the trees of the ``window_size`` frame indices
+        up to the highest one just assembled (all a following frame can look back at).
+
+        DLC keeps a ``cKDTree`` per frame forever (memory grows with the video); mapose's
+        values are :class:`~mapose.kernels.assembly.LinkTree` (``data``, ``query``).  Only
+        assembling frames out of order, backwards by more than ``window_size``, can tell
+        the difference.
+        """
+        if not self._trees or not len(frame_index):
+            return
+        keep_from = int(np.max(frame_index)) - max(int(self.window_size), 0) + 1
+        for key in [k for k in self._trees if isinstance(k, (int, np.integer)) and k < keep_from]:
+            del self._trees[key]
 
     def _threads(self, n_threads=None):
         n = n_threads if n_threads is not None else self.n_threads
@@ -517,6 +534,7 @@ class Assembler:
             packed = _kernel.pack_frames([self.data[k] for k in names], params, keys=names)
             fi = np.arange(start, start + len(names), dtype=np.int64)
             result = _kernel.run_packed(packed, params, fi, n_threads, self._trees)
+            self._prune_trees(fi)
             packed.drop_costs()
             lazy._add_chunk(packed, result, fi)
             for local in np.flatnonzero(result.has_unique()).tolist():

@@ -22,7 +22,11 @@ from mapose.assembly.model import Assembly, Joint, Link
 
 _asm = load("assembly")
 
-__all__ = ["AssemblyParams", "pack_frames", "run_packed", "assemble_frames", "materialize", "default_threads"]
+__all__ = [
+    "AssemblyParams", "LinkTree", "pack_frames", "run_packed", "assemble_frames", "materialize", "default_threads",
+]
+
+LinkTree = _asm.LinkTree
 
 
 def default_threads() -> int:
@@ -126,7 +130,8 @@ def pack_frames(frames, params: AssemblyParams, keys=None):
     )
 
 
-def run_packed(packed, params: AssemblyParams, frame_index=None, n_threads: int | None = 1, trees=None):
+def run_packed(packed, params: AssemblyParams, frame_index=None, n_threads: int | None = 1, trees=None,
+               _window_brute=False):
     """Assemble packed frames.
 
     Parameters
@@ -138,7 +143,12 @@ def run_packed(packed, params: AssemblyParams, frame_index=None, n_threads: int 
     n_threads : int or None
         Threads; None: all cores.  Ignored (one thread) when ``window_size >= 1``.
     trees : dict, optional
-        frame index -> (n_links, 4) link vectors of earlier frames; updated in place.
+        frame index -> :class:`LinkTree` (or (n_links, 4) link vectors) of earlier frames
+        (DLC's ``Assembler._trees``); updated in place with the trees of the last
+        ``window_size`` frame indices of this call.
+    _window_brute : bool
+        Test hook: temporal weights by scanning every stored link vector (the oracle the
+        trees' exact nearest-neighbour search is checked against).
     """
     n = packed.n_frames
     fi = np.arange(n, dtype=np.int64) if frame_index is None else np.ascontiguousarray(frame_index, dtype=np.int64)
@@ -165,6 +175,7 @@ def run_packed(packed, params: AssemblyParams, frame_index=None, n_threads: int 
         frame_index=fi,
         n_threads=max(1, int(n_threads)),
         trees={} if trees is None else trees,
+        _window_brute=bool(_window_brute),
     )
 
 

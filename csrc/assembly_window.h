@@ -1,0 +1,244 @@
+// Temporal coherence (window_size >= 1) for the assembler: an exact nearest-neighbour
+// search over the 4-D link vectors [xs, ys, xt, yt] of a past frame (DLC keeps a
+// scipy cKDTree per frame and queries each candidate pair's vector).
+//
+// Exactness: the squared distance of a point is computed as the brute force always did,
+// acc = 0; acc += d0*d0; ... acc += d3*d3 (dimension order, no FMA: -ffp-contract=off),
+// and the tree returns the minimum of exactly these values.  A subtree is skipped only
+// when a lower bound computed with the same operations on the distances to its bounding
+// box is >= the best value found: floating-point subtraction, squaring and addition are
+// monotone, so that bound never exceeds the computed value of any point inside the box,
+// and the minimum is the brute force's to the last bit.  Points with a non-finite
+// coordinate never win the brute force (their value is inf or NaN, and `acc < best`
+// starts from inf), so they are left out of the tree; a query with a non-finite
+// coordinate has no finite value either and returns inf.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <memory>
+#include <utility>
+#include <vector>
+
+namespace mapose_asm {
+
+class LinkTree4 {
+  public:
+    // vecs: n x 4 row-major link vectors, in link order (kept: cKDTree's `data`)
+    explicit LinkTree4(std::vector<double> vecs) : data_(std::move(vecs)) { build(); }
+
+    size_t size() const { return data_.size() / 4; }
+    const std::vector<double>& data() const { return data_; }
+
+    // Smallest squared distance from v to a stored vector (inf when there is none).
+    double nearest_sq(const double* v) const {
+        double best = std::numeric_limits<double>::infinity();
+        if (nodes_.empty() || !finite4(v)) return best;
+        int stack[64];
+        int top = 0;
+        stack[top++] = 0;
+        while (top) {
+            const Node& nd = nodes_[size_t(stack[--top])];
+            if (box_sq(nd, v) >= best) continue;
+            if (nd.left < 0) {
+                const double* p = &pts_[size_t(nd.lo) * 4];
+                for (int r = nd.lo; r < nd.hi; ++r, p += 4) {
+                    const double acc = dist_sq(v, p);
+                    if (acc < best) best = acc;
+                }
+                continue;
+            }
+            // nearer child last, so that it is popped first
+            const int a = nd.left, b = nd.left + 1;
+            const bool left_first = v[nd.dim] <= nd.split;
+            stack[top++] = left_first ? b : a;
+            stack[top++] = left_first ? a : b;
+        }
+        return best;
+    }
+
+    // Nearest stored vector: (squared distance, index of the first vector in link
+    // order with that distance), or (inf, size()) when none is finite (cKDTree.query).
+    std::pair<double, size_t> nearest(const double* v) const {
+        double best = std::numeric_limits<double>::infinity();
+        size_t arg = size();
+        if (nodes_.empty() || !finite4(v)) return {best, arg};
+        int stack[64];
+        int top = 0;
+        stack[top++] = 0;
+        while (top) {
+            const Node& nd = nodes_[size_t(stack[--top])];
+            if (box_sq(nd, v) > best) continue;  // ties can still lower the index
+            if (nd.left < 0) {
+                const double* p = &pts_[size_t(nd.lo) * 4];
+                for (int r = nd.lo; r < nd.hi; ++r, p += 4) {
+                    const double acc = dist_sq(v, p);
+                    const size_t id = size_t(perm_[size_t(r)]);
+                    if (acc < best || (acc == best && id < arg)) { best = acc; arg = id; }
+                }
+                continue;
+            }
+            const int a = nd.left, b = nd.left + 1;
+            const bool left_first = v[nd.dim] <= nd.split;
+            stack[top++] = left_first ? b : a;
+            stack[top++] = left_first ? a : b;
+        }
+        return {best, arg};
+    }
+
+    static double dist_sq(const double* v, const double* p) {
+        double acc = 0.0;
+        for (int c = 0; c < 4; ++c) {
+            const double dd = v[c] - p[c];
+            acc += dd * dd;
+        }
+        return acc;
+    }
+
+  private:
+    struct Node {
+        double lo_b[4], hi_b[4];  // bounding box of the node's points
+        double split = 0.0;
+        int lo = 0, hi = 0;       // points [lo, hi) of pts_
+        int left = -1;            // children left, left + 1; -1: leaf
+        int dim = 0;
+    };
+    static constexpr int LEAF = 32;
+
+    std::vector<double> data_;  // link order
+    std::vector<double> pts_;   // finite vectors, tree order
+    std::vector<int> perm_;     // tree order -> link order
+    std::vector<Node> nodes_;
+
+    static bool finite4(const double* v) {
+        return std::isfinite(v[0]) && std::isfinite(v[1]) && std::isfinite(v[2]) && std::isfinite(v[3]);
+    }
+
+    // the lower bound: per dimension the distance to the box (0 inside), summed in
+    // dimension order from 0 as dist_sq sums
+    static double box_sq(const Node& nd, const double* v) {
+        double acc = 0.0;
+        for (int c = 0; c < 4; ++c) {
+            double dd = 0.0;
+            if (v[c] < nd.lo_b[c]) dd = v[c] - nd.lo_b[c];
+            else if (v[c] > nd.hi_b[c]) dd = v[c] - nd.hi_b[c];
+            acc += dd * dd;
+        }
+        return acc;
+    }
+
+    void build() {
+        const size_t n = data_.size() / 4;
+        for (size_t r = 0; r < n; ++r)
+            if (finite4(&data_[r * 4])) perm_.push_back(int(r));
+        if (perm_.empty()) return;
+        // balanced: depth <= log2(n / LEAF) + 1, far below the query stack's 64 / 2
+        nodes_.reserve(2 * (perm_.size() / LEAF + 1));
+        nodes_.emplace_back();
+        build_node(0, 0, int(perm_.size()));
+        pts_.resize(perm_.size() * 4);
+        for (size_t r = 0; r < perm_.size(); ++r)
+            for (int c = 0; c < 4; ++c) pts_[r * 4 + size_t(c)] = data_[size_t(perm_[r]) * 4 + size_t(c)];
+    }
+
+    void build_node(size_t at, int lo, int hi) {
+        Node nd;
+        nd.lo = lo;
+        nd.hi = hi;
+        for (int c = 0; c < 4; ++c) {
+            nd.lo_b[c] = std::numeric_limits<double>::infinity();
+            nd.hi_b[c] = -std::numeric_limits<double>::infinity();
+        }
+        for (int r = lo; r < hi; ++r) {
+            const double* p = &data_[size_t(perm_[size_t(r)]) * 4];
+            for (int c = 0; c < 4; ++c) {
+                nd.lo_b[c] = std::min(nd.lo_b[c], p[c]);
+                nd.hi_b[c] = std::max(nd.hi_b[c], p[c]);
+            }
+        }
+        if (hi - lo > LEAF) {
+            int dim = 0;
+            for (int c = 1; c < 4; ++c)
+                if (nd.hi_b[c] - nd.lo_b[c] > nd.hi_b[dim] - nd.lo_b[dim]) dim = c;
+            if (nd.hi_b[dim] > nd.lo_b[dim]) {  // all points equal: stays a leaf
+                const int mid = lo + (hi - lo) / 2;
+                std::nth_element(perm_.begin() + lo, perm_.begin() + mid, perm_.begin() + hi, [&](int p, int q) {
+                    return data_[size_t(p) * 4 + size_t(dim)] < data_[size_t(q) * 4 + size_t(dim)];
+                });
+                nd.dim = dim;
+                nd.split = data_[size_t(perm_[size_t(mid)]) * 4 + size_t(dim)];
+                nd.left = int(nodes_.size());
+                nodes_.emplace_back();
+                nodes_.emplace_back();
+                nodes_[at] = nd;
+                build_node(size_t(nd.left), lo, mid);
+                build_node(size_t(nd.left) + 1, mid, hi);
+                return;
+            }
+        }
+        nodes_[at] = nd;
+    }
+};
+
+// Past frames' trees for one frame, nearest first (tree n = 1, 2, ...: position among
+// the frames that have one, as DLC lists them)
+struct Trees { std::vector<const LinkTree4*> list; };
+
+// DLC's temporal weights of one edge: w[a * nt + b] = sum over trees n of
+// exp(-gamma * n * d_n(a, b)), d_n the nearest distance of [xs_a, ys_a, xt_b, yt_b] to
+// tree n's vectors (the caller divides by the number of trees).  brute: scan every
+// stored vector instead of the tree (the test oracle; same values to the last bit).
+template <class XF, class YF>
+inline void window_weights(const Trees& trees, double gamma, bool brute, const std::vector<int>& ds,
+                           const std::vector<int>& dt, XF jx, YF jy, std::vector<double>& w) {
+    const size_t ns = ds.size(), nt = dt.size();
+    w.assign(ns * nt, 0.0);
+    for (size_t n = 0; n < trees.list.size(); ++n) {
+        const LinkTree4& tree = *trees.list[n];
+        const double g = -gamma * double(n + 1);
+        const double* tv = tree.data().data();
+        const size_t m = tree.size();
+        for (size_t a = 0; a < ns; ++a) {
+            for (size_t b = 0; b < nt; ++b) {
+                const double v[4] = {jx(ds[a]), jy(ds[a]), jx(dt[b]), jy(dt[b])};
+                double best = std::numeric_limits<double>::infinity();
+                if (brute) {
+                    for (size_t r = 0; r < m; ++r) {
+                        const double acc = LinkTree4::dist_sq(v, tv + r * 4);
+                        if (acc < best) best = acc;
+                    }
+                } else {
+                    best = tree.nearest_sq(v);
+                }
+                w[a * nt + b] += std::exp(g * std::sqrt(best));
+            }
+        }
+    }
+}
+
+}  // namespace mapose_asm
+
+namespace mapose_asm {
+
+// Shared ownership: the tree of a frame is read by the next window_size frames, kept by
+// the Python-side `_trees` dict between calls, never copied.
+using TreePtr = std::shared_ptr<const LinkTree4>;
+using TreeMap = std::map<int64_t, TreePtr>;
+
+inline TreePtr make_tree(const double* vecs, size_t n_vectors) {
+    return std::make_shared<const LinkTree4>(std::vector<double>(vecs, vecs + n_vectors * 4));
+}
+inline size_t tree_size(const TreePtr& t) { return t ? t->size() : 0; }
+inline const double* tree_data(const TreePtr& t) { return t ? t->data().data() : nullptr; }
+// cKDTree.query(x) for one vector: (distance, index), or (inf, size()) without a
+// finite neighbour
+inline double tree_query(const TreePtr& t, const double* v, long* index) {
+    const std::pair<double, size_t> r = t->nearest(v);
+    *index = long(r.second);
+    return std::sqrt(r.first);
+}
+
+}  // namespace mapose_asm
