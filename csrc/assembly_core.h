@@ -498,6 +498,7 @@ class FrameAssembler {
     // scratch buffers reused across edges and frames (allocation dominated otherwise)
     mapose::LsapWorkspace lsap;
     std::vector<double> aff, sub, w;
+    std::vector<char> win_need;  // window weights: pairs that linking reads
     std::vector<int> inds_s, cand, best_of, row_col;
     std::vector<double> col_top;
     std::vector<char> col_unique;
@@ -655,7 +656,17 @@ class FrameAssembler {
             for (size_t a = 0; a < ns; ++a)
                 for (size_t b = 0; b < nt; ++b) aff[a * nt + b] = cost_at(a, b);
             if (!trees.list.empty()) {
-                window_weights(trees, P.gamma, P.window_brute, ds, dt, [&](int j) { return jx(j); }, [&](int j) { return jy(j); }, w);
+                // only the pairs linking can read: optimal linking reads the candidates'
+                // submatrix, greedy the pairs with conf_s * conf_t >= pcutoff**2
+                std::vector<char>& need = win_need;
+                if (!P.greedy) {
+                    need.assign(ns + nt, 0);
+                    for (int q : keep_of(s)) need[size_t(q)] = 1;
+                    for (int q : keep_of(t)) need[ns + size_t(q)] = 1;
+                }
+                const double pc2 = P.pcutoff * P.pcutoff;
+                window_weights(trees, P.gamma, P.window_brute, ds, dt, [&](int j) { return jx(j); }, [&](int j) { return jy(j); },
+                               [&](size_t a, size_t b) { return P.greedy ? jc(ds[a]) * jc(dt[b]) >= pc2 : need[a] && need[ns + b]; }, w);
                 const double cnt = double(trees.list.size());
                 for (size_t q = 0; q < ns * nt; ++q) aff[q] = round_to_dtype(aff[q] * (w[q] / cnt), dtype);
             }

@@ -22,6 +22,9 @@
 #include <memory>
 #include <utility>
 #include <vector>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace mapose_asm {
 
@@ -44,11 +47,7 @@ class LinkTree4 {
             const Node& nd = nodes_[size_t(stack[--top])];
             if (box_sq(nd, v) >= best) continue;
             if (nd.left < 0) {
-                const double* p = &pts_[size_t(nd.lo) * 4];
-                for (int r = nd.lo; r < nd.hi; ++r, p += 4) {
-                    const double acc = dist_sq(v, p);
-                    if (acc < best) best = acc;
-                }
+                best = leaf_min(nd.lo, nd.hi, v, best);
                 continue;
             }
             // nearer child last, so that it is popped first
@@ -73,8 +72,8 @@ class LinkTree4 {
             const Node& nd = nodes_[size_t(stack[--top])];
             if (box_sq(nd, v) > best) continue;  // ties can still lower the index
             if (nd.left < 0) {
-                const double* p = &pts_[size_t(nd.lo) * 4];
-                for (int r = nd.lo; r < nd.hi; ++r, p += 4) {
+                for (int r = nd.lo; r < nd.hi; ++r) {
+                    const double p[4] = {px_[0][size_t(r)], px_[1][size_t(r)], px_[2][size_t(r)], px_[3][size_t(r)]};
                     const double acc = dist_sq(v, p);
                     const size_t id = size_t(perm_[size_t(r)]);
                     if (acc < best || (acc == best && id < arg)) { best = acc; arg = id; }
@@ -102,14 +101,14 @@ class LinkTree4 {
     struct Node {
         double lo_b[4], hi_b[4];  // bounding box of the node's points
         double split = 0.0;
-        int lo = 0, hi = 0;       // points [lo, hi) of pts_
+        int lo = 0, hi = 0;       // points [lo, hi) of px_
         int left = -1;            // children left, left + 1; -1: leaf
         int dim = 0;
     };
-    static constexpr int LEAF = 32;
+    static constexpr int LEAF = 64;
 
     std::vector<double> data_;  // link order
-    std::vector<double> pts_;   // finite vectors, tree order
+    std::vector<double> px_[4]; // finite vectors, tree order, one array per coordinate
     std::vector<int> perm_;     // tree order -> link order
     std::vector<Node> nodes_;
 
@@ -122,12 +121,42 @@ class LinkTree4 {
     static double box_sq(const Node& nd, const double* v) {
         double acc = 0.0;
         for (int c = 0; c < 4; ++c) {
-            double dd = 0.0;
-            if (v[c] < nd.lo_b[c]) dd = v[c] - nd.lo_b[c];
-            else if (v[c] > nd.hi_b[c]) dd = v[c] - nd.hi_b[c];
+            // |distance to the box| (0 inside), branch-free: lo - v is exactly -(v - lo)
+            const double dd = std::max(std::max(nd.lo_b[c] - v[c], v[c] - nd.hi_b[c]), 0.0);
             acc += dd * dd;
         }
         return acc;
+    }
+
+    // min(best, squared distances of points [lo, hi)): dist_sq's operations, two points
+    // at a time (min is exact: no rounding, and no NaN among finite points and queries)
+    double leaf_min(int lo, int hi, const double* v, double best) const {
+        int r = lo;
+#if defined(__SSE2__)
+        const __m128d v0 = _mm_set1_pd(v[0]), v1 = _mm_set1_pd(v[1]), v2 = _mm_set1_pd(v[2]), v3 = _mm_set1_pd(v[3]);
+        __m128d b = _mm_set1_pd(best);
+        for (; r + 2 <= hi; r += 2) {
+            const size_t q = size_t(r);
+            const __m128d d0 = _mm_sub_pd(v0, _mm_loadu_pd(&px_[0][q]));
+            const __m128d d1 = _mm_sub_pd(v1, _mm_loadu_pd(&px_[1][q]));
+            const __m128d d2 = _mm_sub_pd(v2, _mm_loadu_pd(&px_[2][q]));
+            const __m128d d3 = _mm_sub_pd(v3, _mm_loadu_pd(&px_[3][q]));
+            __m128d acc = _mm_add_pd(_mm_setzero_pd(), _mm_mul_pd(d0, d0));
+            acc = _mm_add_pd(acc, _mm_mul_pd(d1, d1));
+            acc = _mm_add_pd(acc, _mm_mul_pd(d2, d2));
+            acc = _mm_add_pd(acc, _mm_mul_pd(d3, d3));
+            b = _mm_min_pd(acc, b);  // acc < b ? acc : b, per lane
+        }
+        double lanes[2];
+        _mm_storeu_pd(lanes, b);
+        best = lanes[0] < lanes[1] ? lanes[0] : lanes[1];
+#endif
+        for (; r < hi; ++r) {
+            const double p[4] = {px_[0][size_t(r)], px_[1][size_t(r)], px_[2][size_t(r)], px_[3][size_t(r)]};
+            const double acc = dist_sq(v, p);
+            if (acc < best) best = acc;
+        }
+        return best;
     }
 
     void build() {
@@ -139,9 +168,10 @@ class LinkTree4 {
         nodes_.reserve(2 * (perm_.size() / LEAF + 1));
         nodes_.emplace_back();
         build_node(0, 0, int(perm_.size()));
-        pts_.resize(perm_.size() * 4);
-        for (size_t r = 0; r < perm_.size(); ++r)
-            for (int c = 0; c < 4; ++c) pts_[r * 4 + size_t(c)] = data_[size_t(perm_[r]) * 4 + size_t(c)];
+        for (int c = 0; c < 4; ++c) {
+            px_[c].resize(perm_.size());
+            for (size_t r = 0; r < perm_.size(); ++r) px_[c][r] = data_[size_t(perm_[r]) * 4 + size_t(c)];
+        }
     }
 
     void build_node(size_t at, int lo, int hi) {
@@ -189,11 +219,12 @@ struct Trees { std::vector<const LinkTree4*> list; };
 
 // DLC's temporal weights of one edge: w[a * nt + b] = sum over trees n of
 // exp(-gamma * n * d_n(a, b)), d_n the nearest distance of [xs_a, ys_a, xt_b, yt_b] to
-// tree n's vectors (the caller divides by the number of trees).  brute: scan every
-// stored vector instead of the tree (the test oracle; same values to the last bit).
-template <class XF, class YF>
+// tree n's vectors (the caller divides by the number of trees).  Only the pairs with
+// need(a, b) are computed (the others are never read: 0).  brute: scan every stored
+// vector instead of the tree (the test oracle; same values to the last bit).
+template <class XF, class YF, class NeedF>
 inline void window_weights(const Trees& trees, double gamma, bool brute, const std::vector<int>& ds,
-                           const std::vector<int>& dt, XF jx, YF jy, std::vector<double>& w) {
+                           const std::vector<int>& dt, XF jx, YF jy, NeedF need, std::vector<double>& w) {
     const size_t ns = ds.size(), nt = dt.size();
     w.assign(ns * nt, 0.0);
     for (size_t n = 0; n < trees.list.size(); ++n) {
@@ -203,6 +234,7 @@ inline void window_weights(const Trees& trees, double gamma, bool brute, const s
         const size_t m = tree.size();
         for (size_t a = 0; a < ns; ++a) {
             for (size_t b = 0; b < nt; ++b) {
+                if (!need(a, b)) continue;
                 const double v[4] = {jx(ds[a]), jy(ds[a]), jx(dt[b]), jy(dt[b])};
                 double best = std::numeric_limits<double>::infinity();
                 if (brute) {
