@@ -38,11 +38,19 @@ cdef extern from "assembly_window.h" namespace "mapose_asm" nogil:
 
 
 cdef extern from "assembly_core.h" namespace "mapose_asm" nogil:
+    cdef cppclass Calib:
+        int d
+        const double* mean
+        const double* var
+        const double* inv_cov
+        cbool little
+
     cdef cppclass Params:
         int n_multi, n_keypoints, max_n, min_n_links, window_size
         cbool greedy, identity_only, force_fusion, add_discarded
         double pcutoff, max_overlap, gamma
         cbool window_brute
+        const Calib* calib
         double min_aff[3]
         int n_edges
         cbool dup_edges
@@ -71,6 +79,7 @@ cdef extern from "assembly_core.h" namespace "mapose_asm" nogil:
         vector[int64_t] joint_off
         vector[double] x, y, conf
         vector[int] label, group
+        vector[signed char] xdtype
         vector[signed char] has_cost, dtype
         vector[const char*] cost_ptr
         vector[int64_t] cost_s0, cost_s1
@@ -433,6 +442,7 @@ def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] 
                 B.y.push_back(_get2(c, code, r, 1))
                 B.conf.push_back(_get1(p, dcode, r))
                 B.label.push_back(<int>i)
+                B.xdtype.push_back(<signed char>code)
                 B.group.push_back(-1 if groups is None else <int>groups[r])
             counts[i] = <int>n
         B.joint_off.push_back(B.x.size())
@@ -757,12 +767,18 @@ def run(Packed packed, *, int n_multi, int n_keypoints, int max_n, int min_n_lin
         bint add_discarded, double pcutoff, double max_overlap, double gamma,
         min_aff, const int[::1] edge_s, const int[::1] edge_t,
         const int64_t[::1] frame_index, int n_threads, dict trees, bint dup_edges=True,
-        bint _window_brute=False):
+        bint _window_brute=False, calib_mean=None, calib_var=None, calib_inv_cov=None,
+        bint calib_little=True):
     """Assemble every frame of ``packed`` (see :mod:`mapose.kernels.assembly`).
 
     ``trees`` maps frame index -> :class:`LinkTree` (or (n_links, 4) link vectors) of past
     frames; it is read and updated when ``window_size >= 1``.  ``_window_brute`` (test
     hook) computes the temporal weights by scanning every stored vector.
+
+    ``calib_mean`` (d,), ``calib_var`` (d,) and ``calib_inv_cov`` (d, d), float64 with
+    d = n_multi * (n_multi - 1) / 2 (the KDE's mean, covariance diagonal and inverse
+    covariance), switch on DLC's calibrated assembly; ``calib_little``: the fills'
+    ``nan_policy == "little"``.
     """
     cdef Params P
     cdef Result res = Result()
@@ -783,6 +799,27 @@ def run(Packed packed, *, int n_multi, int n_keypoints, int max_n, int min_n_lin
     P.max_overlap = max_overlap
     P.gamma = gamma
     P.window_brute = _window_brute
+    cdef Calib cal
+    cdef const double[::1] cal_mean
+    cdef const double[::1] cal_var
+    cdef const double[:, ::1] cal_inv
+    P.calib = NULL
+    if calib_mean is not None:
+        cal_mean = calib_mean
+        cal_var = calib_var
+        cal_inv = calib_inv_cov
+        cal.d = <int>cal_mean.shape[0]
+        if (n_multi * (n_multi - 1) // 2 != cal.d or cal_var.shape[0] != cal.d
+                or cal_inv.shape[0] != cal.d or cal_inv.shape[1] != cal.d or cal.d == 0):
+            raise ValueError(
+                f"calibration of dimension {cal.d} does not fit n_multi={n_multi} bodyparts "
+                f"(expected {n_multi * (n_multi - 1) // 2} pairwise distances)"
+            )
+        cal.mean = &cal_mean[0]
+        cal.var = &cal_var[0]
+        cal.inv_cov = &cal_inv[0, 0]
+        cal.little = calib_little
+        P.calib = &cal
     for i in range(3):
         P.min_aff[i] = min_aff[i]
     P.n_edges = <int>edge_s.shape[0]

@@ -245,6 +245,7 @@ struct Params {
     bool greedy = false, identity_only = false, force_fusion = false, add_discarded = false;
     double pcutoff = 0.1, max_overlap = 0.8, gamma = 0.01;
     bool window_brute = false;  // test hook: temporal weights by brute force, not the trees
+    const struct Calib* calib = nullptr;  // calibrated (assembly_calib.h) when set
     double min_aff[3] = {0.05, 0.05, 0.05};  // min_affinity cast to float64/float32/float16
     int n_edges = 0;
     bool dup_edges = true;  // false when no two edge slots join the same (s, t)
@@ -256,6 +257,7 @@ struct FrameIn {
     int n_joints = 0;
     const double *x = nullptr, *y = nullptr, *conf = nullptr;
     const int *label = nullptr, *group = nullptr;
+    const signed char* xdtype = nullptr;    // per joint: its coordinates' dtype (link lengths)
     const signed char* has_cost = nullptr;  // per edge slot
     const signed char* dtype = nullptr;     // per edge slot
     // per edge slot: the caller's cost array (never copied), read with its strides
@@ -415,6 +417,12 @@ inline int solve_dense_view(mapose::LsapWorkspace& ws, long nr, long nc, const d
     return ws.solve_max_view(long(VR), long(std::max(R, C)), R > C, gmin, gmax, rows, cols);
 }
 
+}  // namespace mapose_asm
+
+#include "assembly_calib.h"
+
+namespace mapose_asm {
+
 class FrameAssembler {
   public:
     const Params& P;
@@ -499,6 +507,8 @@ class FrameAssembler {
     mapose::LsapWorkspace lsap;
     std::vector<double> aff, sub, w;
     std::vector<char> win_need;  // window weights: pairs that linking reads
+    CalibState cal;              // calibrated paths' scratch (assembly_calib.h)
+    bool safe_fill = false;      // calibrated first growing pass: DLC's safe_edge fill
     std::vector<int> inds_s, cand, best_of, row_col;
     std::vector<double> col_top;
     std::vector<char> col_unique;
@@ -748,6 +758,7 @@ class FrameAssembler {
     // (same sequence, same table) instead of being kept up to date on every add.
     PySetEmu ws_idx;
     void seed_order(int ia) {
+        if (calib_seeds(*this, ia)) return;
         seeds.clear();
         ws_idx.clear();
         for (int j : pool[size_t(ia)].joint_order) ws_idx.add(j, j);
@@ -837,6 +848,7 @@ class FrameAssembler {
     }
 
     void fill_assembly(int ia) {
+        if (safe_fill) { calib_fill_safe(*this, ia); return; }
         if (key32 && csr) { fill_assembly_merge(ia); return; }
         std::vector<HeapItem>& stack = heap;
         stack.clear();
@@ -993,7 +1005,7 @@ class FrameAssembler {
             nan_aff = nan_aff || std::isnan(L.affinity);
             key32 = key32 && double(float(L.affinity)) == L.affinity;
         }
-        key32 = key32 && !nan_aff;
+        key32 = key32 && !nan_aff && P.calib == nullptr;  // calibrated fills need the heap
         begin_lookup();
         by_key = key32 && csr;
         std::vector<int>& out = ws_out;
@@ -1061,6 +1073,7 @@ class FrameAssembler {
             radix_sort_keys(link_order, radix_buf);
         }
         finish_lookup();
+        safe_fill = P.calib != nullptr;  // DLC's safe_edge: set by calibrate()
 
         // Links are taken in descending affinity (stable); one that touches an
         // assembled joint is skipped, and `assembled` only grows.
@@ -1117,9 +1130,12 @@ class FrameAssembler {
             }
         }
 
+        safe_fill = false;  // the second pass below fills without edge safety
         const int n_extra = int(out.size()) - P.max_n;
         if (n_extra > 0) {
-            if (P.force_fusion) {
+            if (P.calib) {
+                calib_merge(*this, out);
+            } else if (P.force_fusion) {
                 py_sort(out, [&](int p, int q) { return pool[size_t(p)].n_visible < pool[size_t(q)].n_visible; }, false);
                 for (int nrow = 0; nrow < n_extra; ++nrow) {
                     int a = out[size_t(nrow)];
@@ -1328,6 +1344,7 @@ class FrameAssembler {
             }
         } else {
             extract_best_links(trees);
+            if (P.calib) calib_scale_links(*this);
             // _fill_assembly's `visited` holds idx tuples: links joining the same (i, j)
             // share one entry
             link_pair_id.resize(links.size());
@@ -1386,10 +1403,12 @@ class FrameAssembler {
             if (ext.size() < pool_n * 4) ext.resize(pool_n * 4);
             for (int ia : asms) extent(pool[size_t(ia)], &ext[size_t(ia) * 4]);
             std::vector<int> lst = asms, kept;
+            const std::vector<double>* cal_score = P.calib ? &calib_scores(*this, asms) : nullptr;
+            auto score = [&](int ia) { return cal_score ? (*cal_score)[size_t(ia)] : pool[size_t(ia)].aff; };
             while (!lst.empty()) {
                 size_t bi = 0;
                 for (size_t q = 1; q < lst.size(); ++q)
-                    if (pool[size_t(lst[q])].aff > pool[size_t(lst[bi])].aff) bi = q;
+                    if (score(lst[q]) > score(lst[bi])) bi = q;
                 int best = lst[bi];
                 kept.push_back(best);
                 lst.erase(lst.begin() + long(bi));
@@ -1410,6 +1429,7 @@ class FrameAssembler {
             discarded.for_each([&](int j) { order.push_back(j); });
             py_sort(order, [&](int p, int q) { return jc(p) < jc(q); }, true);
             for (int j : order) {
+                if (P.calib) { calib_add_discarded(*this, asms, j); continue; }
                 int best = -1;
                 double bd = NaN;
                 for (size_t q = 0; q < asms.size(); ++q) {
@@ -1444,6 +1464,7 @@ struct Batch {
     std::vector<int64_t> joint_off{0};
     std::vector<double> x, y, conf;
     std::vector<int> label, group;
+    std::vector<signed char> xdtype;           // per joint (0: float64, 1: float32, 2: float16)
     std::vector<signed char> has_cost, dtype;  // n_frames * n_edges
     std::vector<const char*> cost_ptr;
     std::vector<int64_t> cost_s0, cost_s1;
@@ -1454,6 +1475,7 @@ struct Batch {
         in.n_joints = int(joint_off[f + 1] - o);
         in.x = x.data() + o; in.y = y.data() + o; in.conf = conf.data() + o;
         in.label = label.data() + o; in.group = group.data() + o;
+        in.xdtype = xdtype.size() == x.size() ? xdtype.data() + o : nullptr;
         const size_t e = f * size_t(n_edges);
         in.has_cost = has_cost.data() + e; in.dtype = dtype.data() + e;
         in.cost_ptr = cost_ptr.data() + e; in.cost_s0 = cost_s0.data() + e; in.cost_s1 = cost_s1.data() + e;

@@ -16,8 +16,9 @@ Differences from DLC 3.0.2, all deliberate:
   assemblies, links to unique bodyparts are never formed, calibration that cannot be
   done warns and leaves the assembler uncalibrated, an empty data dict assembles nothing,
   and non-finite affinities count as 0 (DLC only maps NaN to 0; inf crashes SciPy).
-* with calibration (``calibrate``), frames run through the Python reference
-  implementation (:mod:`mapose.kernels.assembly_ref`): exact but not fast.
+* with calibration (``calibrate``), frames run through the same kernel (threads too); its
+  Mahalanobis distances sum v.inv_cov.v in a fixed order where NumPy uses BLAS, so they
+  may differ from DLC's in the last bits (only an exact tie could resolve differently).
 """
 from __future__ import annotations
 
@@ -417,12 +418,16 @@ class Assembler:
         return mahal
 
     # ---------------------------------------------------------------- assembling --
-    def _reference(self, params):
-        from mapose.kernels.assembly_ref import FrameAssembler
-
-        fa = FrameAssembler(params, self._kde)
-        fa.trees = self._trees  # shared, like DLC's _trees
-        return fa
+    def _calibration(self):
+        """The KDE moments for the kernel, computed once per calibration (None: uncalibrated)."""
+        if self._kde is None:
+            return None
+        key = (id(self._kde), id(getattr(self._kde, "mean", None)), self.n_multibodyparts)
+        cached = self.__dict__.get("_calibration_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, _kernel.calibration_arrays(self._kde, self.n_multibodyparts))
+            self._calibration_cache = cached
+        return cached[1]
 
     def _assemble(self, data_dict, ind_frame):
         """Assemble one frame: (list of Assembly or None, unique (n_unique, 3) or None)."""
@@ -446,12 +451,10 @@ class Assembler:
         """
         params = self._params()
         frames = list(frames)
-        if self._kde is not None:
-            fa = self._reference(params)
-            return [fa.assemble(f, first_index + k) for k, f in enumerate(frames)]
         packed = _kernel.pack_frames(frames, params)
         fi = np.arange(first_index, first_index + len(frames), dtype=np.int64)
-        result = _kernel.run_packed(packed, params, fi, self._threads(n_threads), self._trees)
+        result = _kernel.run_packed(packed, params, fi, self._threads(n_threads), self._trees,
+                                    calibration=self._calibration())
         self._prune_trees(fi)
         return [_kernel.materialize(result, packed, k) for k in range(len(frames))]
 
@@ -468,16 +471,10 @@ class Assembler:
         """
         params = self._params()
         frames = list(frames)
-        if self._kde is not None:
-            out = np.full((len(frames), self.max_n_individuals, self.n_multibodyparts, 5), -1.0)
-            for f, (assemblies, _) in enumerate(self.assemble_frames(frames, first_index)):
-                for q, a in enumerate((assemblies or [])[: self.max_n_individuals]):
-                    out[f, q, :, :4] = a.data
-                    out[f, q, :, 4] = a.affinity
-            return out
         packed = _kernel.pack_frames(frames, params)
         fi = np.arange(first_index, first_index + len(frames), dtype=np.int64)
-        result = _kernel.run_packed(packed, params, fi, self._threads(n_threads), self._trees)
+        result = _kernel.run_packed(packed, params, fi, self._threads(n_threads), self._trees,
+                                    calibration=self._calibration())
         self._prune_trees(fi)
         return result.poses(self.max_n_individuals)
 
@@ -519,21 +516,13 @@ class Assembler:
         if n_threads is None:
             n_threads = 1 if chunk_size == 0 else (n_processes if n_processes is not None else self.n_threads)
         n_threads = self._threads(n_threads)
-        if self._kde is not None:
-            fa = self._reference(params)
-            for i, name in enumerate(imnames):
-                assemblies, unique = fa.assemble(self.data[name], i)
-                if assemblies:
-                    self.assemblies[i] = assemblies
-                if unique is not None:
-                    self.unique[i] = unique
-            return
+        calibration = self._calibration()
         lazy = _LazyAssemblies(self.n_multibodyparts)
         for start in range(0, len(imnames), _CHUNK):
             names = imnames[start : start + _CHUNK]
             packed = _kernel.pack_frames([self.data[k] for k in names], params, keys=names)
             fi = np.arange(start, start + len(names), dtype=np.int64)
-            result = _kernel.run_packed(packed, params, fi, n_threads, self._trees)
+            result = _kernel.run_packed(packed, params, fi, n_threads, self._trees, calibration=calibration)
             self._prune_trees(fi)
             packed.drop_costs()
             lazy._add_chunk(packed, result, fi)

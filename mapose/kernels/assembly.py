@@ -24,6 +24,7 @@ _asm = load("assembly")
 
 __all__ = [
     "AssemblyParams", "LinkTree", "pack_frames", "run_packed", "assemble_frames", "materialize", "default_threads",
+    "calibration_arrays",
 ]
 
 LinkTree = _asm.LinkTree
@@ -130,8 +131,32 @@ def pack_frames(frames, params: AssemblyParams, keys=None):
     )
 
 
+def calibration_arrays(kde, n_multibodyparts: int) -> tuple:
+    """The KDE moments the calibrated kernel reads: ``(mean (d,), variances (d,), inv_cov (d, d))``.
+
+    ``kde`` is what :meth:`mapose.Assembler.calibrate` stores (a ``scipy.stats.gaussian_kde``
+    of the condensed squared distances, with ``mean`` set); d = n(n - 1) / 2 pairs.
+    """
+    try:
+        mean = np.ascontiguousarray(kde.mean, dtype=np.float64).ravel()
+        cov = np.asarray(kde.covariance, dtype=np.float64)
+        inv_cov = np.ascontiguousarray(kde.inv_cov, dtype=np.float64)
+    except AttributeError as exc:
+        raise TypeError(
+            f"kde must be a fitted scipy.stats.gaussian_kde with a `mean` attribute (Assembler.calibrate); "
+            f"got {type(kde).__name__} ({exc})."
+        ) from None
+    d = n_multibodyparts * (n_multibodyparts - 1) // 2
+    if mean.shape != (d,) or cov.shape != (d, d) or inv_cov.shape != (d, d):
+        raise ValueError(
+            f"the calibration has {mean.size} pairwise distances but n_multibodyparts={n_multibodyparts} "
+            f"needs {d}; calibrate with the same project's labelled data."
+        )
+    return mean, np.ascontiguousarray(np.diag(cov)), inv_cov
+
+
 def run_packed(packed, params: AssemblyParams, frame_index=None, n_threads: int | None = 1, trees=None,
-               _window_brute=False):
+               _window_brute=False, kde=None, calibration=None):
     """Assemble packed frames.
 
     Parameters
@@ -149,11 +174,18 @@ def run_packed(packed, params: AssemblyParams, frame_index=None, n_threads: int 
     _window_brute : bool
         Test hook: temporal weights by scanning every stored link vector (the oracle the
         trees' exact nearest-neighbour search is checked against).
+    kde : scipy.stats.gaussian_kde, optional
+        Calibration (:meth:`mapose.Assembler.calibrate`): DLC's calibrated assembly.
+    calibration : tuple, optional
+        ``calibration_arrays(kde, ...)`` computed once by the caller (instead of ``kde``).
     """
     n = packed.n_frames
     fi = np.arange(n, dtype=np.int64) if frame_index is None else np.ascontiguousarray(frame_index, dtype=np.int64)
     if n_threads is None:
         n_threads = default_threads()
+    if calibration is None and kde is not None:
+        calibration = calibration_arrays(kde, params.n_multibodyparts)
+    mean, var, inv_cov = (None, None, None) if calibration is None else calibration
     return _asm.run(
         packed,
         n_multi=params.n_multibodyparts,
@@ -176,6 +208,10 @@ def run_packed(packed, params: AssemblyParams, frame_index=None, n_threads: int 
         n_threads=max(1, int(n_threads)),
         trees={} if trees is None else trees,
         _window_brute=bool(_window_brute),
+        calib_mean=mean,
+        calib_var=var,
+        calib_inv_cov=inv_cov,
+        calib_little=params.nan_policy == "little",
     )
 
 
@@ -219,9 +255,7 @@ def assemble_frames(frames, params: AssemblyParams, first_index: int = 0, kde=No
     -------
     list of (list of Assembly or None, ndarray of shape (n_unique, 3) or None)
     """
-    if kde is not None:
-        raise ValueError("calibrated assembly runs through mapose.Assembler (kde is not supported here)")
     packed = pack_frames(frames, params)
     fi = np.arange(first_index, first_index + packed.n_frames, dtype=np.int64)
-    result = run_packed(packed, params, fi, n_threads, trees)
+    result = run_packed(packed, params, fi, n_threads, trees, kde=kde)
     return [materialize(result, packed, f) for f in range(packed.n_frames)]
