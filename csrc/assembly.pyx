@@ -917,3 +917,85 @@ def _lsap_max_view(const double[:, ::1] cost):
         0: full solver, 1: dominant rows, 2: exhaustive search, 3: forced pairs.
     """
     return _lsap_hook(cost, True, True)
+
+
+cdef extern from *:
+    """
+    // Test hooks for the calibrated kernel: one assembly's Mahalanobis distance and one
+    // link's probability, through the very functions the per-frame assembler calls.
+    static double mp_calib_mahalanobis(const mapose_asm::Params& P, const double* data, bool little) {
+        mapose_asm::FrameAssembler fa(P);
+        mapose_asm::Asm a;
+        a.data.assign(data, data + size_t(P.n_multi) * 4);
+        a.n_visible = 0;
+        for (int r = 0; r < P.n_multi; ++r) a.n_visible += !std::isnan(data[size_t(r) * 4]);
+        return mapose_asm::calib_mahalanobis(fa, a, little);
+    }
+    static double mp_calib_link_probability(const mapose_asm::Params& P, const double* xy, const int* label,
+                                            const signed char* xdtype) {
+        mapose_asm::FrameAssembler fa(P);
+        const double x[2] = {xy[0], xy[2]}, y[2] = {xy[1], xy[3]}, conf[2] = {1.0, 1.0};
+        const int group[2] = {-1, -1};
+        mapose_asm::FrameIn in;
+        in.n_joints = 2;
+        in.x = x; in.y = y; in.conf = conf; in.label = label; in.group = group; in.xdtype = xdtype;
+        fa.F = &in;
+        return mapose_asm::calib_link_probability(fa, mapose_asm::LinkOut{0, 1, 1.0});
+    }
+    """
+    double mp_calib_mahalanobis(const Params& P, const double* data, cbool little) nogil
+    double mp_calib_link_probability(const Params& P, const double* xy, const int* label,
+                                     const signed char* xdtype) nogil
+
+
+cdef Calib _hook_calib(int n_multi, const double[::1] mean, const double[::1] var, const double[:, ::1] inv_cov):
+    cdef Calib c
+    c.d = <int>mean.shape[0]
+    if c.d != n_multi * (n_multi - 1) // 2 or var.shape[0] != c.d or inv_cov.shape[0] != c.d or inv_cov.shape[1] != c.d:
+        raise ValueError("calibration arrays do not fit n_multi")
+    c.mean = &mean[0]
+    c.var = &var[0]
+    c.inv_cov = &inv_cov[0, 0]
+    return c
+
+
+def _calib_mahalanobis(const double[:, ::1] data, const double[::1] mean, const double[::1] var,
+                       const double[:, ::1] inv_cov, bint little=True):
+    """Test hook: the kernel's Mahalanobis distance of one assembly.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_multi, 4), float64
+        The assembly's rows (x, y, confidence, group; NaN x for missing bodyparts).
+    mean, var : ndarray, shape (d,); inv_cov : ndarray, shape (d, d)
+        From :func:`mapose.kernels.assembly.calibration_arrays`.
+    """
+    cdef Params P
+    P.n_multi = <int>data.shape[0]
+    if data.shape[1] != 4 or P.n_multi < 2:
+        raise ValueError("data must have shape (n_multi >= 2, 4)")
+    cdef Calib c = _hook_calib(P.n_multi, mean, var, inv_cov)
+    P.calib = &c
+    return mp_calib_mahalanobis(P, &data[0, 0], little)
+
+
+def _calib_link_probability(const double[::1] xy, int label1, int label2, int n_multi, int coord_dtype,
+                            const double[::1] mean, const double[::1] var, const double[:, ::1] inv_cov):
+    """Test hook: the kernel's link probability of the link (x1, y1) -> (x2, y2) between
+    bodyparts ``label1`` and ``label2``, coordinates of dtype code ``coord_dtype``
+    (0: float64, 1: float32, 2: float16)."""
+    cdef Params P
+    P.n_multi = n_multi
+    if xy.shape[0] != 4 or not (0 <= label1 < n_multi and 0 <= label2 < n_multi and label1 != label2):
+        raise ValueError("xy must be (x1, y1, x2, y2) and the labels distinct multi-animal bodyparts")
+    if not 0 <= coord_dtype <= 2:
+        raise ValueError("coord_dtype must be 0, 1 or 2")
+    cdef Calib c = _hook_calib(n_multi, mean, var, inv_cov)
+    P.calib = &c
+    cdef int labels[2]
+    cdef signed char dts[2]
+    labels[0] = label1
+    labels[1] = label2
+    dts[0] = <signed char>coord_dtype
+    dts[1] = <signed char>coord_dtype
+    return mp_calib_link_probability(P, &xy[0], labels, dts)

@@ -171,12 +171,24 @@ inline int coord_dtype(const signed char* xdt, int j1, int j2) {
     return std::min(int(xdt[j1]), int(xdt[j2]));
 }
 
+// libm's pow(x, 2), what NumPy scalars and Python floats call for `** 2`: not always the
+// correctly rounded x * x, and GCC folds a constant exponent 2 into x * x, hence the
+// volatile exponent
+inline double libm_square(double x) {
+    volatile double two = 2.0;
+    return std::pow(x, double(two));
+}
+inline float libm_squaref(float x) {
+    volatile float two = 2.0f;
+    return std::pow(x, float(two));
+}
+
 // Link.length: sqrt((x1 - x2) ** 2 + (y1 - y2) ** 2) on NumPy scalars of the coordinates'
 // dtype (float16 arithmetic goes through float32 and rounds to half after each op)
 inline double link_length(double x1, double y1, double x2, double y2, int dtype) {
     if (dtype == 1) {
         const float dx = float(x1) - float(x2), dy = float(y1) - float(y2);
-        return std::sqrt(double(std::pow(dx, 2.0f) + std::pow(dy, 2.0f)));
+        return std::sqrt(double(libm_squaref(dx) + libm_squaref(dy)));
     }
     if (dtype == 2) {
         // half ** 2 is powf on the float values: exact (22 bits), i.e. the product
@@ -186,7 +198,7 @@ inline double link_length(double x1, double y1, double x2, double y2, int dtype)
         const double dy2 = half_round(double(float(dy) * float(dy)));
         return std::sqrt(half_round(double(float(dx2) + float(dy2))));
     }
-    return std::sqrt(std::pow(x1 - x2, 2.0) + std::pow(y1 - y2, 2.0));
+    return std::sqrt(libm_square(x1 - x2) + libm_square(y1 - y2));
 }
 
 // Assembler.calc_link_probability
@@ -199,7 +211,7 @@ double calib_link_probability(FA& fa, const LinkOut& L) {
     const int k = n * j - j * (j + 1) / 2 + i - 1 - j;
     const double len = link_length(fa.jx(L.j1), fa.jy(L.j1), fa.jx(L.j2), fa.jy(L.j2),
                                    coord_dtype(fa.F->xdtype, L.j1, L.j2));
-    const double z = (std::pow(len, 2.0) - C.mean[k]) / C.var[k];
+    const double z = (libm_square(len) - C.mean[k]) / C.var[k];
     return 2.0 * (1.0 - 0.5 * (1.0 + std::erf(std::fabs(z) / std::sqrt(2.0))));
 }
 
