@@ -507,6 +507,7 @@ class FrameAssembler {
     mapose::LsapWorkspace lsap;
     std::vector<double> aff, sub, w;
     std::vector<char> win_need;  // window weights: pairs that linking reads
+    WindowScratch win;           // window weights: per-joint bound terms of this frame
     CalibState cal;              // calibrated paths' scratch (assembly_calib.h)
     bool safe_fill = false;      // calibrated first growing pass: DLC's safe_edge fill
     std::vector<int> inds_s, cand, best_of, row_col;
@@ -558,6 +559,7 @@ class FrameAssembler {
     }
 
     void extract_best_links(const Trees& trees) {
+        if (!trees.list.empty()) win.begin_frame(trees.list.size(), size_t(nj));
 #if defined(__GNUC__)
         // the loop below prefetches two edges ahead: the first two here
         for (int k = 0; k < std::min(P.n_edges, 2); ++k)
@@ -676,7 +678,8 @@ class FrameAssembler {
                 }
                 const double pc2 = P.pcutoff * P.pcutoff;
                 window_weights(trees, P.gamma, P.window_brute, ds, dt, [&](int j) { return jx(j); }, [&](int j) { return jy(j); },
-                               [&](size_t a, size_t b) { return P.greedy ? jc(ds[a]) * jc(dt[b]) >= pc2 : need[a] && need[ns + b]; }, w);
+                               [&](size_t a, size_t b) { return P.greedy ? jc(ds[a]) * jc(dt[b]) >= pc2 : need[a] && need[ns + b]; },
+                               win, w);
                 const double cnt = double(trees.list.size());
                 for (size_t q = 0; q < ns * nt; ++q) aff[q] = round_to_dtype(aff[q] * (w[q] / cnt), dtype);
             }

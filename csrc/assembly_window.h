@@ -88,6 +88,47 @@ class LinkTree4 {
         return {best, arg};
     }
 
+    // The leaves as a flat table: the batched queries below bound every leaf at once
+    size_t n_leaves() const { return leaf_lo_.size(); }
+
+    // Per-joint parts of the leaves' lower bounds (dist_sq's partial sums): as a source,
+    // S[L] = (0 + e0^2) + e1^2 with e_c the distance of (x, y) to leaf L's box in
+    // dimension c; as a target, T2[L] = e2^2 and T3[L] = e3^2.  The bound of the vector
+    // [source, target] is then (S + T2) + T3, box_sq's value.
+    void source_terms(double x, double y, double* S) const {
+        const size_t nl = n_leaves();
+        for (size_t l = 0; l < nl; ++l) {
+            const double e0 = std::max(std::max(box_lo_[0][l] - x, x - box_hi_[0][l]), 0.0);
+            const double e1 = std::max(std::max(box_lo_[1][l] - y, y - box_hi_[1][l]), 0.0);
+            S[l] = (0.0 + e0 * e0) + e1 * e1;
+        }
+    }
+    void target_terms(double x, double y, double* T2, double* T3) const {
+        const size_t nl = n_leaves();
+        for (size_t l = 0; l < nl; ++l) {
+            const double e2 = std::max(std::max(box_lo_[2][l] - x, x - box_hi_[2][l]), 0.0);
+            const double e3 = std::max(std::max(box_lo_[3][l] - y, y - box_hi_[3][l]), 0.0);
+            T2[l] = e2 * e2;
+            T3[l] = e3 * e3;
+        }
+    }
+
+    // nearest_sq(v) from the leaf table: the leaf of smallest bound first, then every
+    // leaf whose bound is below the best value so far (a skipped leaf's points are all
+    // >= its bound >= the best: the minimum is exact).  lb: scratch of n_leaves().
+    double nearest_sq_terms(const double* v, const double* S, const double* T2, const double* T3, double* lb) const {
+        double best = std::numeric_limits<double>::infinity();
+        const size_t nl = n_leaves();
+        if (nl == 0 || !finite4(v)) return best;
+        for (size_t l = 0; l < nl; ++l) lb[l] = (S[l] + T2[l]) + T3[l];
+        size_t first = 0;
+        for (size_t l = 1; l < nl; ++l) first = lb[l] < lb[first] ? l : first;
+        best = leaf_min(leaf_lo_[first], leaf_hi_[first], v, best);
+        for (size_t l = 0; l < nl; ++l)
+            if (lb[l] < best) best = leaf_min(leaf_lo_[l], leaf_hi_[l], v, best);
+        return best;
+    }
+
     static double dist_sq(const double* v, const double* p) {
         double acc = 0.0;
         for (int c = 0; c < 4; ++c) {
@@ -111,6 +152,8 @@ class LinkTree4 {
     std::vector<double> px_[4]; // finite vectors, tree order, one array per coordinate
     std::vector<int> perm_;     // tree order -> link order
     std::vector<Node> nodes_;
+    std::vector<int> leaf_lo_, leaf_hi_;  // leaf table: point ranges
+    std::vector<double> box_lo_[4], box_hi_[4];  // and bounding boxes, per dimension
 
     static bool finite4(const double* v) {
         return std::isfinite(v[0]) && std::isfinite(v[1]) && std::isfinite(v[2]) && std::isfinite(v[3]);
@@ -172,6 +215,15 @@ class LinkTree4 {
             px_[c].resize(perm_.size());
             for (size_t r = 0; r < perm_.size(); ++r) px_[c][r] = data_[size_t(perm_[r]) * 4 + size_t(c)];
         }
+        for (const Node& nd : nodes_) {
+            if (nd.left >= 0) continue;
+            leaf_lo_.push_back(nd.lo);
+            leaf_hi_.push_back(nd.hi);
+            for (int c = 0; c < 4; ++c) {
+                box_lo_[c].push_back(nd.lo_b[c]);
+                box_hi_[c].push_back(nd.hi_b[c]);
+            }
+        }
     }
 
     void build_node(size_t at, int lo, int hi) {
@@ -217,21 +269,56 @@ class LinkTree4 {
 // the frames that have one, as DLC lists them)
 struct Trees { std::vector<const LinkTree4*> list; };
 
+// Per-frame scratch of the temporal weights: each joint's bound terms per tree,
+// computed on first use (a joint is the source or target of many edges)
+struct WindowScratch {
+    std::vector<std::vector<double>> src, tgt2, tgt3;  // per tree: n_joints x n_leaves
+    std::vector<std::vector<char>> has_src, has_tgt;   // per tree, per joint
+    std::vector<double> lb;
+    void begin_frame(size_t n_trees, size_t n_joints) {
+        src.resize(n_trees); tgt2.resize(n_trees); tgt3.resize(n_trees);
+        has_src.resize(n_trees); has_tgt.resize(n_trees);
+        for (size_t n = 0; n < n_trees; ++n) {
+            has_src[n].assign(n_joints, 0);
+            has_tgt[n].assign(n_joints, 0);
+        }
+    }
+};
+
 // DLC's temporal weights of one edge: w[a * nt + b] = sum over trees n of
 // exp(-gamma * n * d_n(a, b)), d_n the nearest distance of [xs_a, ys_a, xt_b, yt_b] to
 // tree n's vectors (the caller divides by the number of trees).  Only the pairs with
 // need(a, b) are computed (the others are never read: 0).  brute: scan every stored
-// vector instead of the tree (the test oracle; same values to the last bit).
+// vector instead of the tree (the test oracle; same values to the last bit).  ws must
+// have had begin_frame(n_trees, n_joints) called for this frame.
 template <class XF, class YF, class NeedF>
 inline void window_weights(const Trees& trees, double gamma, bool brute, const std::vector<int>& ds,
-                           const std::vector<int>& dt, XF jx, YF jy, NeedF need, std::vector<double>& w) {
+                           const std::vector<int>& dt, XF jx, YF jy, NeedF need, WindowScratch& ws,
+                           std::vector<double>& w) {
     const size_t ns = ds.size(), nt = dt.size();
     w.assign(ns * nt, 0.0);
     for (size_t n = 0; n < trees.list.size(); ++n) {
         const LinkTree4& tree = *trees.list[n];
         const double g = -gamma * double(n + 1);
         const double* tv = tree.data().data();
-        const size_t m = tree.size();
+        const size_t m = tree.size(), nl = tree.n_leaves();
+        if (!brute) {
+            std::vector<double>&src = ws.src[n], &t2 = ws.tgt2[n], &t3 = ws.tgt3[n];
+            const size_t nj = ws.has_src[n].size();
+            if (src.size() < nj * nl) { src.resize(nj * nl); t2.resize(nj * nl); t3.resize(nj * nl); }
+            for (size_t a = 0; a < ns; ++a) {
+                const int j = ds[a];
+                if (!ws.has_src[n][size_t(j)]) { tree.source_terms(jx(j), jy(j), &src[size_t(j) * nl]); ws.has_src[n][size_t(j)] = 1; }
+            }
+            for (size_t b = 0; b < nt; ++b) {
+                const int j = dt[b];
+                if (!ws.has_tgt[n][size_t(j)]) {
+                    tree.target_terms(jx(j), jy(j), &t2[size_t(j) * nl], &t3[size_t(j) * nl]);
+                    ws.has_tgt[n][size_t(j)] = 1;
+                }
+            }
+            if (ws.lb.size() < nl) ws.lb.resize(nl);
+        }
         for (size_t a = 0; a < ns; ++a) {
             for (size_t b = 0; b < nt; ++b) {
                 if (!need(a, b)) continue;
@@ -243,7 +330,8 @@ inline void window_weights(const Trees& trees, double gamma, bool brute, const s
                         if (acc < best) best = acc;
                     }
                 } else {
-                    best = tree.nearest_sq(v);
+                    best = tree.nearest_sq_terms(v, &ws.src[n][size_t(ds[a]) * nl], &ws.tgt2[n][size_t(dt[b]) * nl],
+                                                 &ws.tgt3[n][size_t(dt[b]) * nl], ws.lb.data());
                 }
                 w[a * nt + b] += std::exp(g * std::sqrt(best));
             }
