@@ -4,11 +4,17 @@
 //
 // Exactness: the squared distance of a point is computed as the brute force always did,
 // acc = 0; acc += d0*d0; ... acc += d3*d3 (dimension order, no FMA: -ffp-contract=off),
-// and the tree returns the minimum of exactly these values.  A subtree is skipped only
-// when a lower bound computed with the same operations on the distances to its bounding
-// box is >= the best value found: floating-point subtraction, squaring and addition are
-// monotone, so that bound never exceeds the computed value of any point inside the box,
-// and the minimum is the brute force's to the last bit.  Points with a non-finite
+// and the search returns the minimum of exactly these values.  A leaf (or subtree) is
+// skipped only when a lower bound computed with the same operations on the distances to
+// its bounding box is >= the best value found: floating-point subtraction, squaring and
+// addition are monotone, so that bound never exceeds the computed value of any point
+// inside the box, and the minimum is the brute force's to the last bit.
+//
+// Layout: a balanced k-d tree (median splits on the widest dimension) whose leaves of
+// <= 64 points also form a flat table.  The assembler's queries come in products (every
+// source detection of an edge with every target detection), so each joint's share of
+// every leaf's bound is computed once per frame and a query only adds two of them per
+// leaf (nearest_sq_terms); the tree itself serves LinkTree.query (cKDTree.query).  Points with a non-finite
 // coordinate never win the brute force (their value is inf or NaN, and `acc < best`
 // starts from inf), so they are left out of the tree; a query with a non-finite
 // coordinate has no finite value either and returns inf.
@@ -35,29 +41,6 @@ class LinkTree4 {
 
     size_t size() const { return data_.size() / 4; }
     const std::vector<double>& data() const { return data_; }
-
-    // Smallest squared distance from v to a stored vector (inf when there is none).
-    double nearest_sq(const double* v) const {
-        double best = std::numeric_limits<double>::infinity();
-        if (nodes_.empty() || !finite4(v)) return best;
-        int stack[64];
-        int top = 0;
-        stack[top++] = 0;
-        while (top) {
-            const Node& nd = nodes_[size_t(stack[--top])];
-            if (box_sq(nd, v) >= best) continue;
-            if (nd.left < 0) {
-                best = leaf_min(nd.lo, nd.hi, v, best);
-                continue;
-            }
-            // nearer child last, so that it is popped first
-            const int a = nd.left, b = nd.left + 1;
-            const bool left_first = v[nd.dim] <= nd.split;
-            stack[top++] = left_first ? b : a;
-            stack[top++] = left_first ? a : b;
-        }
-        return best;
-    }
 
     // Nearest stored vector: (squared distance, index of the first vector in link
     // order with that distance), or (inf, size()) when none is finite (cKDTree.query).
@@ -113,9 +96,11 @@ class LinkTree4 {
         }
     }
 
-    // nearest_sq(v) from the leaf table: the leaf of smallest bound first, then every
-    // leaf whose bound is below the best value so far (a skipped leaf's points are all
-    // >= its bound >= the best: the minimum is exact).  lb: scratch of n_leaves().
+    // Smallest squared distance from v to a stored vector (inf when there is none),
+    // from the leaf table: the leaf of smallest bound first, then every leaf whose bound
+    // is below the best value so far (a skipped leaf's points are all >= its bound >=
+    // the best: the minimum is exact).  S, T2, T3: the terms of v's source and target
+    // (source_terms, target_terms); lb: scratch of n_leaves().
     double nearest_sq_terms(const double* v, const double* S, const double* T2, const double* T3, double* lb) const {
         double best = std::numeric_limits<double>::infinity();
         const size_t nl = n_leaves();
