@@ -284,7 +284,6 @@ struct FrameOut {
     std::vector<double> tree;  // link vectors (n_links * 4) when window_size >= 1
 };
 
-
 // ----------------------------------------------------------------------- assembly --
 inline double half_to_double(uint16_t h);
 
