@@ -105,9 +105,14 @@ class LinkTree4 {
         double best = std::numeric_limits<double>::infinity();
         const size_t nl = n_leaves();
         if (nl == 0 || !finite4(v)) return best;
-        for (size_t l = 0; l < nl; ++l) lb[l] = (S[l] + T2[l]) + T3[l];
         size_t first = 0;
-        for (size_t l = 1; l < nl; ++l) first = lb[l] < lb[first] ? l : first;
+        double low = std::numeric_limits<double>::infinity();
+        for (size_t l = 0; l < nl; ++l) {
+            const double b = (S[l] + T2[l]) + T3[l];
+            lb[l] = b;
+            first = b < low ? l : first;
+            low = b < low ? b : low;
+        }
         best = leaf_min(leaf_lo_[first], leaf_hi_[first], v, best);
         for (size_t l = 0; l < nl; ++l)
             if (lb[l] < best) best = leaf_min(leaf_lo_[l], leaf_hi_[l], v, best);
