@@ -1469,6 +1469,17 @@ struct Batch {
     }
 };
 
+// Frames [lo, hi) of `B` on the calling thread, without temporal coherence, into
+// outs[lo, hi): the caller packs and assembles a few frames at a time (pack_run), with
+// one FrameAssembler kept across calls (its buffers keep their capacity).
+inline void run_frames(FrameAssembler& fa, const Batch& B, size_t lo, size_t hi, std::vector<FrameOut>& outs) {
+    const Trees none;
+    for (size_t f = lo; f < hi; ++f) {
+        const FrameIn in = B.frame(f);
+        fa.run(in, none, outs[f]);
+    }
+}
+
 // Assemble frames [0, n) of `B`.  Without temporal coherence frames are independent
 // and split over `n_threads` threads; with it (window_size >= 1) they run in order on
 // one thread, reading and extending `tree_vecs` (frame index -> link vectors).

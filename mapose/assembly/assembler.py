@@ -45,13 +45,14 @@ class _LazyAssemblies(MutableMapping):
         self._chunks: list = []
         self._cache: dict = {}
 
-    def _add_chunk(self, packed, result, frame_index):
+    def _add_chunk(self, packed, result, start):
+        # the chunk's frames are start, start + 1, ...
         c = len(self._chunks)
         self._chunks.append((packed, result))
-        counts = result.counts()
-        for local in np.flatnonzero(counts > 0).tolist():
-            self._where[int(frame_index[local])] = (c, local)
-            self._cache.pop(int(frame_index[local]), None)
+        local = np.flatnonzero(result.counts() > 0).tolist()
+        self._where.update(zip([start + q for q in local], [(c, q) for q in local]))
+        for q in local if self._cache else ():
+            self._cache.pop(start + q, None)
 
     def __getitem__(self, key):
         if key in self._cache:
@@ -449,9 +450,7 @@ class Assembler:
         if self._kde is not None:
             fa = self._reference(params)
             return [fa.assemble(f, first_index + k) for k, f in enumerate(frames)]
-        packed = _kernel.pack_frames(frames, params)
-        fi = np.arange(first_index, first_index + len(frames), dtype=np.int64)
-        result = _kernel.run_packed(packed, params, fi, self._threads(n_threads), self._trees)
+        packed, result = self._pack_run(frames, params, first_index, n_threads)
         return [_kernel.materialize(result, packed, k) for k in range(len(frames))]
 
     def assemble_poses(self, frames, first_index=0, n_threads=None):
@@ -474,10 +473,20 @@ class Assembler:
                     out[f, q, :, :4] = a.data
                     out[f, q, :, 4] = a.affinity
             return out
-        packed = _kernel.pack_frames(frames, params)
-        fi = np.arange(first_index, first_index + len(frames), dtype=np.int64)
-        result = _kernel.run_packed(packed, params, fi, self._threads(n_threads), self._trees)
+        _, result = self._pack_run(frames, params, first_index, n_threads)
         return result.poses(self.max_n_individuals)
+
+    def _pack_run(self, frames, params, first_index, n_threads, keys=None):
+        # (Packed, Result) of frames whose ind_frame starts at first_index
+        n_threads = self._threads(n_threads)
+        if n_threads == 1 and params.window_size < 1:
+            # one thread: each few frames assembled as soon as packed (costs in cache)
+            return _kernel.pack_and_run(frames, params, keys=keys)
+        packed = _kernel.pack_frames(frames, params, keys=keys)
+        fi = np.arange(first_index, first_index + len(frames), dtype=np.int64)
+        result = _kernel.run_packed(packed, params, fi, n_threads, self._trees)
+        packed.drop_costs()
+        return packed, result
 
     def _threads(self, n_threads=None):
         n = n_threads if n_threads is not None else self.n_threads
@@ -514,11 +523,8 @@ class Assembler:
         lazy = _LazyAssemblies(self.n_multibodyparts)
         for start in range(0, len(imnames), _CHUNK):
             names = imnames[start : start + _CHUNK]
-            packed = _kernel.pack_frames([self.data[k] for k in names], params, keys=names)
-            fi = np.arange(start, start + len(names), dtype=np.int64)
-            result = _kernel.run_packed(packed, params, fi, n_threads, self._trees)
-            packed.drop_costs()
-            lazy._add_chunk(packed, result, fi)
+            packed, result = self._pack_run([self.data[k] for k in names], params, start, n_threads, keys=names)
+            lazy._add_chunk(packed, result, start)
             for local in np.flatnonzero(result.has_unique()).tolist():
                 self.unique[start + local] = result.unique(local)
         self.assemblies = lazy

@@ -22,7 +22,15 @@ from mapose.assembly.model import Assembly, Joint, Link
 
 _asm = load("assembly")
 
-__all__ = ["AssemblyParams", "pack_frames", "run_packed", "assemble_frames", "materialize", "default_threads"]
+__all__ = [
+    "AssemblyParams",
+    "pack_frames",
+    "run_packed",
+    "pack_and_run",
+    "assemble_frames",
+    "materialize",
+    "default_threads",
+]
 
 
 def default_threads() -> int:
@@ -168,6 +176,58 @@ def run_packed(packed, params: AssemblyParams, frame_index=None, n_threads: int 
     )
 
 
+def pack_and_run(frames, params: AssemblyParams, keys=None, chunk: int = 4):
+    """:func:`pack_frames` then :func:`run_packed` on one thread, a few frames at a time.
+
+    Each chunk of frames is assembled right after it is packed, while its costs are
+    still in cache, and its cost arrays are released then.  Only without temporal
+    coherence (``window_size == 0``); results are identical to ``run_packed(pack_frames(...))``.
+
+    Parameters
+    ----------
+    frames : sequence of dict
+        DLC frame dicts.
+    keys : sequence, optional
+        Frame names, for error messages.
+    chunk : int, default 4
+        Frames packed before they are assembled.
+
+    Returns
+    -------
+    (Packed, Result)
+        The packed joints (costs already released) and the per-frame results.
+    """
+    if params.window_size >= 1:
+        raise ValueError(
+            f"pack_and_run assembles frames independently; window_size={params.window_size} needs "
+            "run_packed (frames in order, with the link trees of earlier frames)."
+        )
+    frames = list(frames)
+    keys = list(range(len(frames))) if keys is None else list(keys)
+    return _asm.pack_run(
+        frames,
+        keys,
+        params.n_keypoints,
+        list(params.paf_inds),
+        params.method,
+        n_multi=params.n_multibodyparts,
+        max_n=params.max_n_individuals,
+        min_n_links=params.min_n_links,
+        greedy=bool(params.greedy),
+        identity_only=bool(params.identity_only),
+        force_fusion=bool(params.force_fusion),
+        add_discarded=bool(params.add_discarded),
+        pcutoff=float(params.pcutoff),
+        max_overlap=float(params.max_overlap),
+        gamma=float(params.gamma),
+        min_aff=params._min_aff,
+        dup_edges=params.dup_edges,
+        edge_s=params.edge_s,
+        edge_t=params.edge_t,
+        chunk=max(1, int(chunk)),
+    )
+
+
 def _joint(pos, confidence, label, idx, group):
     # Joint is a frozen dataclass: its __init__ goes through object.__setattr__ per
     # field, which dominated the cost of building a frame's objects
@@ -210,7 +270,10 @@ def assemble_frames(frames, params: AssemblyParams, first_index: int = 0, kde=No
     """
     if kde is not None:
         raise ValueError("calibrated assembly runs through mapose.Assembler (kde is not supported here)")
-    packed = pack_frames(frames, params)
-    fi = np.arange(first_index, first_index + packed.n_frames, dtype=np.int64)
-    result = run_packed(packed, params, fi, n_threads, trees)
+    if n_threads == 1 and params.window_size < 1:
+        packed, result = pack_and_run(frames, params)
+    else:
+        packed = pack_frames(frames, params)
+        fi = np.arange(first_index, first_index + packed.n_frames, dtype=np.int64)
+        result = run_packed(packed, params, fi, n_threads, trees)
     return [materialize(result, packed, f) for f in range(packed.n_frames)]
