@@ -41,7 +41,10 @@ class _LazyAssemblies(MutableMapping):
 
     def __init__(self, n_multi: int):
         self._n_multi = n_multi
-        self._where: dict = {}  # frame index -> (chunk, local index)
+        # frame index -> chunk << 32 | local index (an int: a tuple per frame would be
+        # a GC-tracked container, and enough of them set off full collections that walk
+        # the whole data dict), or None for a value set by hand
+        self._where: dict = {}
         self._chunks: list = []
         self._cache: dict = {}
 
@@ -50,16 +53,16 @@ class _LazyAssemblies(MutableMapping):
         c = len(self._chunks)
         self._chunks.append((packed, result))
         local = np.flatnonzero(result.counts() > 0).tolist()
-        self._where.update(zip([start + q for q in local], [(c, q) for q in local]))
+        self._where.update(zip([start + q for q in local], [c << 32 | q for q in local]))
         for q in local if self._cache else ():
             self._cache.pop(start + q, None)
 
     def __getitem__(self, key):
         if key in self._cache:
             return self._cache[key]
-        c, local = self._where[key]
-        packed, result = self._chunks[c]
-        value = _kernel.materialize(result, packed, local)[0]
+        where = self._where[key]
+        packed, result = self._chunks[where >> 32]
+        value = _kernel.materialize(result, packed, where & 0xFFFFFFFF)[0]
         self._cache[key] = value
         return value
 
@@ -90,8 +93,7 @@ class _LazyAssemblies(MutableMapping):
             if key in self._cache or where is None:
                 out[key] = np.stack([a.data for a in self._cache[key]]) if self._cache[key] else None
             else:
-                c, local = where
-                out[key] = self._chunks[c][1].data(local)
+                out[key] = self._chunks[where >> 32][1].data(where & 0xFFFFFFFF)
         return out
 
 
