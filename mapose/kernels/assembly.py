@@ -5,8 +5,11 @@
 ``costs``, optional ``identity``) into C++ buffers; :func:`run_packed` assembles them
 without the GIL, on ``n_threads`` threads (results are identical to a serial run,
 because frames are independent unless ``window_size >= 1``, which then runs in order);
-:func:`assemble_frames` does both and builds :class:`~mapose.assembly.model.Assembly`
-objects (the slow, exact-API path; :class:`mapose.Assembler` builds them lazily).
+:func:`pack_and_run` does both on one thread a few frames at a time (each chunk is
+assembled while its costs are still in cache; the one-thread path of
+:class:`mapose.Assembler`); :func:`assemble_frames` packs, runs and builds
+:class:`~mapose.assembly.model.Assembly` objects (the slow, exact-API path;
+:class:`mapose.Assembler` builds them lazily).
 
 The NumPy/Python oracle with the same signature is :mod:`mapose.kernels.assembly_ref`.
 """
@@ -176,7 +179,7 @@ def run_packed(packed, params: AssemblyParams, frame_index=None, n_threads: int 
     )
 
 
-def pack_and_run(frames, params: AssemblyParams, keys=None, chunk: int = 4):
+def pack_and_run(frames, params: AssemblyParams, keys=None, chunk: int | None = None):
     """:func:`pack_frames` then :func:`run_packed` on one thread, a few frames at a time.
 
     Each chunk of frames is assembled right after it is packed, while its costs are
@@ -189,8 +192,9 @@ def pack_and_run(frames, params: AssemblyParams, keys=None, chunk: int = 4):
         DLC frame dicts.
     keys : sequence, optional
         Frame names, for error messages.
-    chunk : int, default 4
-        Frames packed before they are assembled.
+    chunk : int, optional
+        Frames packed before they are assembled (default: about 256 cost matrices'
+        worth, at least 4 frames: enough to keep them in cache, few GIL hand-overs).
 
     Returns
     -------
@@ -204,6 +208,8 @@ def pack_and_run(frames, params: AssemblyParams, keys=None, chunk: int = 4):
         )
     frames = list(frames)
     keys = list(range(len(frames))) if keys is None else list(keys)
+    if chunk is None:
+        chunk = max(4, 256 // max(1, len(params.paf_inds)))
     return _asm.pack_run(
         frames,
         keys,
