@@ -336,7 +336,7 @@ inline void radix_sort_keys(std::vector<uint64_t>& v, std::vector<uint64_t>& buf
 // largest (equal to the largest on a tie) and first arg-max, branch-free (on real
 // affinities these comparisons are coin flips).  Returns the smallest entry.
 template <class RowF, class ElemF>
-inline double read_view(mapose::LsapWorkspace& ws, size_t R, size_t C, RowF row_of, ElemF elem) {
+inline double read_view(mapose::LsapWorkspace& ws, size_t R, size_t C, const RowF& row_of, const ElemF& elem) {
     const bool transposed = R > C;
     const size_t VR = transposed ? C : R, VC = transposed ? R : C;
     double* view = ws.view_buffer(long(VR), long(VC));
@@ -428,6 +428,16 @@ class FrameAssembler {
     std::vector<std::vector<int>> bag;
 
     explicit FrameAssembler(const Params& p) : P(p) {}
+
+    // links.push_back(LinkOut{j1, j2, v}) without the temporary: built on the stack with
+    // two narrow stores and copied with one wide load, it stalled on store forwarding
+    void push_link(int j1, int j2, double v) {
+        links.emplace_back();
+        LinkOut& L = links.back();
+        L.j1 = j1;
+        L.j2 = j2;
+        L.affinity = v;
+    }
 
     double jx(int j) const { return F->x[j]; }
     double jy(int j) const { return F->y[j]; }
@@ -541,7 +551,7 @@ class FrameAssembler {
         if (lsap.solve_max_unique_first(long(R), long(C), sub.data(), rows.data(), cols.data(), try_dominant) != 0) return;
         for (size_t q = 0; q < K; ++q) {
             double v = sub[size_t(rows[q]) * C + size_t(cols[q])];
-            if (v >= thr) links.push_back(LinkOut{ds[size_t(keep_s[size_t(rows[q])])], dt[size_t(keep_t[size_t(cols[q])])], v});
+            if (v >= thr) push_link(ds[size_t(keep_s[size_t(rows[q])])], dt[size_t(keep_t[size_t(cols[q])])], v);
         }
     }
 
@@ -623,7 +633,7 @@ class FrameAssembler {
                         if (!transposed) {
                             for (size_t a = 0; a < R; ++a) {
                                 const double v = view[a * C + size_t(arg[a])];
-                                if (v >= thr) links.push_back(LinkOut{ds[size_t(keep_s[a])], dt[size_t(keep_t[size_t(arg[a])])], v});
+                                if (v >= thr) push_link(ds[size_t(keep_s[a])], dt[size_t(keep_t[size_t(arg[a])])], v);
                             }
                         } else {  // view rows are the original columns
                             if (row_col.size() < R) row_col.resize(R);
@@ -632,7 +642,7 @@ class FrameAssembler {
                             for (size_t a = 0; a < R; ++a) {
                                 if (row_col[a] < 0) continue;
                                 const double v = view[size_t(row_col[a]) * R + a];
-                                if (v >= thr) links.push_back(LinkOut{ds[size_t(keep_s[a])], dt[size_t(keep_t[size_t(row_col[a])])], v});
+                                if (v >= thr) push_link(ds[size_t(keep_s[a])], dt[size_t(keep_t[size_t(row_col[a])])], v);
                             }
                         }
                         continue;
@@ -646,7 +656,7 @@ class FrameAssembler {
                 for (size_t q = 0; q < K; ++q) {
                     const size_t r = size_t(rows[q]), c = size_t(cols[q]);
                     const double v = transposed ? view[c * R + r] : view[r * C + c];
-                    if (v >= thr) links.push_back(LinkOut{ds[size_t(keep_s[r])], dt[size_t(keep_t[c])], v});
+                    if (v >= thr) push_link(ds[size_t(keep_s[r])], dt[size_t(keep_t[c])], v);
                 }
                 continue;
             }
@@ -692,7 +702,7 @@ class FrameAssembler {
                 for (int q : cand) {
                     size_t a = size_t(q) / nt, b = size_t(q) % nt;
                     if (used_s[a] || used_t[b]) continue;
-                    links.push_back(LinkOut{ds[a], dt[b], aff[size_t(q)]});
+                    push_link(ds[a], dt[b], aff[size_t(q)]);
                     used_s[a] = 1;
                     used_t[b] = 1;
                     if (++n_used == P.max_n) break;
