@@ -93,32 +93,38 @@ class AssemblyParams:
             value = getattr(self, name)
             if not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(value, bool):
                 raise TypeError(f"{name} must be a number; got {value!r}.")
-        graph = tuple(tuple(int(v) for v in edge) for edge in self.graph)
-        for edge in graph:
-            if len(edge) != 2:
-                raise ValueError(f"graph edges must be (source, target) pairs; got {edge!r}.")
+        # the graph and paf_inds as int arrays (vectorised: the constructor is part of
+        # every assemble() a user times); anything else is converted value by value
+        edges = _int_array(self.graph)
+        if edges is None or edges.ndim != 2 or (edges.size and edges.shape[1] != 2):
+            graph = tuple(tuple(int(v) for v in edge) for edge in self.graph)
+            for edge in graph:
+                if len(edge) != 2:
+                    raise ValueError(f"graph edges must be (source, target) pairs; got {edge!r}.")
+            edges = np.asarray(graph, dtype=np.int64).reshape(-1, 2)
+        else:
+            edges = edges.reshape(-1, 2)
+            graph = tuple(map(tuple, edges.tolist()))
         object.__setattr__(self, "graph", graph)
-        paf_inds = tuple(int(i) for i in self.paf_inds)
-        for i in paf_inds:
-            if not 0 <= i < len(graph):
-                raise ValueError(
-                    f"paf_inds value {i} does not index the graph ({len(graph)} edges); paf_inds "
-                    "must index the full graph (DLC's PAFgraph)."
-                )
-        object.__setattr__(self, "paf_inds", paf_inds)
-        s = np.full(len(paf_inds), -1, dtype=np.int32)
-        t = np.full(len(paf_inds), -1, dtype=np.int32)
-        for k, ind in enumerate(paf_inds):
-            a, b = graph[ind]
-            # Only edges between two distinct multi-animal bodyparts can be linked (DLC
-            # raises an IndexError on a link to a unique bodypart).
-            if a != b and 0 <= a < self.n_multibodyparts and 0 <= b < self.n_multibodyparts:
-                s[k], t[k] = a, b
-        object.__setattr__(self, "edge_s", s)
-        object.__setattr__(self, "edge_t", t)
-        pairs = [tuple(sorted(p)) for p in zip(s.tolist(), t.tolist()) if p[0] >= 0]
+        inds = _int_array(self.paf_inds)
+        if inds is None or inds.ndim != 1:
+            inds = np.asarray([int(i) for i in self.paf_inds], dtype=np.int64)
+        bad = np.flatnonzero((inds < 0) | (inds >= len(graph)))
+        if bad.size:
+            raise ValueError(
+                f"paf_inds value {int(inds[bad[0]])} does not index the graph ({len(graph)} edges); paf_inds "
+                "must index the full graph (DLC's PAFgraph)."
+            )
+        object.__setattr__(self, "paf_inds", tuple(inds.tolist()))
+        a, b = edges[inds, 0], edges[inds, 1]
+        # Only edges between two distinct multi-animal bodyparts can be linked (DLC
+        # raises an IndexError on a link to a unique bodypart).
+        ok = (a != b) & (a >= 0) & (a < self.n_multibodyparts) & (b >= 0) & (b < self.n_multibodyparts)
+        object.__setattr__(self, "edge_s", np.where(ok, a, -1).astype(np.int32))
+        object.__setattr__(self, "edge_t", np.where(ok, b, -1).astype(np.int32))
         # two slots joining the same two bodyparts can link the same two joints
-        object.__setattr__(self, "dup_edges", len(pairs) != len(set(pairs)))
+        pair = np.minimum(a, b)[ok] * self.n_multibodyparts + np.maximum(a, b)[ok]
+        object.__setattr__(self, "dup_edges", bool(np.unique(pair).size != pair.size))
         object.__setattr__(
             self, "_min_aff", tuple(float(np.asarray(self.min_affinity, dtype=dt)) for dt in (np.float64, np.float32, np.float16))
         )
@@ -126,6 +132,20 @@ class AssemblyParams:
     def min_affinity_by_dtype(self) -> list:
         """``min_affinity`` as float64/float32/float16 (comparisons happen in the costs' dtype)."""
         return list(self._min_aff)
+
+
+def _int_array(values):
+    """``values`` as an int64 array when it converts exactly (an int array, a list of
+    ints or of int pairs), else None."""
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError):  # ragged
+        return None
+    if arr.size == 0:
+        return arr.astype(np.int64)
+    if arr.dtype.kind not in "iu" or arr.dtype == np.uint64:
+        return None
+    return arr.astype(np.int64, copy=False)
 
 
 def pack_frames(frames, params: AssemblyParams, keys=None):
