@@ -6,7 +6,7 @@ Usage::
     python benchmarks/compare_inference.py --network --repeats 5   # network alone, 1 thread, CPU s/frame
     python benchmarks/compare_inference.py [--frames 40] [--dlc-python /work/dlcenv/bin/python]
                                            [--project ../shared/data/dlc-3.0.2-project-a]
-                                           [--auto-track] [--repeats 1] [--plain]
+                                           [--auto-track] [--repeats 1] [--plain] [--sync]
 
 A temporary copy of the project (config, model configs, snapshot symlink) gets an
 n-frame clip of its video; DLC runs in a subprocess with its own interpreter (it writes
@@ -72,6 +72,12 @@ else:
         export.export_onnx = lambda *a, **k: exp(*a, **{**k, "optimize": False})
         export.onnx_path_for = lambda pm: where(pm).with_name(where(pm).stem + "-plain.onnx")
         kind = kind[:-len("-plain")]
+    if kind.endswith("-sync"):
+        # this release without batches in flight: run_video waits for every batch before
+        # submitting the next (the previous pipeline)
+        import mapose.inference.runners as runners
+        del runners.TorchRunner.submit, runners.OnnxRunner.submit
+        kind = kind[:-len("-sync")]
     if kind == "onnx":
         import onnxruntime  # noqa: F401
     kw = {"engine": kind, "progress": False}
@@ -336,6 +342,9 @@ def main(argv=None):
     ap.add_argument("--plain", action="store_true",
                     help="also run mapose without the inference rewrites (optimize=False: no Winograd, "
                          "fused head layers or forced oneDNN)")
+    ap.add_argument("--sync", action="store_true",
+                    help="also run mapose without batches in flight (each batch collected before "
+                         "the next is submitted: the previous pipeline)")
     ap.add_argument("--warm", action="store_true",
                     help="also time a second analyze_videos call in the same process")
     ap.add_argument("--check-models", action="store_true",
@@ -352,6 +361,7 @@ def main(argv=None):
         return check_models(args.dlc_python, Path(args.project))
     kinds = (["torch", "onnx"] + (["torch-prev", "onnx-prev"] if args.baseline else [])
              + (["torch-plain", "onnx-plain"] if args.plain else [])
+             + (["torch-sync", "onnx-sync"] if args.sync else [])
              + ([] if args.skip_dlc else ["dlc"]))
     with tempfile.TemporaryDirectory(prefix="mapose_cmp_") as tmp:
         tmp = Path(tmp)

@@ -84,17 +84,35 @@ cdef extern from "assembly_core.h" namespace "mapose_asm" nogil:
         vector[const char*] cost_ptr
         vector[int64_t] cost_s0, cost_s1
 
+    cdef cppclass FrameAssembler:
+        FrameAssembler(const Params& p)
+
     double half_to_double(uint16_t h)
     int solve_dense_view(LsapWorkspace& ws, long nr, long nc, const double* cost, long* rows, long* cols)
     void run_batch(const Params& P, const Batch& B, const int64_t* frame_index,
                    vector[FrameOut]& outs, int n_threads,
                    cmap[int64_t, TreePtr]& trees) except +
+    void run_frames(FrameAssembler& fa, const Batch& B, size_t lo, size_t hi,
+                    vector[FrameOut]& outs) except +
 
 
 cdef extern from *:
     """
     // Fast path of pack(): borrowed references, no Python calls, for the usual
     // native-order float16/32/64 ndarrays; anything else goes through the general code.
+    //
+    // The per-frame objects of a _full.pickle (a dict per edge, two arrays per entry,
+    // each array's shape buffer and data) are scattered over the heap and mostly out of
+    // cache, so packing is bound by memory latency, not instructions: every load depends
+    // on the previous one (dict -> key table -> array -> shape / data).  The fast path
+    // therefore walks a frame in stages, one pass per level over all edges, starting the
+    // loads of the next level (prefetch) before using any of them: the misses of one
+    // level overlap instead of queueing one after another.
+    #if defined(__GNUC__)
+    #define MP_PREFETCH(p) __builtin_prefetch((const void*)(p))
+    #else
+    #define MP_PREFETCH(p) ((void)0)
+    #endif
     static inline int mp_float_code(PyObject* o) {
         if (!PyArray_Check(o)) return -1;
         PyArrayObject* a = (PyArrayObject*)o;
@@ -122,6 +140,18 @@ cdef extern from *:
     static inline npy_intp mp_dim(PyObject* o, int k) { return PyArray_DIM((PyArrayObject*)o, k); }
     static inline npy_intp mp_stride(PyObject* o, int k) { return PyArray_STRIDE((PyArrayObject*)o, k); }
     static inline const char* mp_bytes(PyObject* o) { return PyArray_BYTES((PyArrayObject*)o); }
+    // the start of an object and of its next cache line
+    static inline void mp_prefetch_obj(const void* o) {
+        MP_PREFETCH(o);
+        MP_PREFETCH((const char*)o + 64);
+    }
+    // d[key] (borrowed) or NULL; a failing lookup (a key whose __eq__ raises) sets
+    // *err and is cleared: the general path then repeats it and raises
+    static inline PyObject* mp_dict_get(PyObject* d, PyObject* key, int* err) {
+        PyObject* v = PyDict_GetItemWithError(d, key);
+        if (v == nullptr && PyErr_Occurred()) { PyErr_Clear(); *err = 1; }
+        return v;
+    }
 
     // Key strings of the cost entries seen last, held (strong references) so that an
     // identity match is never a recycled address.
@@ -140,26 +170,94 @@ cdef extern from *:
         return 1;
     }
 
-    // One frame's costs, the common case in C: an exact dict with exact-int keys whose
-    // entries are exact dicts holding 2-D float ndarrays of the right shapes.  Returns 1
-    // when done, 0 when the frame needs the general (Python-level) path, which then
-    // redoes it; what this wrote for the frame is undone first.
-    static int mp_pack_costs(PyObject* costs, const std::vector<int>& slot_of, int n_edges,
-                             const int* edge_s, const int* edge_t, const int* counts,
-                             std::vector<PyObject*>& by_slot, MpKeys& keys, PyObject* dist_str,
-                             PyObject* method_str, mapose_asm::Batch& B, size_t f,
-                             std::vector<PyObject*>& refs) {
+    // Scratch of the fast path, kept across frames (no allocation per frame).
+    struct MpScratch {
+        std::vector<PyObject*> by_slot;       // per edge slot: its costs entry
+        std::vector<PyObject*> dist, method;  // per edge slot: the entry's two arrays
+        std::vector<int> todo;                // edge slots to read, in order
+        std::vector<npy_intp> rows;           // per bodypart: rows to pack
+    };
+
+    // Stage 1 of a frame's costs: an exact dict with exact-int keys, walked once; each
+    // edge slot's entry is recorded and its load started.  Returns 0 when the costs
+    // need the general path.
+    static int mp_costs_walk(PyObject* costs, const std::vector<int>& slot_of, int n_edges, MpScratch& S) {
         if (slot_of.empty() || !PyDict_CheckExact(costs)) return 0;
-        by_slot.assign(size_t(n_edges), nullptr);
+        S.by_slot.assign(size_t(n_edges), nullptr);
         Py_ssize_t pos = 0;
         PyObject *k, *v;
         while (PyDict_Next(costs, &pos, &k, &v)) {
             if (!PyLong_CheckExact(k)) return 0;
             int overflow = 0;
             const long kv = PyLong_AsLongAndOverflow(k, &overflow);
-            if (overflow == 0 && 0 <= kv && kv < long(slot_of.size()) && slot_of[size_t(kv)] >= 0)
-                by_slot[size_t(slot_of[size_t(kv)])] = v;
+            if (overflow == 0 && 0 <= kv && kv < long(slot_of.size()) && slot_of[size_t(kv)] >= 0) {
+                S.by_slot[size_t(slot_of[size_t(kv)])] = v;
+                MP_PREFETCH(v);
+            }
         }
+        return 1;
+    }
+
+    // The rest of a frame's costs after mp_costs_walk: entries that are exact dicts
+    // holding 2-D float ndarrays of the right shapes.  Returns 1 when done, 0 when the
+    // frame needs the general (Python-level) path, which then redoes it; what this wrote
+    // for the frame is undone first.  With `warm`, the method arrays' data is loaded
+    // too (the caller assembles the frame right after).
+    static int mp_pack_costs(const int n_edges, const int* edge_s, const int* edge_t, const int* counts,
+                             MpScratch& S, MpKeys& keys, PyObject* dist_str, PyObject* method_str,
+                             mapose_asm::Batch& B, size_t f, std::vector<PyObject*>& refs, bool warm) {
+        // stage 2: entries of edges with detections at both ends; start their key tables
+        S.todo.clear();
+        for (int e = 0; e < n_edges; ++e) {
+            if (edge_s[e] < 0) continue;
+            if (counts[edge_s[e]] == 0 || counts[edge_t[e]] == 0) continue;
+            PyObject* entry = S.by_slot[size_t(e)];
+            if (entry == nullptr) continue;
+            if (!PyDict_CheckExact(entry)) return 0;
+            mp_prefetch_obj(((PyDictObject*)entry)->ma_keys);
+            S.todo.push_back(e);
+        }
+        // stage 3: each entry's two arrays (identity compares first: entries unpickled
+        // from one file share their key strings); start loading the array objects
+        if (S.dist.size() < size_t(n_edges)) { S.dist.resize(size_t(n_edges)); S.method.resize(size_t(n_edges)); }
+        for (const int e : S.todo) {
+            PyObject* entry = S.by_slot[size_t(e)];
+            PyObject *dp = nullptr, *mp = nullptr, *k, *v;
+            Py_ssize_t pos = 0;
+            while (PyDict_Next(entry, &pos, &k, &v)) {
+                if (k == keys.dist) dp = v;
+                else if (k == keys.method) mp = v;
+                else {
+                    int r = mp_match_key(k, &keys.dist, dist_str);
+                    if (r < 0) return 0;
+                    if (r) dp = v;
+                    else {
+                        r = mp_match_key(k, &keys.method, method_str);
+                        if (r < 0) return 0;
+                        if (r) mp = v;
+                    }
+                }
+                if (dp && mp) break;
+            }
+            if (!dp) return 0;
+            MP_PREFETCH(dp);
+            if (mp) MP_PREFETCH(mp);
+            S.dist[size_t(e)] = dp;
+            S.method[size_t(e)] = mp;
+        }
+        // stage 4: array headers read; start their shape buffers and data
+        for (const int e : S.todo) {
+            PyObject* dp = S.dist[size_t(e)];
+            PyObject* mp = S.method[size_t(e)];
+            if (mp_float_code(dp) < 0) return 0;
+            MP_PREFETCH(PyArray_DIMS((PyArrayObject*)dp));
+            MP_PREFETCH(PyArray_BYTES((PyArrayObject*)dp));
+            if (mp && PyArray_Check(mp)) {
+                MP_PREFETCH(PyArray_DIMS((PyArrayObject*)mp));
+                if (warm) MP_PREFETCH(PyArray_BYTES((PyArrayObject*)mp));
+            }
+        }
+        // stage 5: checks, then the slots
         const size_t n_refs = refs.size(), base = f * size_t(n_edges);
         auto undo = [&]() {
             for (size_t q = n_refs; q < refs.size(); ++q) Py_DECREF(refs[q]);
@@ -167,34 +265,12 @@ cdef extern from *:
             for (int e = 0; e < n_edges; ++e) B.has_cost[base + size_t(e)] = 0;
             return 0;
         };
-        for (int e = 0; e < n_edges; ++e) {
-            if (edge_s[e] < 0) continue;
+        for (const int e : S.todo) {
             const npy_intp ns = counts[edge_s[e]], nt = counts[edge_t[e]];
-            if (ns == 0 || nt == 0) continue;
-            PyObject* entry = by_slot[size_t(e)];
-            if (entry == nullptr) continue;
-            if (!PyDict_CheckExact(entry)) return undo();
-            PyObject *dp = nullptr, *mp = nullptr;
-            pos = 0;
-            while (PyDict_Next(entry, &pos, &k, &v)) {
-                // identity hits first: entries share their key strings
-                if (k == keys.dist) dp = v;
-                else if (k == keys.method) mp = v;
-                if (dp && mp) break;
-                if (k == keys.dist || k == keys.method) continue;
-                int r = mp_match_key(k, &keys.dist, dist_str);
-                if (r < 0) return undo();
-                if (r) { dp = v; }
-                else {
-                    r = mp_match_key(k, &keys.method, method_str);
-                    if (r < 0) return undo();
-                    if (r) mp = v;
-                }
-                if (dp && mp) break;
-            }
-            if (!dp) return undo();
+            PyObject* dp = S.dist[size_t(e)];
+            PyObject* mp = S.method[size_t(e)];
             const int dcode = mp_float_code(dp);
-            if (dcode < 0 || PyArray_NDIM((PyArrayObject*)dp) != 2) return undo();
+            if (PyArray_NDIM((PyArrayObject*)dp) != 2) return undo();
             if (mp_all_inf_2d(dp, dcode)) continue;
             if (!mp) return undo();
             const int code = mp_float_code(mp);
@@ -202,23 +278,102 @@ cdef extern from *:
             PyArrayObject* m = (PyArrayObject*)mp;
             if (PyArray_NDIM(m) != 2 || PyArray_DIM(m, 0) < ns || PyArray_DIM(m, 1) < nt) return undo();
             const size_t slot = base + size_t(e);
+            const char* data = PyArray_BYTES(m);
+            const npy_intp s0 = PyArray_STRIDE(m, 0);
+            if (warm) {
+                const npy_intp n_bytes = std::min<npy_intp>(ns * s0, 1024);
+                for (npy_intp off = 64; off < n_bytes; off += 64) MP_PREFETCH(data + off);
+            }
             B.has_cost[slot] = 1;
             B.dtype[slot] = (signed char)code;
-            B.cost_ptr[slot] = PyArray_BYTES(m);
-            B.cost_s0[slot] = PyArray_STRIDE(m, 0);
+            B.cost_ptr[slot] = data;
+            B.cost_s0[slot] = s0;
             B.cost_s1[slot] = PyArray_STRIDE(m, 1);
             Py_INCREF(mp);
             refs.push_back(mp);
         }
         return 1;
     }
+
+    // One frame's joints, the common case in C: "coordinates" a 1-tuple (or 1-list)
+    // holding an exact list/tuple of (n, 2) float ndarrays, "confidence" an exact
+    // list/tuple of (n, 1) or (n,) float ndarrays, no "identity".  In stages as the
+    // costs (objects, then shapes and data, then rows).  Returns 1 when done, 0 when the
+    // frame needs the general path (nothing written then).
+    static int mp_pack_joints(PyObject* frame, PyObject* k_coords, PyObject* k_conf, PyObject* k_ident,
+                              int n_keypoints, MpScratch& S, mapose_asm::Batch& B, int* counts) {
+        int err = 0;
+        PyObject* co = mp_dict_get(frame, k_coords, &err);
+        PyObject* cf = mp_dict_get(frame, k_conf, &err);
+        PyObject* id = mp_dict_get(frame, k_ident, &err);
+        if (err || co == nullptr || cf == nullptr || (id != nullptr && id != Py_None)) return 0;
+        if (!(PyTuple_CheckExact(co) || PyList_CheckExact(co)) || PySequence_Fast_GET_SIZE(co) < 1) return 0;
+        PyObject* cl = PySequence_Fast_GET_ITEM(co, 0);
+        if (!(PyTuple_CheckExact(cl) || PyList_CheckExact(cl))) return 0;
+        if (!(PyTuple_CheckExact(cf) || PyList_CheckExact(cf))) return 0;
+        const Py_ssize_t n_labels = std::min(PySequence_Fast_GET_SIZE(cl), PySequence_Fast_GET_SIZE(cf));
+        if (n_labels > n_keypoints) return 0;
+        PyObject** ci = PySequence_Fast_ITEMS(cl);
+        PyObject** pi = PySequence_Fast_ITEMS(cf);
+        for (Py_ssize_t i = 0; i < n_labels; ++i) { MP_PREFETCH(ci[i]); MP_PREFETCH(pi[i]); }
+        for (Py_ssize_t i = 0; i < n_labels; ++i) {
+            if (mp_float_code(ci[i]) < 0 || mp_float_code(pi[i]) < 0) return 0;
+            MP_PREFETCH(PyArray_DIMS((PyArrayObject*)ci[i]));
+            MP_PREFETCH(PyArray_BYTES((PyArrayObject*)ci[i]));
+            MP_PREFETCH(PyArray_DIMS((PyArrayObject*)pi[i]));
+            MP_PREFETCH(PyArray_BYTES((PyArrayObject*)pi[i]));
+        }
+        if (S.rows.size() < size_t(n_labels)) S.rows.resize(size_t(n_labels));
+        for (Py_ssize_t i = 0; i < n_labels; ++i) {
+            S.rows[size_t(i)] = 0;
+            PyArrayObject* c = (PyArrayObject*)ci[i];
+            if (PyArray_SIZE(c) == 0) continue;
+            if (PyArray_NDIM(c) != 2 || PyArray_DIM(c, 1) != 2) return 0;
+            const int code = mp_float_code(ci[i]);
+            const char* base = PyArray_BYTES(c);
+            const npy_intp n = PyArray_DIM(c, 0), s0 = PyArray_STRIDE(c, 0), s1 = PyArray_STRIDE(c, 1);
+            // np.any(coords): NaN counts as non-zero, exact zeros do not
+            bool nonzero = false;
+            for (npy_intp r = 0; r < n && !nonzero; ++r)
+                nonzero = mp_read(base + r * s0, code) != 0 || mp_read(base + r * s0 + s1, code) != 0;
+            if (!nonzero) continue;
+            PyArrayObject* p = (PyArrayObject*)pi[i];
+            if (PyArray_NDIM(p) != 1 && !(PyArray_NDIM(p) == 2 && PyArray_DIM(p, 1) == 1)) return 0;
+            S.rows[size_t(i)] = std::min(n, PyArray_DIM(p, 0));
+        }
+        for (Py_ssize_t i = 0; i < n_labels; ++i) {
+            const npy_intp n = S.rows[size_t(i)];
+            if (n == 0) continue;
+            PyArrayObject* c = (PyArrayObject*)ci[i];
+            PyArrayObject* p = (PyArrayObject*)pi[i];
+            const int code = mp_float_code(ci[i]), pcode = mp_float_code(pi[i]);
+            const char* cb = PyArray_BYTES(c);
+            const char* pb = PyArray_BYTES(p);
+            const npy_intp s0 = PyArray_STRIDE(c, 0), s1 = PyArray_STRIDE(c, 1), ps = PyArray_STRIDE(p, 0);
+            for (npy_intp r = 0; r < n; ++r) {
+                B.x.push_back(mp_read(cb + r * s0, code));
+                B.y.push_back(mp_read(cb + r * s0 + s1, code));
+                B.conf.push_back(mp_read(pb + r * ps, pcode));
+                B.label.push_back(int(i));
+                B.xdtype.push_back((signed char)code);
+                B.group.push_back(-1);
+            }
+            counts[i] = int(n);
+        }
+        return 1;
+    }
     """
     cppclass MpKeys:
         pass
-    bint mp_pack_costs(PyObject* costs, const vector[int]& slot_of, int n_edges, const int* edge_s,
-                       const int* edge_t, const int* counts, vector[PyObject*]& by_slot, MpKeys& keys,
-                       PyObject* dist_str, PyObject* method_str, Batch& B, size_t f,
-                       vector[PyObject*]& refs)
+    cppclass MpScratch:
+        pass
+    PyObject* mp_dict_get(PyObject* d, PyObject* key, int* err)
+    bint mp_costs_walk(PyObject* costs, const vector[int]& slot_of, int n_edges, MpScratch& S)
+    bint mp_pack_costs(int n_edges, const int* edge_s, const int* edge_t, const int* counts, MpScratch& S,
+                       MpKeys& keys, PyObject* dist_str, PyObject* method_str, Batch& B, size_t f,
+                       vector[PyObject*]& refs, bint warm)
+    bint mp_pack_joints(PyObject* frame, PyObject* k_coords, PyObject* k_conf, PyObject* k_ident,
+                        int n_keypoints, MpScratch& S, Batch& B, int* counts)
     int mp_float_code(PyObject* o)
     bint mp_all_inf_2d(PyObject* o, int code)
     int mp_ndim(PyObject* o)
@@ -318,74 +473,230 @@ cdef class Packed:
         return x, y, c, lab, grp
 
 
-def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] edge_s,
-         const int[::1] edge_t, str method):
-    """Flatten DLC frame dicts into a :class:`Packed` batch.
-
-    Parameters
-    ----------
-    frames : list of dict
-        ``{"coordinates": (list of (n_k, 2) arrays,), "confidence": list of (n_k, 1),
-        "costs": {edge: {"m1": (n_s, n_t), "distance": (n_s, n_t)}}, ["identity": ...]}``.
-    keys : list
-        Frame names, for error messages.
-    paf_keys : list
-        The ``costs`` key of each edge slot (``paf_inds`` values).
-    edge_s, edge_t : int32 arrays of shape (n_edges,)
-        Bodyparts of each edge slot (-1: never linked).
-    """
-    cdef Packed P = Packed()
-    cdef Batch* B = &P.b
-    cdef Py_ssize_t n_edges = len(paf_keys), f, i, r, k, n, ns, nt, a, b2, n_labels
-    cdef int code, dcode
-    cdef cnp.ndarray c, p
-    cdef bint nonzero, all_inf
-    cdef double v
-    cdef vector[int] counts
-    cdef size_t base
-    cdef Py_ssize_t pos
-    cdef PyObject* kobj
-    cdef PyObject* vobj
-    cdef Py_ssize_t n_frames = len(frames), slot
-    # key objects of the entries seen last (identity compares; NULL: none yet)
-    cdef PyObject* dist_key = NULL
-    cdef PyObject* method_key = NULL
-    cdef object dist_key_ref = None, method_key_ref = None
-    cdef MpKeys mkeys
-    dist_str = "distance"
-    cdef PyObject* dp
-    cdef PyObject* mp
-    B.n_edges = <int>n_edges
-    P.keys = keys
-    P.refs.reserve(n_frames * n_edges)
-    # per-edge slots are written in place (no growth); joint buffers are sized from the
-    # first frame
-    B.has_cost.assign(n_frames * n_edges, 0)
-    B.dtype.assign(n_frames * n_edges, 0)
-    B.cost_ptr.assign(n_frames * n_edges, NULL)
-    B.cost_s0.assign(n_frames * n_edges, 0)
-    B.cost_s1.assign(n_frames * n_edges, 0)
-    B.joint_off.reserve(n_frames + 1)
+cdef class _Packer:
+    """Packs frames into a :class:`Packed` batch, a range at a time (see :func:`pack`)."""
+    cdef Packed P
+    cdef list keys, paf_keys
+    cdef int n_keypoints
+    cdef Py_ssize_t n_edges, n_frames
+    cdef const int[::1] edge_s
+    cdef const int[::1] edge_t
+    cdef str method
     # slot of each edge id, when the ids are distinct small non-negative ints
     cdef vector[int] slot_of
     cdef vector[PyObject*] by_slot
-    cdef long kv
-    cdef int overflow
-    cdef bint walked
-    ids = [i for i in paf_keys if type(i) is int and 0 <= i < 1 << 16]
-    if len(ids) == n_edges and len(set(ids)) == n_edges:
-        slot_of.assign(max(ids) + 1 if ids else 0, -1)
-        for k in range(n_edges):
-            slot_of[<Py_ssize_t>paf_keys[k]] = <int>k
-    for f in range(n_frames):
-        if f == 1:
-            base = B.x.size() * n_frames + 64
-            B.x.reserve(base)
-            B.y.reserve(base)
-            B.conf.reserve(base)
-            B.label.reserve(base)
-            B.group.reserve(base)
-        frame = frames[f]
+    cdef vector[int] counts
+    cdef MpKeys mkeys
+    cdef MpScratch scratch
+    cdef object k_coords, k_conf, k_ident, k_costs, dist_str
+
+    def __cinit__(self, Py_ssize_t n_frames, list keys, int n_keypoints, list paf_keys,
+                  const int[::1] edge_s, const int[::1] edge_t, str method):
+        cdef Py_ssize_t k, n_edges = len(paf_keys)
+        self.P = Packed()
+        self.keys = keys
+        self.paf_keys = paf_keys
+        self.n_keypoints = n_keypoints
+        self.n_edges = n_edges
+        self.n_frames = n_frames
+        self.edge_s = edge_s
+        self.edge_t = edge_t
+        self.method = method
+        self.k_coords, self.k_conf, self.k_ident = "coordinates", "confidence", "identity"
+        self.k_costs, self.dist_str = "costs", "distance"
+        cdef Batch* B = &self.P.b
+        B.n_edges = <int>n_edges
+        self.P.keys = keys
+        # per-edge slots are written in place (no growth); joint buffers are sized from
+        # the first frame
+        B.has_cost.assign(n_frames * n_edges, 0)
+        B.dtype.assign(n_frames * n_edges, 0)
+        B.cost_ptr.assign(n_frames * n_edges, NULL)
+        B.cost_s0.assign(n_frames * n_edges, 0)
+        B.cost_s1.assign(n_frames * n_edges, 0)
+        B.joint_off.reserve(n_frames + 1)
+        ids = [i for i in paf_keys if type(i) is int and 0 <= i < 1 << 16]
+        if len(ids) == n_edges and len(set(ids)) == n_edges:
+            self.slot_of.assign(max(ids) + 1 if ids else 0, -1)
+            for k in range(n_edges):
+                self.slot_of[<Py_ssize_t>paf_keys[k]] = <int>k
+
+    cdef int pack_range(self, list frames, Py_ssize_t lo, Py_ssize_t hi, bint warm) except -1:
+        """Frames ``frames[lo:hi]`` (positions ``lo..hi-1`` of the batch); ``warm``: load
+        the cost data into cache too (the caller assembles them next)."""
+        cdef Packed P = self.P
+        cdef Batch* B = &P.b
+        cdef list keys = self.keys, paf_keys = self.paf_keys
+        cdef Py_ssize_t n_edges = self.n_edges, f, i, r, k, n, ns, nt, n_labels
+        cdef int n_keypoints = self.n_keypoints
+        cdef const int[::1] edge_s = self.edge_s
+        cdef const int[::1] edge_t = self.edge_t
+        cdef str method = self.method
+        cdef int code, dcode, costs_state, err
+        cdef cnp.ndarray c, p
+        cdef bint nonzero, all_inf, joints_done
+        cdef size_t base
+        cdef Py_ssize_t pos, slot
+        cdef PyObject* kobj
+        cdef PyObject* vobj
+        cdef PyObject* costs_obj
+        # general path: key objects of the entries seen last (identity compares)
+        cdef PyObject* dist_key = NULL
+        cdef PyObject* method_key = NULL
+        cdef object dist_key_ref = None, method_key_ref = None
+        cdef PyObject* dp
+        cdef PyObject* mp
+        cdef long kv
+        cdef int overflow
+        cdef bint walked
+        cdef const int* es = &edge_s[0] if n_edges else NULL
+        cdef const int* et = &edge_t[0] if n_edges else NULL
+        for f in range(lo, hi):
+            if f == 1:
+                base = B.x.size() * self.n_frames + 64
+                B.x.reserve(base)
+                B.y.reserve(base)
+                B.conf.reserve(base)
+                B.label.reserve(base)
+                B.xdtype.reserve(base)
+                B.group.reserve(base)
+            frame = frames[f]
+            self.counts.assign(n_keypoints, 0)
+            # fast path (C): costs walked first, so that their loads overlap the joints'
+            costs_state = 0  # 0: general path, 1: walked, 2: no costs
+            joints_done = False
+            if type(frame) is dict:
+                err = 0
+                costs_obj = mp_dict_get(<PyObject*>frame, <PyObject*>self.k_costs, &err)
+                if err:
+                    costs_state = 0
+                elif costs_obj == NULL or costs_obj == <PyObject*>None:
+                    costs_state = 2
+                elif mp_costs_walk(costs_obj, self.slot_of, <int>n_edges, self.scratch):
+                    costs_state = 1
+                joints_done = mp_pack_joints(<PyObject*>frame, <PyObject*>self.k_coords, <PyObject*>self.k_conf,
+                                             <PyObject*>self.k_ident, n_keypoints, self.scratch, B[0],
+                                             self.counts.data())
+            if not joints_done:
+                self._joints_general(frame, f)
+            B.joint_off.push_back(B.x.size())
+            if costs_state == 2:
+                continue
+            if costs_state == 1 and mp_pack_costs(<int>n_edges, es, et, self.counts.data(), self.scratch,
+                                                  self.mkeys, <PyObject*>self.dist_str, <PyObject*>method,
+                                                  B[0], <size_t>f, P.refs, warm):
+                continue
+            costs = frame.get("costs")
+            # The usual costs dict maps int edge ids to entries: one walk over its items
+            # fills every slot, cheaper than a lookup per slot.  Any key that is not an
+            # exact int (it could equal one) sends the frame down the lookup path.
+            walked = False
+            if self.slot_of.size() and type(costs) is dict:
+                self.by_slot.assign(n_edges, NULL)
+                walked = True
+                pos = 0
+                while PyDict_Next(costs, &pos, &kobj, &vobj):
+                    if not PyLong_CheckExact(<object>kobj):
+                        walked = False
+                        break
+                    kv = PyLong_AsLongAndOverflow(<object>kobj, &overflow)
+                    if overflow == 0 and 0 <= kv < <long>self.slot_of.size() and self.slot_of[kv] >= 0:
+                        self.by_slot[self.slot_of[kv]] = vobj
+            for k in range(n_edges):
+                if edge_s[k] < 0 or costs is None:
+                    continue
+                ns = self.counts[edge_s[k]]
+                nt = self.counts[edge_t[k]]
+                if ns == 0 or nt == 0:
+                    continue
+                key = paf_keys[k]
+                if walked:
+                    if self.by_slot[k] == NULL:
+                        continue
+                    entry = <object>self.by_slot[k]
+                elif type(costs) is dict:  # one hash lookup, no exception
+                    entry = (<dict>costs).get(key)
+                    if entry is None:
+                        continue
+                else:
+                    if key not in costs:
+                        continue
+                    entry = costs[key]
+                # borrowed references into the entry (alive as long as the frames are)
+                dp = NULL
+                mp = NULL
+                mobj = None
+                dobj = None
+                if type(entry) is dict:
+                    # A _full.pickle's entries are small dicts whose key strings, once
+                    # unpickled, are shared across frames but not interned: walking the
+                    # items and comparing identities first beats two hashed lookups
+                    pos = 0
+                    while PyDict_Next(entry, &pos, &kobj, &vobj):
+                        if kobj == dist_key:
+                            dp = vobj
+                        elif kobj == method_key:
+                            mp = vobj
+                        elif <object>kobj == "distance":
+                            dist_key = kobj
+                            dist_key_ref = <object>kobj  # keeps the address from being reused
+                            dp = vobj
+                        elif <object>kobj == method:
+                            method_key = kobj
+                            method_key_ref = <object>kobj
+                            mp = vobj
+                        if dp != NULL and mp != NULL:
+                            break
+                    if dp == NULL:
+                        raise ValueError(f"frame {keys[f]!r}, edge {key!r}: the costs have no 'distance' entry.")
+                else:
+                    dobj = entry["distance"]
+                    dp = <PyObject*>dobj
+                dcode = mp_float_code(dp)
+                if dcode >= 0 and mp_ndim(dp) == 2:
+                    all_inf = mp_all_inf_2d(dp, dcode)
+                else:
+                    all_inf = bool(np.isinf(np.asarray(<object>dp, dtype=np.float64)).all())
+                if all_inf:
+                    continue
+                if mp == NULL:
+                    try:
+                        mobj = entry[method]
+                    except KeyError:
+                        raise ValueError(
+                            f"frame {keys[f]!r}, edge {key!r}: the costs have no {method!r} entry "
+                            f"(keys: {sorted(entry)}); pass method= one of those."
+                        ) from None
+                    mp = <PyObject*>mobj
+                code = mp_float_code(mp)
+                if code < 0:  # not a float16/32/64 ndarray in native order: a float64 copy
+                    mobj = np.asarray(<object>mp, dtype=np.float64)
+                    mp = <PyObject*>mobj
+                    code = 0
+                if mp_ndim(mp) != 2 or mp_dim(mp, 0) < ns or mp_dim(mp, 1) < nt:
+                    raise ValueError(
+                        f"frame {keys[f]!r}, edge {key!r}: costs[{method!r}] has shape {(<object>mp).shape} but "
+                        f"the edge's bodyparts have {ns} and {nt} detections; the cost matrix must "
+                        f"be (n_source, n_target)."
+                    )
+                slot = f * n_edges + k
+                B.has_cost[slot] = 1
+                B.dtype[slot] = code
+                B.cost_ptr[slot] = mp_bytes(mp)
+                B.cost_s0[slot] = mp_stride(mp, 0)
+                B.cost_s1[slot] = mp_stride(mp, 1)
+                Py_INCREF(<object>mp)
+                P.refs.push_back(mp)
+        return 0
+
+    cdef int _joints_general(self, frame, Py_ssize_t f) except -1:
+        # any frame layout DLC accepts; errors name the frame and bodypart
+        cdef Batch* B = &self.P.b
+        cdef list keys = self.keys
+        cdef Py_ssize_t i, r, n, n_labels
+        cdef int code, dcode
+        cdef cnp.ndarray c, p
+        cdef bint nonzero
         try:
             coords_list = frame["coordinates"][0]
             conf_list = frame["confidence"]
@@ -399,12 +710,11 @@ def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] 
         n_labels = min(len(coords_list), len(conf_list))
         if ids_list is not None:
             n_labels = min(n_labels, len(ids_list))
-        if n_labels > n_keypoints:
+        if n_labels > self.n_keypoints:
             raise ValueError(
                 f"frame {keys[f]!r} has detections for {n_labels} bodyparts but the metadata "
-                f"lists {n_keypoints} ('all_joints_names'); fix the metadata or the frame."
+                f"lists {self.n_keypoints} ('all_joints_names'); fix the metadata or the frame."
             )
-        counts.assign(n_keypoints, 0)
         for i in range(n_labels):
             c = _as_float_array(coords_list[i])
             if c.size == 0:
@@ -444,115 +754,30 @@ def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] 
                 B.label.push_back(<int>i)
                 B.xdtype.push_back(<signed char>code)
                 B.group.push_back(-1 if groups is None else <int>groups[r])
-            counts[i] = <int>n
-        B.joint_off.push_back(B.x.size())
+            self.counts[i] = <int>n
+        return 0
 
-        costs = frame.get("costs")
-        if costs is not None and mp_pack_costs(<PyObject*>costs, slot_of, <int>n_edges, &edge_s[0] if n_edges else NULL,
-                                               &edge_t[0] if n_edges else NULL, counts.data(), by_slot, mkeys,
-                                               <PyObject*>dist_str, <PyObject*>method, B[0], <size_t>f, P.refs):
-            continue
-        # The usual costs dict maps int edge ids to entries: one walk over its items
-        # fills every slot, cheaper than a lookup per slot.  Any key that is not an
-        # exact int (it could equal one) sends the frame down the lookup path.
-        walked = False
-        if slot_of.size() and type(costs) is dict:
-            by_slot.assign(n_edges, NULL)
-            walked = True
-            pos = 0
-            while PyDict_Next(costs, &pos, &kobj, &vobj):
-                if not PyLong_CheckExact(<object>kobj):
-                    walked = False
-                    break
-                kv = PyLong_AsLongAndOverflow(<object>kobj, &overflow)
-                if overflow == 0 and 0 <= kv < <long>slot_of.size() and slot_of[kv] >= 0:
-                    by_slot[slot_of[kv]] = vobj
-        for k in range(n_edges):
-            if edge_s[k] < 0 or costs is None:
-                continue
-            ns = counts[edge_s[k]]
-            nt = counts[edge_t[k]]
-            if ns == 0 or nt == 0:
-                continue
-            key = paf_keys[k]
-            if walked:
-                if by_slot[k] == NULL:
-                    continue
-                entry = <object>by_slot[k]
-            elif type(costs) is dict:  # one hash lookup, no exception
-                entry = (<dict>costs).get(key)
-                if entry is None:
-                    continue
-            else:
-                if key not in costs:
-                    continue
-                entry = costs[key]
-            # borrowed references into the entry (alive as long as the frames are)
-            dp = NULL
-            mp = NULL
-            mobj = None
-            dobj = None
-            if type(entry) is dict:
-                # A _full.pickle's entries are small dicts whose key strings, once
-                # unpickled, are shared across frames but not interned: walking the
-                # items and comparing identities first beats two hashed lookups
-                pos = 0
-                while PyDict_Next(entry, &pos, &kobj, &vobj):
-                    if kobj == dist_key:
-                        dp = vobj
-                    elif kobj == method_key:
-                        mp = vobj
-                    elif <object>kobj == "distance":
-                        dist_key = kobj
-                        dist_key_ref = <object>kobj  # keeps the address from being reused
-                        dp = vobj
-                    elif <object>kobj == method:
-                        method_key = kobj
-                        method_key_ref = <object>kobj
-                        mp = vobj
-                    if dp != NULL and mp != NULL:
-                        break
-                if dp == NULL:
-                    raise ValueError(f"frame {keys[f]!r}, edge {key!r}: the costs have no 'distance' entry.")
-            else:
-                dobj = entry["distance"]
-                dp = <PyObject*>dobj
-            dcode = mp_float_code(dp)
-            if dcode >= 0 and mp_ndim(dp) == 2:
-                all_inf = mp_all_inf_2d(dp, dcode)
-            else:
-                all_inf = bool(np.isinf(np.asarray(<object>dp, dtype=np.float64)).all())
-            if all_inf:
-                continue
-            if mp == NULL:
-                try:
-                    mobj = entry[method]
-                except KeyError:
-                    raise ValueError(
-                        f"frame {keys[f]!r}, edge {key!r}: the costs have no {method!r} entry "
-                        f"(keys: {sorted(entry)}); pass method= one of those."
-                    ) from None
-                mp = <PyObject*>mobj
-            code = mp_float_code(mp)
-            if code < 0:  # not a float16/32/64 ndarray in native order: a float64 copy
-                mobj = np.asarray(<object>mp, dtype=np.float64)
-                mp = <PyObject*>mobj
-                code = 0
-            if mp_ndim(mp) != 2 or mp_dim(mp, 0) < ns or mp_dim(mp, 1) < nt:
-                raise ValueError(
-                    f"frame {keys[f]!r}, edge {key!r}: costs[{method!r}] has shape {(<object>mp).shape} but "
-                    f"the edge's bodyparts have {ns} and {nt} detections; the cost matrix must "
-                    f"be (n_source, n_target)."
-                )
-            slot = f * n_edges + k
-            B.has_cost[slot] = 1
-            B.dtype[slot] = code
-            B.cost_ptr[slot] = mp_bytes(mp)
-            B.cost_s0[slot] = mp_stride(mp, 0)
-            B.cost_s1[slot] = mp_stride(mp, 1)
-            Py_INCREF(<object>mp)
-            P.refs.push_back(mp)
-    return P
+
+def pack(list frames, list keys, int n_keypoints, list paf_keys, const int[::1] edge_s,
+         const int[::1] edge_t, str method):
+    """Flatten DLC frame dicts into a :class:`Packed` batch.
+
+    Parameters
+    ----------
+    frames : list of dict
+        ``{"coordinates": (list of (n_k, 2) arrays,), "confidence": list of (n_k, 1),
+        "costs": {edge: {"m1": (n_s, n_t), "distance": (n_s, n_t)}}, ["identity": ...]}``.
+    keys : list
+        Frame names, for error messages.
+    paf_keys : list
+        The ``costs`` key of each edge slot (``paf_inds`` values).
+    edge_s, edge_t : int32 arrays of shape (n_edges,)
+        Bodyparts of each edge slot (-1: never linked).
+    """
+    cdef _Packer packer = _Packer(len(frames), keys, n_keypoints, paf_keys, edge_s, edge_t, method)
+    packer.P.refs.reserve(len(frames) * len(paf_keys))
+    packer.pack_range(frames, 0, len(frames), False)
+    return packer.P
 
 
 cdef class LinkTree:
@@ -675,11 +900,13 @@ cdef class Result:
         return s
 
     def has_unique(self):
+        """bool array: True where the frame has unique-bodypart detections."""
         cdef Py_ssize_t f, n = self.outs.size()
-        s = np.zeros(n, dtype=bool)
+        s = np.zeros(n, dtype=np.uint8)
+        cdef unsigned char[::1] sv = s
         for f in range(n):
-            s[f] = self.outs[f].has_unique
-        return s
+            sv[f] = self.outs[f].has_unique
+        return s.view(bool)
 
     def unique(self, Py_ssize_t f):
         cdef FrameOut* o = &self.outs[f]
@@ -762,6 +989,31 @@ cdef class Result:
         return out
 
 
+cdef int _set_calib(Params* P, Calib* cal, int n_multi, calib_mean, calib_var, calib_inv_cov,
+                    bint little) except -1:
+    # P.calib = cal filled from the calibration arrays (NULL without them); the pointers
+    # read the arrays' buffers, which the caller's arguments keep alive for the run
+    P.calib = NULL
+    if calib_mean is None:
+        return 0
+    cdef const double[::1] cal_mean = calib_mean
+    cdef const double[::1] cal_var = calib_var
+    cdef const double[:, ::1] cal_inv = calib_inv_cov
+    cal.d = <int>cal_mean.shape[0]
+    if (n_multi * (n_multi - 1) // 2 != cal.d or cal_var.shape[0] != cal.d
+            or cal_inv.shape[0] != cal.d or cal_inv.shape[1] != cal.d or cal.d == 0):
+        raise ValueError(
+            f"calibration of dimension {cal.d} does not fit n_multi={n_multi} bodyparts "
+            f"(expected {n_multi * (n_multi - 1) // 2} pairwise distances)"
+        )
+    cal.mean = &cal_mean[0]
+    cal.var = &cal_var[0]
+    cal.inv_cov = &cal_inv[0, 0]
+    cal.little = little
+    P.calib = cal
+    return 0
+
+
 def run(Packed packed, *, int n_multi, int n_keypoints, int max_n, int min_n_links,
         int window_size, bint greedy, bint identity_only, bint force_fusion,
         bint add_discarded, double pcutoff, double max_overlap, double gamma,
@@ -800,26 +1052,7 @@ def run(Packed packed, *, int n_multi, int n_keypoints, int max_n, int min_n_lin
     P.gamma = gamma
     P.window_brute = _window_brute
     cdef Calib cal
-    cdef const double[::1] cal_mean
-    cdef const double[::1] cal_var
-    cdef const double[:, ::1] cal_inv
-    P.calib = NULL
-    if calib_mean is not None:
-        cal_mean = calib_mean
-        cal_var = calib_var
-        cal_inv = calib_inv_cov
-        cal.d = <int>cal_mean.shape[0]
-        if (n_multi * (n_multi - 1) // 2 != cal.d or cal_var.shape[0] != cal.d
-                or cal_inv.shape[0] != cal.d or cal_inv.shape[1] != cal.d or cal.d == 0):
-            raise ValueError(
-                f"calibration of dimension {cal.d} does not fit n_multi={n_multi} bodyparts "
-                f"(expected {n_multi * (n_multi - 1) // 2} pairwise distances)"
-            )
-        cal.mean = &cal_mean[0]
-        cal.var = &cal_var[0]
-        cal.inv_cov = &cal_inv[0, 0]
-        cal.little = calib_little
-        P.calib = &cal
+    _set_calib(&P, &cal, n_multi, calib_mean, calib_var, calib_inv_cov, calib_little)
     for i in range(3):
         P.min_aff[i] = min_aff[i]
     P.n_edges = <int>edge_s.shape[0]
@@ -856,6 +1089,66 @@ def run(Packed packed, *, int n_multi, int n_keypoints, int max_n, int min_n_lin
             trees[int(deref(tit).first)] = lt
             inc(tit)
     return res
+
+
+def pack_run(list frames, list keys, int n_keypoints, list paf_keys, str method, *, int n_multi,
+             int max_n, int min_n_links, bint greedy, bint identity_only, bint force_fusion,
+             bint add_discarded, double pcutoff, double max_overlap, double gamma, min_aff,
+             const int[::1] edge_s, const int[::1] edge_t, bint dup_edges=True, int chunk=4,
+             calib_mean=None, calib_var=None, calib_inv_cov=None, bint calib_little=True):
+    """:func:`pack` and :func:`run` in one pass on the calling thread, ``chunk`` frames at a
+    time, without temporal coherence (``window_size`` 0): each chunk is assembled while its
+    costs are still in cache (packing loads them), and its cost arrays are released right
+    after.  Same results as ``run(pack(...))``; the ``calib_*`` arguments as in :func:`run`.
+
+    Returns
+    -------
+    (Packed, Result)
+        The joints of every frame (costs already released) and the per-frame outputs.
+    """
+    cdef Py_ssize_t n = len(frames), lo, hi, i
+    cdef _Packer packer = _Packer(n, keys, n_keypoints, paf_keys, edge_s, edge_t, method)
+    cdef Packed packed = packer.P
+    cdef Result res = Result()
+    cdef Params P
+    P.n_multi = n_multi
+    P.n_keypoints = n_keypoints
+    P.max_n = max_n
+    P.min_n_links = min_n_links
+    P.window_size = 0
+    P.greedy = greedy
+    P.identity_only = identity_only
+    P.force_fusion = force_fusion
+    P.add_discarded = add_discarded
+    P.pcutoff = pcutoff
+    P.max_overlap = max_overlap
+    P.gamma = gamma
+    cdef Calib cal
+    _set_calib(&P, &cal, n_multi, calib_mean, calib_var, calib_inv_cov, calib_little)
+    for i in range(3):
+        P.min_aff[i] = min_aff[i]
+    P.n_edges = <int>edge_s.shape[0]
+    P.dup_edges = dup_edges
+    P.edge_s = &edge_s[0] if edge_s.shape[0] else NULL
+    P.edge_t = &edge_t[0] if edge_t.shape[0] else NULL
+    if P.n_edges != len(paf_keys) or edge_t.shape[0] != edge_s.shape[0]:
+        raise ValueError("edge_s and edge_t must have one entry per paf key")
+    res.n_multi = n_multi
+    res.n_unique = n_keypoints - n_multi
+    res.outs.resize(n)
+    chunk = max(1, chunk)
+    cdef FrameAssembler* fa = new FrameAssembler(P)
+    try:
+        for lo in range(0, n, chunk):
+            hi = min(n, lo + chunk)
+            packer.pack_range(frames, lo, hi, True)
+            with nogil:
+                run_frames(fa[0], packed.b, <size_t>lo, <size_t>hi, res.outs)
+            packed._release()
+    finally:
+        del fa
+    packed.drop_costs()
+    return packed, res
 
 
 cdef tuple _lsap_hook(const double[:, ::1] cost, bint through_view, bint try_dominant):

@@ -338,7 +338,7 @@ inline void radix_sort_keys(std::vector<uint64_t>& v, std::vector<uint64_t>& buf
 // largest (equal to the largest on a tie) and first arg-max, branch-free (on real
 // affinities these comparisons are coin flips).  Returns the smallest entry.
 template <class RowF, class ElemF>
-inline double read_view(mapose::LsapWorkspace& ws, size_t R, size_t C, RowF row_of, ElemF elem) {
+inline double read_view(mapose::LsapWorkspace& ws, size_t R, size_t C, const RowF& row_of, const ElemF& elem) {
     const bool transposed = R > C;
     const size_t VR = transposed ? C : R, VC = transposed ? R : C;
     double* view = ws.view_buffer(long(VR), long(VC));
@@ -436,6 +436,16 @@ class FrameAssembler {
     std::vector<std::vector<int>> bag;
 
     explicit FrameAssembler(const Params& p) : P(p) {}
+
+    // links.push_back(LinkOut{j1, j2, v}) without the temporary: built on the stack with
+    // two narrow stores and copied with one wide load, it stalled on store forwarding
+    void push_link(int j1, int j2, double v) {
+        links.emplace_back();
+        LinkOut& L = links.back();
+        L.j1 = j1;
+        L.j2 = j2;
+        L.affinity = v;
+    }
 
     double jx(int j) const { return F->x[j]; }
     double jy(int j) const { return F->y[j]; }
@@ -553,7 +563,7 @@ class FrameAssembler {
         if (lsap.solve_max_unique_first(long(R), long(C), sub.data(), rows.data(), cols.data(), try_dominant) != 0) return;
         for (size_t q = 0; q < K; ++q) {
             double v = sub[size_t(rows[q]) * C + size_t(cols[q])];
-            if (v >= thr) links.push_back(LinkOut{ds[size_t(keep_s[size_t(rows[q])])], dt[size_t(keep_t[size_t(cols[q])])], v});
+            if (v >= thr) push_link(ds[size_t(keep_s[size_t(rows[q])])], dt[size_t(keep_t[size_t(cols[q])])], v);
         }
     }
 
@@ -636,7 +646,7 @@ class FrameAssembler {
                         if (!transposed) {
                             for (size_t a = 0; a < R; ++a) {
                                 const double v = view[a * C + size_t(arg[a])];
-                                if (v >= thr) links.push_back(LinkOut{ds[size_t(keep_s[a])], dt[size_t(keep_t[size_t(arg[a])])], v});
+                                if (v >= thr) push_link(ds[size_t(keep_s[a])], dt[size_t(keep_t[size_t(arg[a])])], v);
                             }
                         } else {  // view rows are the original columns
                             if (row_col.size() < R) row_col.resize(R);
@@ -645,7 +655,7 @@ class FrameAssembler {
                             for (size_t a = 0; a < R; ++a) {
                                 if (row_col[a] < 0) continue;
                                 const double v = view[size_t(row_col[a]) * R + a];
-                                if (v >= thr) links.push_back(LinkOut{ds[size_t(keep_s[a])], dt[size_t(keep_t[size_t(row_col[a])])], v});
+                                if (v >= thr) push_link(ds[size_t(keep_s[a])], dt[size_t(keep_t[size_t(row_col[a])])], v);
                             }
                         }
                         continue;
@@ -659,7 +669,7 @@ class FrameAssembler {
                 for (size_t q = 0; q < K; ++q) {
                     const size_t r = size_t(rows[q]), c = size_t(cols[q]);
                     const double v = transposed ? view[c * R + r] : view[r * C + c];
-                    if (v >= thr) links.push_back(LinkOut{ds[size_t(keep_s[r])], dt[size_t(keep_t[c])], v});
+                    if (v >= thr) push_link(ds[size_t(keep_s[r])], dt[size_t(keep_t[c])], v);
                 }
                 continue;
             }
@@ -696,7 +706,7 @@ class FrameAssembler {
                 for (int q : cand) {
                     size_t a = size_t(q) / nt, b = size_t(q) % nt;
                     if (used_s[a] || used_t[b]) continue;
-                    links.push_back(LinkOut{ds[a], dt[b], aff[size_t(q)]});
+                    push_link(ds[a], dt[b], aff[size_t(q)]);
                     used_s[a] = 1;
                     used_t[b] = 1;
                     if (++n_used == P.max_n) break;
@@ -1484,6 +1494,17 @@ struct Batch {
         return in;
     }
 };
+
+// Frames [lo, hi) of `B` on the calling thread, without temporal coherence, into
+// outs[lo, hi): the caller packs and assembles a few frames at a time (pack_run), with
+// one FrameAssembler kept across calls (its buffers keep their capacity).
+inline void run_frames(FrameAssembler& fa, const Batch& B, size_t lo, size_t hi, std::vector<FrameOut>& outs) {
+    const Trees none;
+    for (size_t f = lo; f < hi; ++f) {
+        const FrameIn in = B.frame(f);
+        fa.run(in, none, outs[f]);
+    }
+}
 
 // Assemble frames [0, n) of `B`.  Without temporal coherence frames are independent
 // and split over `n_threads` threads; with it (window_size >= 1) they run in order on

@@ -283,7 +283,7 @@ struct LsapWorkspace {
     // (which finds the exact optimum up to rounding) returns this unique optimum too.
     // What is left is solved exactly on its own and must have a unique optimum
     // (unique_by_duals); then the pairs together are the unique optimum.
-    std::vector<double> fa_, fsub_, rtop_, rsec_;
+    std::vector<double> fa_, fsub_, rtop_, rsec_, clim_;
     std::vector<long> rarg_, fcol_, frow_, urow_, ucol_;
     bool forced_pairs(long nr, long nc, const double* cost, long* out_rows, long* out_cols) {
         const bool by_row = nr <= nc;
@@ -345,6 +345,11 @@ struct LsapWorkspace {
         }
         for (long i = 0; i < R; ++i) fcol[i] = frow[rarg[i]] == 1 ? 1 : 0;  // sole peak?
         for (long j = 0; j < C; ++j) frow[j] = -1;
+        // per column: +inf while free, -inf once fixed; min(entry, clim) reads fixed
+        // columns as -inf without a branch (whether a column is fixed is a coin flip)
+        grow(clim_, C);
+        double* clim = clim_.data();
+        for (long j = 0; j < C; ++j) clim[j] = INF;
         const double amax = std::max(std::fabs(gmin), std::fabs(gmax));
         const double margin = 1e-9 * std::max(1.0, amax);
         long n_fixed = 0;
@@ -361,7 +366,7 @@ struct LsapWorkspace {
             }
             if (ok) {
                 if (frow[j] >= 0) return false;  // cannot happen: (b) is antisymmetric
-                fcol[i] = j; frow[j] = i; ++n_fixed;
+                fcol[i] = j; frow[j] = i; clim[j] = -INF; ++n_fixed;
             }
         }
         for (long i = 0; i < R && n_fixed < R; ++i) {  // pass 2
@@ -372,7 +377,7 @@ struct LsapWorkspace {
             // largest and second largest over the free columns, branch-free (fixed
             // columns read as -inf, which never wins: the entries are finite)
             for (long l = 0; l < C; ++l) {
-                const double x = frow[l] >= 0 ? -INF : ai[l];
+                const double x = std::min(ai[l], clim[l]);
                 j = x > top ? l : j;
                 sec = std::max(sec, std::min(top, x));
                 top = std::max(top, x);
@@ -390,7 +395,7 @@ struct LsapWorkspace {
                 ok = row_ok;
             }
             if (!ok) continue;
-            fcol[i] = j; frow[j] = i; ++n_fixed;
+            fcol[i] = j; frow[j] = i; clim[j] = -INF; ++n_fixed;
         }
         if (n_fixed < R) {
             grow(urow_, R); grow(ucol_, C);

@@ -130,8 +130,14 @@ def test_onnx_export_keeps_dynamic_sizes(tmp_path):
                           dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}},
                           opset_version=17, dynamo=False)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    ops = {node.op_type for node in __import__("onnx").load(str(path)).graph.node}
+    nodes = __import__("onnx").load(str(path)).graph.node
+    ops = {node.op_type for node in nodes}
     assert "Conv" not in ops and "MatMul" in ops
+    # graph v3: the transforms slice NHWC tensors; the only layout changes are the two
+    # single-axis moves NCHW -> NHWC -> NCHW (fast in ONNX Runtime); the 2-D one permutes
+    # the int64 pad widths of Pad
+    perms = sorted(tuple(a.ints) for node in nodes if node.op_type == "Transpose" for a in node.attribute)
+    assert perms == [(0, 2, 3, 1), (0, 3, 1, 2), (1, 0)]
     for shape in ((2, 6, 11, 7), (1, 6, 4, 16), (3, 6, 1, 1)):
         x = torch.randn(*shape)
         (got,) = sess.run(None, {"x": x.numpy()})

@@ -52,6 +52,10 @@ class Kernel:
     def time_pack_500_frames(self, case, graph):
         K.pack_frames(self.frames, self.params_)
 
+    def time_pack_and_run_500_frames(self, case, graph):
+        # one pass: each few frames assembled right after packing (Assembler's one-thread path)
+        K.pack_and_run(self.frames, self.params_)
+
 
 class PafCosts:
     """PAF line integrals for all pairs of a 66-edge graph on one 65 x 81 map."""

@@ -42,24 +42,28 @@ class _LazyAssemblies(MutableMapping):
 
     def __init__(self, n_multi: int):
         self._n_multi = n_multi
-        self._where: dict = {}  # frame index -> (chunk, local index)
+        # frame index -> chunk << 32 | local index (an int: a tuple per frame would be
+        # a GC-tracked container, and enough of them set off full collections that walk
+        # the whole data dict), or None for a value set by hand
+        self._where: dict = {}
         self._chunks: list = []
         self._cache: dict = {}
 
-    def _add_chunk(self, packed, result, frame_index):
+    def _add_chunk(self, packed, result, start):
+        # the chunk's frames are start, start + 1, ...
         c = len(self._chunks)
         self._chunks.append((packed, result))
-        counts = result.counts()
-        for local in np.flatnonzero(counts > 0).tolist():
-            self._where[int(frame_index[local])] = (c, local)
-            self._cache.pop(int(frame_index[local]), None)
+        local = np.flatnonzero(result.counts() > 0).tolist()
+        self._where.update(zip([start + q for q in local], [c << 32 | q for q in local]))
+        for q in local if self._cache else ():
+            self._cache.pop(start + q, None)
 
     def __getitem__(self, key):
         if key in self._cache:
             return self._cache[key]
-        c, local = self._where[key]
-        packed, result = self._chunks[c]
-        value = _kernel.materialize(result, packed, local)[0]
+        where = self._where[key]
+        packed, result = self._chunks[where >> 32]
+        value = _kernel.materialize(result, packed, where & 0xFFFFFFFF)[0]
         self._cache[key] = value
         return value
 
@@ -90,8 +94,7 @@ class _LazyAssemblies(MutableMapping):
             if key in self._cache or where is None:
                 out[key] = np.stack([a.data for a in self._cache[key]]) if self._cache[key] else None
             else:
-                c, local = where
-                out[key] = self._chunks[c][1].data(local)
+                out[key] = self._chunks[where >> 32][1].data(where & 0xFFFFFFFF)
         return out
 
 
@@ -308,8 +311,8 @@ class Assembler:
             max_n_individuals=self.max_n_individuals,
             n_multibodyparts=self.n_multibodyparts,
             n_keypoints=self.n_keypoints,
-            graph=tuple(tuple(e) for e in graph),
-            paf_inds=tuple(np.asarray(paf_inds, dtype=np.int64).ravel().tolist()),
+            graph=graph,
+            paf_inds=np.asarray(paf_inds, dtype=np.int64).ravel(),
             greedy=bool(self.greedy),
             pcutoff=self.pcutoff,
             min_affinity=self.min_affinity,
@@ -451,11 +454,7 @@ class Assembler:
         """
         params = self._params()
         frames = list(frames)
-        packed = _kernel.pack_frames(frames, params)
-        fi = np.arange(first_index, first_index + len(frames), dtype=np.int64)
-        result = _kernel.run_packed(packed, params, fi, self._threads(n_threads), self._trees,
-                                    calibration=self._calibration())
-        self._prune_trees(fi)
+        packed, result = self._pack_run(frames, params, first_index, n_threads)
         return [_kernel.materialize(result, packed, k) for k in range(len(frames))]
 
     def assemble_poses(self, frames, first_index=0, n_threads=None):
@@ -471,12 +470,24 @@ class Assembler:
         """
         params = self._params()
         frames = list(frames)
-        packed = _kernel.pack_frames(frames, params)
-        fi = np.arange(first_index, first_index + len(frames), dtype=np.int64)
-        result = _kernel.run_packed(packed, params, fi, self._threads(n_threads), self._trees,
-                                    calibration=self._calibration())
-        self._prune_trees(fi)
+        _, result = self._pack_run(frames, params, first_index, n_threads)
         return result.poses(self.max_n_individuals)
+
+    def _pack_run(self, frames, params, first_index, n_threads, keys=None, calibration=None):
+        # (Packed, Result) of frames whose ind_frame starts at first_index; calibration:
+        # self._calibration(), when the caller already has it
+        n_threads = self._threads(n_threads)
+        if calibration is None:
+            calibration = self._calibration()
+        if n_threads == 1 and params.window_size < 1:
+            # one thread: each few frames assembled as soon as packed (costs in cache)
+            return _kernel.pack_and_run(frames, params, keys=keys, calibration=calibration)
+        packed = _kernel.pack_frames(frames, params, keys=keys)
+        fi = np.arange(first_index, first_index + len(frames), dtype=np.int64)
+        result = _kernel.run_packed(packed, params, fi, n_threads, self._trees, calibration=calibration)
+        self._prune_trees(fi)
+        packed.drop_costs()
+        return packed, result
 
     def _prune_trees(self, frame_index):
         """Keep :attr:`_trees` bounded: only the trees of the ``window_size`` frame indices
@@ -520,12 +531,9 @@ class Assembler:
         lazy = _LazyAssemblies(self.n_multibodyparts)
         for start in range(0, len(imnames), _CHUNK):
             names = imnames[start : start + _CHUNK]
-            packed = _kernel.pack_frames([self.data[k] for k in names], params, keys=names)
-            fi = np.arange(start, start + len(names), dtype=np.int64)
-            result = _kernel.run_packed(packed, params, fi, n_threads, self._trees, calibration=calibration)
-            self._prune_trees(fi)
-            packed.drop_costs()
-            lazy._add_chunk(packed, result, fi)
+            packed, result = self._pack_run([self.data[k] for k in names], params, start, n_threads, keys=names,
+                                            calibration=calibration)
+            lazy._add_chunk(packed, result, start)
             for local in np.flatnonzero(result.has_unique()).tolist():
                 self.unique[start + local] = result.unique(local)
         self.assemblies = lazy

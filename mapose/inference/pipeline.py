@@ -4,7 +4,8 @@ Three stages run concurrently on one video:
 
 1. :class:`~mapose.inference.video.BatchReader` decodes frames into uint8 batches in a
    background thread (bounded queue);
-2. the calling thread runs the network on batch *i*;
+2. the network runs on batch *i* (with frame-parallel workers, batch *i+1* is already
+   queued behind it, so a worker that finishes its share goes on to the next batch);
 3. a post-processing thread runs the predictor (peaks, PAF costs, assembly) on batch *i-1*
    and hands every frame to ``on_frame`` in order (streaming writers), so nothing
    proportional to the video length is held here.
@@ -13,6 +14,7 @@ The compiled kernels release the GIL, so stage 3 overlaps with the network even 
 """
 from __future__ import annotations
 
+import collections
 import math
 import queue
 import threading
@@ -122,14 +124,35 @@ def run_video(runner, predictor, info, batch_size: int, on_frame, progress: bool
     # a batch of 1 (DLC's default) would leave all but one frame-parallel worker idle
     reader = BatchReader(info, max(int(batch_size), int(getattr(runner, "workers", 1) or 1)),
                          queue_size=queue_size, start_frame=start_frame)
+    # only a runner class's own submit: a wrapper that forwards unknown attributes to the
+    # runner it wraps (input transforms) must not be bypassed
+    submit = runner.submit if getattr(type(runner), "submit", None) is not None else None
+    in_flight: collections.deque = collections.deque()
+
+    def collect():
+        start, pending = in_flight.popleft()
+        t0 = time.perf_counter()
+        outputs = pending.result()
+        times.network += time.perf_counter() - t0
+        post_q.put((start, outputs))
+
     try:
         for start, frames in reader:
             if errors:
                 break
             t0 = time.perf_counter()
-            outputs = runner(frames)
+            if submit is None:  # a plain callable
+                outputs = runner(frames)
+                times.network += time.perf_counter() - t0
+                post_q.put((start, outputs))
+                continue
+            in_flight.append((start, submit(frames)))
             times.network += time.perf_counter() - t0
-            post_q.put((start, outputs))
+            # one batch queued behind the running one: workers never wait for each other
+            if len(in_flight) > 1:
+                collect()
+        while in_flight and not errors:
+            collect()
     finally:
         reader.close()
         post_q.put(_END)

@@ -147,6 +147,38 @@ def _merge(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
+class _Done:
+    """A result computed at submission, behind the ``result()`` interface of a future."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value):
+        self._value = value
+
+    def result(self):
+        return self._value
+
+
+class _Batch:
+    """One batch's chunks in flight on a worker pool; ``result()`` joins them in order."""
+
+    __slots__ = ("_futures",)
+
+    def __init__(self, futures):
+        self._futures = futures
+
+    def result(self) -> dict[str, np.ndarray]:
+        return _merge([f.result() for f in self._futures])
+
+
+def _submit(runner, frames: np.ndarray):
+    """``runner.submit``: the batch's chunks go to the worker pool's queue at once."""
+    if runner._pool is None:
+        return _Done(runner._forward(frames))
+    return _Batch([runner._pool.submit(runner._forward, frames[s])
+                   for s in _chunks(len(frames), runner.workers)])
+
+
 def resolve_device(device) -> str:
     """DLC's device rule: ``None``/``"auto"`` → ``"cuda"`` if available else ``"cpu"``."""
     torch = require("torch", "running pose networks")
@@ -238,6 +270,19 @@ class TorchRunner:
             return self._forward(frames)
         return _merge(list(self._pool.map(self._forward, [frames[s] for s in _chunks(len(frames), self.workers)])))
 
+    def submit(self, frames: np.ndarray):
+        """Start a batch and return at once: an object whose ``result()`` is ``self(frames)``.
+
+        With frame-parallel workers the batch's chunks join the pool's queue, so with the
+        next batch submitted before this one is collected (what
+        :func:`~mapose.inference.pipeline.run_video` does) a worker that finishes its
+        share starts on the next batch instead of waiting for the slowest share -- on a
+        machine shared with decoding, post-processing or other processes the shares
+        rarely finish together.  Without workers the batch runs here, synchronously.
+        ``frames`` must not be modified until the result is collected.
+        """
+        return _submit(self, frames)
+
     def close(self) -> None:
         """Stop the worker threads (also done when the runner is garbage collected)."""
         if self._pool is not None:
@@ -325,5 +370,6 @@ class OnnxRunner:
             return self._forward(frames)
         return _merge(list(self._pool.map(self._forward, [frames[s] for s in _chunks(len(frames), self.workers)])))
 
+    submit = TorchRunner.submit
     close = TorchRunner.close
     __del__ = TorchRunner.__del__

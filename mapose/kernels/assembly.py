@@ -5,8 +5,11 @@
 ``costs``, optional ``identity``) into C++ buffers; :func:`run_packed` assembles them
 without the GIL, on ``n_threads`` threads (results are identical to a serial run,
 because frames are independent unless ``window_size >= 1``, which then runs in order);
-:func:`assemble_frames` does both and builds :class:`~mapose.assembly.model.Assembly`
-objects (the slow, exact-API path; :class:`mapose.Assembler` builds them lazily).
+:func:`pack_and_run` does both on one thread a few frames at a time (each chunk is
+assembled while its costs are still in cache; the one-thread path of
+:class:`mapose.Assembler`); :func:`assemble_frames` packs, runs and builds
+:class:`~mapose.assembly.model.Assembly` objects (the slow, exact-API path;
+:class:`mapose.Assembler` builds them lazily).
 
 The NumPy/Python oracle with the same signature is :mod:`mapose.kernels.assembly_ref`.
 """
@@ -23,7 +26,14 @@ from mapose.assembly.model import Assembly, Joint, Link
 _asm = load("assembly")
 
 __all__ = [
-    "AssemblyParams", "LinkTree", "pack_frames", "run_packed", "assemble_frames", "materialize", "default_threads",
+    "AssemblyParams",
+    "LinkTree",
+    "pack_frames",
+    "run_packed",
+    "pack_and_run",
+    "assemble_frames",
+    "materialize",
+    "default_threads",
     "calibration_arrays",
 ]
 
@@ -87,32 +97,38 @@ class AssemblyParams:
             value = getattr(self, name)
             if not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(value, bool):
                 raise TypeError(f"{name} must be a number; got {value!r}.")
-        graph = tuple(tuple(int(v) for v in edge) for edge in self.graph)
-        for edge in graph:
-            if len(edge) != 2:
-                raise ValueError(f"graph edges must be (source, target) pairs; got {edge!r}.")
+        # the graph and paf_inds as int arrays (vectorised: the constructor is part of
+        # every assemble() a user times); anything else is converted value by value
+        edges = _int_array(self.graph)
+        if edges is None or edges.ndim != 2 or (edges.size and edges.shape[1] != 2):
+            graph = tuple(tuple(int(v) for v in edge) for edge in self.graph)
+            for edge in graph:
+                if len(edge) != 2:
+                    raise ValueError(f"graph edges must be (source, target) pairs; got {edge!r}.")
+            edges = np.asarray(graph, dtype=np.int64).reshape(-1, 2)
+        else:
+            edges = edges.reshape(-1, 2)
+            graph = tuple(map(tuple, edges.tolist()))
         object.__setattr__(self, "graph", graph)
-        paf_inds = tuple(int(i) for i in self.paf_inds)
-        for i in paf_inds:
-            if not 0 <= i < len(graph):
-                raise ValueError(
-                    f"paf_inds value {i} does not index the graph ({len(graph)} edges); paf_inds "
-                    "must index the full graph (DLC's PAFgraph)."
-                )
-        object.__setattr__(self, "paf_inds", paf_inds)
-        s = np.full(len(paf_inds), -1, dtype=np.int32)
-        t = np.full(len(paf_inds), -1, dtype=np.int32)
-        for k, ind in enumerate(paf_inds):
-            a, b = graph[ind]
-            # Only edges between two distinct multi-animal bodyparts can be linked (DLC
-            # raises an IndexError on a link to a unique bodypart).
-            if a != b and 0 <= a < self.n_multibodyparts and 0 <= b < self.n_multibodyparts:
-                s[k], t[k] = a, b
-        object.__setattr__(self, "edge_s", s)
-        object.__setattr__(self, "edge_t", t)
-        pairs = [tuple(sorted(p)) for p in zip(s.tolist(), t.tolist()) if p[0] >= 0]
+        inds = _int_array(self.paf_inds)
+        if inds is None or inds.ndim != 1:
+            inds = np.asarray([int(i) for i in self.paf_inds], dtype=np.int64)
+        bad = np.flatnonzero((inds < 0) | (inds >= len(graph)))
+        if bad.size:
+            raise ValueError(
+                f"paf_inds value {int(inds[bad[0]])} does not index the graph ({len(graph)} edges); paf_inds "
+                "must index the full graph (DLC's PAFgraph)."
+            )
+        object.__setattr__(self, "paf_inds", tuple(inds.tolist()))
+        a, b = edges[inds, 0], edges[inds, 1]
+        # Only edges between two distinct multi-animal bodyparts can be linked (DLC
+        # raises an IndexError on a link to a unique bodypart).
+        ok = (a != b) & (a >= 0) & (a < self.n_multibodyparts) & (b >= 0) & (b < self.n_multibodyparts)
+        object.__setattr__(self, "edge_s", np.where(ok, a, -1).astype(np.int32))
+        object.__setattr__(self, "edge_t", np.where(ok, b, -1).astype(np.int32))
         # two slots joining the same two bodyparts can link the same two joints
-        object.__setattr__(self, "dup_edges", len(pairs) != len(set(pairs)))
+        pair = np.minimum(a, b)[ok] * self.n_multibodyparts + np.maximum(a, b)[ok]
+        object.__setattr__(self, "dup_edges", bool(np.unique(pair).size != pair.size))
         object.__setattr__(
             self, "_min_aff", tuple(float(np.asarray(self.min_affinity, dtype=dt)) for dt in (np.float64, np.float32, np.float16))
         )
@@ -120,6 +136,20 @@ class AssemblyParams:
     def min_affinity_by_dtype(self) -> list:
         """``min_affinity`` as float64/float32/float16 (comparisons happen in the costs' dtype)."""
         return list(self._min_aff)
+
+
+def _int_array(values):
+    """``values`` as an int64 array when it converts exactly (an int array, a list of
+    ints or of int pairs), else None."""
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError):  # ragged
+        return None
+    if arr.size == 0:
+        return arr.astype(np.int64)
+    if arr.dtype.kind not in "iu" or arr.dtype == np.uint64:
+        return None
+    return arr.astype(np.int64, copy=False)
 
 
 def pack_frames(frames, params: AssemblyParams, keys=None):
@@ -215,6 +245,71 @@ def run_packed(packed, params: AssemblyParams, frame_index=None, n_threads: int 
     )
 
 
+def pack_and_run(frames, params: AssemblyParams, keys=None, chunk: int | None = None, kde=None,
+                 calibration=None):
+    """:func:`pack_frames` then :func:`run_packed` on one thread, a few frames at a time.
+
+    Each chunk of frames is assembled right after it is packed, while its costs are
+    still in cache, and its cost arrays are released then.  Only without temporal
+    coherence (``window_size == 0``); results are identical to ``run_packed(pack_frames(...))``.
+
+    Parameters
+    ----------
+    frames : sequence of dict
+        DLC frame dicts.
+    keys : sequence, optional
+        Frame names, for error messages.
+    chunk : int, optional
+        Frames packed before they are assembled (default: about 256 cost matrices'
+        worth, at least 4 frames: enough to keep them in cache, few GIL hand-overs).
+    kde, calibration
+        Calibrated assembly, as in :func:`run_packed`.
+
+    Returns
+    -------
+    (Packed, Result)
+        The packed joints (costs already released) and the per-frame results.
+    """
+    if params.window_size >= 1:
+        raise ValueError(
+            f"pack_and_run assembles frames independently; window_size={params.window_size} needs "
+            "run_packed (frames in order, with the link trees of earlier frames)."
+        )
+    frames = list(frames)
+    keys = list(range(len(frames))) if keys is None else list(keys)
+    if chunk is None:
+        chunk = max(4, 256 // max(1, len(params.paf_inds)))
+    if calibration is None and kde is not None:
+        calibration = calibration_arrays(kde, params.n_multibodyparts)
+    mean, var, inv_cov = (None, None, None) if calibration is None else calibration
+    return _asm.pack_run(
+        frames,
+        keys,
+        params.n_keypoints,
+        list(params.paf_inds),
+        params.method,
+        n_multi=params.n_multibodyparts,
+        max_n=params.max_n_individuals,
+        min_n_links=params.min_n_links,
+        greedy=bool(params.greedy),
+        identity_only=bool(params.identity_only),
+        force_fusion=bool(params.force_fusion),
+        add_discarded=bool(params.add_discarded),
+        pcutoff=float(params.pcutoff),
+        max_overlap=float(params.max_overlap),
+        gamma=float(params.gamma),
+        min_aff=params._min_aff,
+        dup_edges=params.dup_edges,
+        edge_s=params.edge_s,
+        edge_t=params.edge_t,
+        chunk=max(1, int(chunk)),
+        calib_mean=mean,
+        calib_var=var,
+        calib_inv_cov=inv_cov,
+        calib_little=params.nan_policy == "little",
+    )
+
+
 def _joint(pos, confidence, label, idx, group):
     # Joint is a frozen dataclass: its __init__ goes through object.__setattr__ per
     # field, which dominated the cost of building a frame's objects
@@ -255,7 +350,10 @@ def assemble_frames(frames, params: AssemblyParams, first_index: int = 0, kde=No
     -------
     list of (list of Assembly or None, ndarray of shape (n_unique, 3) or None)
     """
-    packed = pack_frames(frames, params)
-    fi = np.arange(first_index, first_index + packed.n_frames, dtype=np.int64)
-    result = run_packed(packed, params, fi, n_threads, trees, kde=kde)
+    if n_threads == 1 and params.window_size < 1:
+        packed, result = pack_and_run(frames, params, kde=kde)
+    else:
+        packed = pack_frames(frames, params)
+        fi = np.arange(first_index, first_index + packed.n_frames, dtype=np.int64)
+        result = run_packed(packed, params, fi, n_threads, trees, kde=kde)
     return [materialize(result, packed, f) for f in range(packed.n_frames)]

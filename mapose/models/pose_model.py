@@ -128,6 +128,12 @@ class InferenceOptions:
     winograd_min_channels : int, default 256
         Below this, the transforms cost more than the saved multiplications (measured on
         ResNet-50 shapes: 0.4x at 64 channels, 0.9x at 128, 1.1x at 256, 1.9x at 512).
+        The ONNX export uses 128 (its graph form has cheaper transforms; see
+        :func:`mapose.inference.export.export_onnx`).
+    winograd_min_out_channels : int, default 64
+        Convolutions with fewer output channels stay direct: the products are too narrow
+        to pay for the transforms (DLCRNet's stage convs, 153 -> 25 channels: 0.97x in
+        ONNX Runtime).
     onednn : bool, default True
         Every remaining convolution goes to oneDNN.  torch sends 1x1 convolutions of
         batches below 16 in single-threaded forwards (the frame-parallel workers) to its
@@ -137,6 +143,7 @@ class InferenceOptions:
     fuse_heads: bool = True
     winograd: bool = True
     winograd_min_channels: int = 256
+    winograd_min_out_channels: int = 64
     onednn: bool = True
 
 
@@ -187,7 +194,8 @@ def optimize_for_inference(model: PoseModel, options: InferenceOptions | None = 
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if (options.winograd and winograd_eligible(child)
-                    and child.in_channels >= options.winograd_min_channels):
+                    and child.in_channels >= options.winograd_min_channels
+                    and child.out_channels >= options.winograd_min_out_channels):
                 setattr(parent, name, WinogradConv2d(child))
             elif options.onednn and type(child) is nn.Conv2d:
                 child.__class__ = _OneDNNConv2d
