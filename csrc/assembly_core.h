@@ -480,6 +480,11 @@ class FrameAssembler {
         return true;
     }
 
+    // always inlined: with the calibrated fill as a second caller GCC stopped inlining it
+    // into the uncalibrated fills (2-3% more instructions per frame)
+#if defined(__GNUC__)
+    __attribute__((always_inline))
+#endif
     bool add_link(Asm& a, int li) {
         const LinkOut& L = links[size_t(li)];
         if (a.in_idx[size_t(L.j1)] && a.in_idx[size_t(L.j2)]) {
