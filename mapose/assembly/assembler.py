@@ -425,12 +425,13 @@ class Assembler:
         """The KDE moments for the kernel, computed once per calibration (None: uncalibrated)."""
         if self._kde is None:
             return None
-        key = (id(self._kde), id(getattr(self._kde, "mean", None)), self.n_multibodyparts)
+        # the cache holds the objects themselves: ids of freed objects can be reused
+        kde, mean, n_multi = self._kde, getattr(self._kde, "mean", None), self.n_multibodyparts
         cached = self.__dict__.get("_calibration_cache")
-        if cached is None or cached[0] != key:
-            cached = (key, _kernel.calibration_arrays(self._kde, self.n_multibodyparts))
+        if cached is None or cached[0] is not kde or cached[1] is not mean or cached[2] != n_multi:
+            cached = (kde, mean, n_multi, _kernel.calibration_arrays(kde, n_multi))
             self._calibration_cache = cached
-        return cached[1]
+        return cached[3]
 
     def _assemble(self, data_dict, ind_frame):
         """Assemble one frame: (list of Assembly or None, unique (n_unique, 3) or None)."""
