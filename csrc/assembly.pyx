@@ -1014,6 +1014,36 @@ cdef int _set_calib(Params* P, Calib* cal, int n_multi, calib_mean, calib_var, c
     return 0
 
 
+cdef int _set_params(Params* P, Calib* cal, int n_multi, int n_keypoints, int max_n,
+                     int min_n_links, int window_size, bint greedy, bint identity_only,
+                     bint force_fusion, bint add_discarded, double pcutoff, double max_overlap,
+                     double gamma, min_aff, const int[::1] edge_s, const int[::1] edge_t,
+                     bint dup_edges, calib_mean, calib_var, calib_inv_cov,
+                     bint calib_little) except -1:
+    # the edge pointers read the caller's buffers, alive for the run like the arguments
+    P.n_multi = n_multi
+    P.n_keypoints = n_keypoints
+    P.max_n = max_n
+    P.min_n_links = min_n_links
+    P.window_size = window_size
+    P.greedy = greedy
+    P.identity_only = identity_only
+    P.force_fusion = force_fusion
+    P.add_discarded = add_discarded
+    P.pcutoff = pcutoff
+    P.max_overlap = max_overlap
+    P.gamma = gamma
+    _set_calib(P, cal, n_multi, calib_mean, calib_var, calib_inv_cov, calib_little)
+    cdef int i
+    for i in range(3):
+        P.min_aff[i] = min_aff[i]
+    P.n_edges = <int>edge_s.shape[0]
+    P.dup_edges = dup_edges
+    P.edge_s = &edge_s[0] if edge_s.shape[0] else NULL
+    P.edge_t = &edge_t[0] if edge_t.shape[0] else NULL
+    return 0
+
+
 def run(Packed packed, *, int n_multi, int n_keypoints, int max_n, int min_n_links,
         int window_size, bint greedy, bint identity_only, bint force_fusion,
         bint add_discarded, double pcutoff, double max_overlap, double gamma,
@@ -1038,27 +1068,11 @@ def run(Packed packed, *, int n_multi, int n_keypoints, int max_n, int min_n_lin
     cdef cmap[int64_t, TreePtr].iterator tit
     cdef Py_ssize_t i
     cdef LinkTree lt
-    P.n_multi = n_multi
-    P.n_keypoints = n_keypoints
-    P.max_n = max_n
-    P.min_n_links = min_n_links
-    P.window_size = window_size
-    P.greedy = greedy
-    P.identity_only = identity_only
-    P.force_fusion = force_fusion
-    P.add_discarded = add_discarded
-    P.pcutoff = pcutoff
-    P.max_overlap = max_overlap
-    P.gamma = gamma
-    P.window_brute = _window_brute
     cdef Calib cal
-    _set_calib(&P, &cal, n_multi, calib_mean, calib_var, calib_inv_cov, calib_little)
-    for i in range(3):
-        P.min_aff[i] = min_aff[i]
-    P.n_edges = <int>edge_s.shape[0]
-    P.dup_edges = dup_edges
-    P.edge_s = &edge_s[0] if edge_s.shape[0] else NULL
-    P.edge_t = &edge_t[0] if edge_t.shape[0] else NULL
+    _set_params(&P, &cal, n_multi, n_keypoints, max_n, min_n_links, window_size, greedy,
+                identity_only, force_fusion, add_discarded, pcutoff, max_overlap, gamma, min_aff,
+                edge_s, edge_t, dup_edges, calib_mean, calib_var, calib_inv_cov, calib_little)
+    P.window_brute = _window_brute
     if frame_index.shape[0] != packed.n_frames:
         raise ValueError("frame_index must have one entry per packed frame")
     cdef int64_t lo_key = 0, hi_key = 0
@@ -1111,26 +1125,10 @@ def pack_run(list frames, list keys, int n_keypoints, list paf_keys, str method,
     cdef Packed packed = packer.P
     cdef Result res = Result()
     cdef Params P
-    P.n_multi = n_multi
-    P.n_keypoints = n_keypoints
-    P.max_n = max_n
-    P.min_n_links = min_n_links
-    P.window_size = 0
-    P.greedy = greedy
-    P.identity_only = identity_only
-    P.force_fusion = force_fusion
-    P.add_discarded = add_discarded
-    P.pcutoff = pcutoff
-    P.max_overlap = max_overlap
-    P.gamma = gamma
     cdef Calib cal
-    _set_calib(&P, &cal, n_multi, calib_mean, calib_var, calib_inv_cov, calib_little)
-    for i in range(3):
-        P.min_aff[i] = min_aff[i]
-    P.n_edges = <int>edge_s.shape[0]
-    P.dup_edges = dup_edges
-    P.edge_s = &edge_s[0] if edge_s.shape[0] else NULL
-    P.edge_t = &edge_t[0] if edge_t.shape[0] else NULL
+    _set_params(&P, &cal, n_multi, n_keypoints, max_n, min_n_links, 0, greedy, identity_only,
+                force_fusion, add_discarded, pcutoff, max_overlap, gamma, min_aff, edge_s, edge_t,
+                dup_edges, calib_mean, calib_var, calib_inv_cov, calib_little)
     if P.n_edges != len(paf_keys) or edge_t.shape[0] != edge_s.shape[0]:
         raise ValueError("edge_s and edge_t must have one entry per paf key")
     res.n_multi = n_multi

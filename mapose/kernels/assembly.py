@@ -215,14 +215,25 @@ def run_packed(packed, params: AssemblyParams, frame_index=None, n_threads: int 
         n_threads = default_threads()
     if calibration is None and kde is not None:
         calibration = calibration_arrays(kde, params.n_multibodyparts)
-    mean, var, inv_cov = (None, None, None) if calibration is None else calibration
     return _asm.run(
         packed,
-        n_multi=params.n_multibodyparts,
         n_keypoints=params.n_keypoints,
+        window_size=params.window_size,
+        frame_index=fi,
+        n_threads=max(1, int(n_threads)),
+        trees={} if trees is None else trees,
+        _window_brute=bool(_window_brute),
+        **_kernel_settings(params, calibration),
+    )
+
+
+def _kernel_settings(params: AssemblyParams, calibration) -> dict:
+    """The keyword arguments ``run`` and ``pack_run`` share: assembly settings and calibration."""
+    mean, var, inv_cov = (None, None, None) if calibration is None else calibration
+    return dict(
+        n_multi=params.n_multibodyparts,
         max_n=params.max_n_individuals,
         min_n_links=params.min_n_links,
-        window_size=params.window_size,
         greedy=bool(params.greedy),
         identity_only=bool(params.identity_only),
         force_fusion=bool(params.force_fusion),
@@ -234,10 +245,6 @@ def run_packed(packed, params: AssemblyParams, frame_index=None, n_threads: int 
         dup_edges=params.dup_edges,
         edge_s=params.edge_s,
         edge_t=params.edge_t,
-        frame_index=fi,
-        n_threads=max(1, int(n_threads)),
-        trees={} if trees is None else trees,
-        _window_brute=bool(_window_brute),
         calib_mean=mean,
         calib_var=var,
         calib_inv_cov=inv_cov,
@@ -281,32 +288,14 @@ def pack_and_run(frames, params: AssemblyParams, keys=None, chunk: int | None = 
         chunk = max(4, 256 // max(1, len(params.paf_inds)))
     if calibration is None and kde is not None:
         calibration = calibration_arrays(kde, params.n_multibodyparts)
-    mean, var, inv_cov = (None, None, None) if calibration is None else calibration
     return _asm.pack_run(
         frames,
         keys,
         params.n_keypoints,
         list(params.paf_inds),
         params.method,
-        n_multi=params.n_multibodyparts,
-        max_n=params.max_n_individuals,
-        min_n_links=params.min_n_links,
-        greedy=bool(params.greedy),
-        identity_only=bool(params.identity_only),
-        force_fusion=bool(params.force_fusion),
-        add_discarded=bool(params.add_discarded),
-        pcutoff=float(params.pcutoff),
-        max_overlap=float(params.max_overlap),
-        gamma=float(params.gamma),
-        min_aff=params._min_aff,
-        dup_edges=params.dup_edges,
-        edge_s=params.edge_s,
-        edge_t=params.edge_t,
         chunk=max(1, int(chunk)),
-        calib_mean=mean,
-        calib_var=var,
-        calib_inv_cov=inv_cov,
-        calib_little=params.nan_policy == "little",
+        **_kernel_settings(params, calibration),
     )
 
 
