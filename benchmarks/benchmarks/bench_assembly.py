@@ -72,3 +72,50 @@ class PafCosts:
 
     def time_costs(self, n, variant):
         compute_paf_costs(self.pafs, self.peaks, self.graph, variant=self.variant)
+
+
+class AssembleWindow:
+    """``window_size >= 1`` (temporal coherence: exact k-d tree per frame), one thread."""
+
+    params = [[1, 3], [(3, 12, 1.0), (10, 16, 1.0)]]
+    param_names = ["window_size", "animals_bodyparts_fp"]
+    timeout = 300
+
+    def setup(self, window_size, case):
+        animals, bodyparts, fp = case
+        self.data = make_full_data(n_frames=50, n_animals=animals, n_bodyparts=bodyparts,
+                                   n_false_positives=fp, seed=0)
+        self.kwargs = {"max_n_individuals": animals, "n_multibodyparts": bodyparts,
+                       "window_size": window_size}
+
+    def time_assemble(self, *args):
+        Assembler(self.data, **self.kwargs).assemble(n_threads=1)
+
+
+class AssembleCalibrated:
+    """Calibrated assembly (``Assembler.calibrate``) of DLC's trimouse test data, one thread.
+
+    Needs the shared DLC test data (``MAPOSE_SHARED_DATA`` or ``../shared/data``); skipped
+    without it.
+    """
+
+    params = [["default", "add_discarded"]]
+    param_names = ["mode"]
+
+    def setup(self, mode):
+        import os
+        import pickle
+        from pathlib import Path
+
+        root = Path(os.environ.get("MAPOSE_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+        full, calib = root / "dlc-unittest" / "trimouse_full.pickle", root / "dlc-unittest" / "trimouse_calib.h5"
+        if not full.exists() or not calib.exists():
+            raise NotImplementedError("shared DLC test data not found")
+        with open(full, "rb") as fh:
+            data = pickle.load(fh)  # noqa: S301 - the project's own test data
+        extra = {"add_discarded": True, "max_overlap": 0.5} if mode == "add_discarded" else {}
+        self.assembler = Assembler(data, max_n_individuals=3, n_multibodyparts=12, **extra)
+        self.assembler.calibrate(str(calib))
+
+    def time_assemble(self, mode):
+        self.assembler.assemble(n_threads=1)
