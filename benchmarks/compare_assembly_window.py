@@ -55,30 +55,18 @@ CASES = [
 
 SHARED = Path(os.environ.get("MAPOSE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "dlc-unittest"
 
-DLC_CALIB_SCRIPT = r"""
-import json, pickle, sys, time, warnings
-warnings.simplefilter("ignore")
-from deeplabcut.core.inferenceutils import Assembler
-data = pickle.load(open(sys.argv[1], "rb"))
-kw = json.loads(sys.argv[2]); repeat = int(sys.argv[4])
-times = []
-for _ in range(repeat):
-    a = Assembler(data, **kw)
-    a.calibrate(sys.argv[3])
-    t = time.perf_counter(); a.assemble(chunk_size=0); times.append(time.perf_counter() - t)
-out = {k: [x.xy.tolist() for x in v] for k, v in a.assemblies.items()}
-print(json.dumps({"times": times, "xy": out}))
-"""
-
+# argv: full pickle, Assembler kwargs (JSON), calibration h5 ("" for none), repeats
 DLC_SCRIPT = r"""
 import json, pickle, sys, time, warnings
 warnings.simplefilter("ignore")
 from deeplabcut.core.inferenceutils import Assembler
 data = pickle.load(open(sys.argv[1], "rb"))
-kw = json.loads(sys.argv[2]); repeat = int(sys.argv[3])
+kw = json.loads(sys.argv[2]); calib = sys.argv[3]; repeat = int(sys.argv[4])
 times = []
 for _ in range(repeat):
     a = Assembler(data, **kw)
+    if calib:
+        a.calibrate(calib)
     t = time.perf_counter(); a.assemble(chunk_size=0); times.append(time.perf_counter() - t)
 out = {k: [x.xy.tolist() for x in v] for k, v in a.assemblies.items()}
 print(json.dumps({"times": times, "xy": out}))
@@ -91,10 +79,7 @@ def run_dlc(python, data, kwargs, repeat, calib_file=None):
         with open(path, "wb") as fh:
             pickle.dump(data, fh, pickle.HIGHEST_PROTOCOL)
         env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        if calib_file is None:
-            cmd = [python, "-c", DLC_SCRIPT, path, json.dumps(kwargs), str(repeat)]
-        else:
-            cmd = [python, "-c", DLC_CALIB_SCRIPT, path, json.dumps(kwargs), str(calib_file), str(repeat)]
+        cmd = [python, "-c", DLC_SCRIPT, path, json.dumps(kwargs), str(calib_file or ""), str(repeat)]
         res = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if res.returncode:
         raise RuntimeError(f"DeepLabCut run failed:\n{res.stderr[-2000:]}")
