@@ -365,11 +365,7 @@ class OnnxRunner:
         outs = self.session.run(None, {self.input_name: np.ascontiguousarray(frames, dtype=np.uint8)})
         return dict(zip(self.output_names, outs))
 
-    def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
-        if self._pool is None or len(frames) < 2:
-            return self._forward(frames)
-        return _merge(list(self._pool.map(self._forward, [frames[s] for s in _chunks(len(frames), self.workers)])))
-
+    __call__ = TorchRunner.__call__
     submit = TorchRunner.submit
     close = TorchRunner.close
     __del__ = TorchRunner.__del__
