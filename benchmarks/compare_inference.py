@@ -1,15 +1,18 @@
-"""mapose vs DeepLabCut 3.0.2: end-to-end ``analyze_videos`` frames/s on the same clip.
+"""mapose vs DeepLabCut 3.0.2: end-to-end ``analyze_videos`` frames/s on the same video.
 
 Usage::
 
     python benchmarks/compare_inference.py --check-models   # network parity vs timm / DLC
     python benchmarks/compare_inference.py --network --repeats 5   # network alone, 1 thread, CPU s/frame
-    python benchmarks/compare_inference.py [--frames 40] [--dlc-python /work/dlcenv/bin/python]
+    python benchmarks/compare_inference.py --repeats 3   # the project's whole video (the issue's target)
+    python benchmarks/compare_inference.py [--frames 60] [--dlc-python /work/dlcenv/bin/python]
                                            [--project ../shared/data/dlc-3.0.2-project-a]
                                            [--auto-track] [--repeats 1] [--plain] [--sync]
 
-A temporary copy of the project (config, model configs, snapshot symlink) gets an
-n-frame clip of its video; DLC runs in a subprocess with its own interpreter (it writes
+A temporary copy of the project (config, model configs, snapshot symlink) gets the
+project's video (``videos/synthA.avi``, all its frames, linked unchanged) or, with
+``--frames N``, an N-frame clip of it (looped when N exceeds its length, re-encoded
+losslessly as FFV1); DLC runs in a subprocess with its own interpreter (it writes
 into the project, hence the copy), mapose runs torch and ONNX engines in subprocesses too,
 so every contender pays the same start-up and none shares warm caches.  Times exclude
 interpreter start-up and imports, include model loading, and are wall-clock seconds of the
@@ -99,7 +102,8 @@ print("RESULT" + json.dumps(res))
 """
 
 
-def make_project(src: Path, dst: Path, n_frames: int) -> tuple[Path, Path]:
+def make_project(src: Path, dst: Path, n_frames: int | None) -> tuple[Path, Path]:
+    """Copy of the project at ``dst`` with its video (``n_frames`` None) or an n-frame clip."""
     import cv2
 
     (dst / "videos").mkdir(parents=True)
@@ -112,6 +116,9 @@ def make_project(src: Path, dst: Path, n_frames: int) -> tuple[Path, Path]:
     for p in dst.rglob("*"):
         if not p.is_symlink():
             os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    if n_frames is None:  # the project's own video, every frame
+        os.symlink(src / "videos/synthA.avi", dst / "videos/synthA.avi")
+        return dst / "config.yaml", dst / "videos/synthA.avi"
     cap = cv2.VideoCapture(str(src / "videos/synthA.avi"))
     frames = []
     while len(frames) < n_frames:
@@ -331,7 +338,9 @@ def check_models(dlc_python: str, project: Path) -> None:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--frames", type=int, default=40)
+    ap.add_argument("--frames", type=int, default=None,
+                    help="analyse an N-frame clip of the project's video (looped if longer) "
+                         "instead of the whole video")
     ap.add_argument("--project", default=str(REPO.parent / "shared/data/dlc-3.0.2-project-a"))
     ap.add_argument("--dlc-python", default="/work/dlcenv/bin/python")
     ap.add_argument("--auto-track", action="store_true")
@@ -376,7 +385,10 @@ def main(argv=None):
                 py = args.dlc_python if k == "dlc" else sys.executable
                 results[k].append(run(py, k, config, video, tmp / f"out_{k}_{r}", args.auto_track, args.warm))
         scorer = results["torch"][0]["scorer"]
-        print(f"\nanalyze_videos on a {args.frames}-frame 320x256 clip of project A "
+        n_frames = _frame_count(video)
+        what = (f"a {n_frames}-frame 320x256 clip of project A's video" if args.frames is not None
+                else f"project A's whole video {video.name} ({n_frames} frames, 320x256)")
+        print(f"\nanalyze_videos on {what} "
               f"(ResNet-50-GN + DLCRNet PAF head, batch_size 4, auto_track={args.auto_track}), "
               f"{os.cpu_count()} CPUs, {args.repeats} repeat(s); load average before: "
               f"{os.getloadavg()[0]:.1f}")
@@ -393,13 +405,24 @@ def main(argv=None):
                 st = [pick(d)["stages"] for d in results[k]]
                 stages = "" if not st[0] else ", ".join(
                     f"{n} {_median([x[n] for x in st]):.2f}" for n in st[0])
-                print(f"{'':16}{name:<18}{med[k]:9.2f}{args.frames / med[k]:9.2f}"
+                print(f"{'':16}{name:<18}{med[k]:9.2f}{n_frames / med[k]:9.2f}"
                       f"{ratio(med.get('dlc', 1), med[k]):>8}{best[k]:8.2f}{ratio(best.get('dlc', 1), best[k]):>8}"
                       f"{cpu[k]:8.2f}{ratio(cpu.get('dlc', 1), cpu[k]):>8}   {stages}")
         if "dlc" in results:
             for k in ("torch", "onnx"):
-                d = max_diff(tmp / f"out_{k}_0/clip{scorer}_full.pickle", tmp / f"out_dlc_0/clip{scorer}_full.pickle")
+                d = max_diff(tmp / f"out_{k}_0/{video.stem}{scorer}_full.pickle",
+                             tmp / f"out_dlc_0/{video.stem}{scorer}_full.pickle")
                 print(f"max |xy difference| mapose {k} vs DLC: {d:.2e} px")
+
+
+def _frame_count(video: Path) -> int:
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    try:
+        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        cap.release()
 
 
 def _median(values):
