@@ -10,7 +10,7 @@ subprocess with the DLC interpreter on one BLAS thread (mapose never imports Dee
 ``Assembler`` on one thread and on all cores, checks that both produce the same
 assemblies, and prints frames/s and speed-ups.  mapose's time covers its constructor and
 ``assemble``; DeepLabCut's covers ``assemble`` only.  Times are the best of ``--repeat`` runs
-(wall clock) on the same machine in the same run.
+on both sides (wall clock and CPU time, separately) on the same machine in the same run.
 """
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ def main(argv=None):
         if have_dlc:
             m = min(n, args.dlc_frames)
             small = {k: v for i, (k, v) in enumerate(data.items()) if i <= m}
-            td, cd, xy = run_dlc(args.dlc_python, small, kwargs, min(args.repeat, 2))
+            td, cd, xy = run_dlc(args.dlc_python, small, kwargs, args.repeat)
             dlc_fps = m / td
             ratio_wall = (td / m) / (t1 / n)
             ratio_cpu = (cd / m) / (c1 / n)

@@ -810,14 +810,19 @@ class FrameAssembler {
     // end in that joint, which can never join), so it is left out.  finish_lookup lays
     // the adjacency out in that order (links by_key), so no queue is kept at all.
     std::vector<int> join_no;        // per joint: 0 for the seeds, 1, 2, ... in joining order
-    std::vector<int> st_joint, st_cur;
-    std::vector<uint64_t> st_head;   // per stream: (order bits << 32) | stream, or ~0 when done
+    std::vector<int> st_joint, st_cur, st_pos;
+    // heads of the streams not yet exhausted, (order bits << 32) | stream, in no
+    // particular order (st_pos: a stream's place here): most streams run dry soon (a
+    // late member's links to earlier members were pushed from their end), so the
+    // smallest head is searched among the few live ones
+    std::vector<uint64_t> st_head;
 
     void fill_assembly_merge(int ia) {
         Asm& a = pool[size_t(ia)];
-        st_joint.clear(); st_cur.clear(); st_head.clear();
+        st_joint.clear(); st_cur.clear(); st_pos.clear(); st_head.clear();
         if (join_no.size() < size_t(nj)) join_no.resize(size_t(nj));
-        // first valid entry of stream s from its cursor on
+        // first valid entry of stream s from its cursor on; an exhausted stream leaves
+        // st_head (the last head takes its place)
         auto settle = [&](size_t s) {
             const int m = st_joint[s], hi = adj_off[size_t(m) + 1], jm = join_no[size_t(m)];
             int c = st_cur[s];
@@ -828,13 +833,23 @@ class FrameAssembler {
                 break;
             }
             st_cur[s] = c;
-            st_head[s] = c < hi ? (uint64_t(link_key[size_t(adj_link[size_t(c)])]) << 32 | uint64_t(s)) : ~uint64_t(0);
+            const size_t p = size_t(st_pos[s]);
+            if (c < hi) {
+                st_head[p] = uint64_t(link_key[size_t(adj_link[size_t(c)])]) << 32 | uint64_t(s);
+            } else {
+                const uint64_t last = st_head.back();
+                st_head[p] = last;
+                st_pos[size_t(uint32_t(last))] = int(p);
+                st_head.pop_back();
+            }
         };
         auto open = [&](int m) {
             st_joint.push_back(m);
             st_cur.push_back(adj_off[size_t(m)]);
-            st_head.push_back(0);
-            settle(st_joint.size() - 1);
+            const size_t sn = st_joint.size() - 1;
+            st_pos.push_back(int(st_head.size()));
+            st_head.push_back(uint64_t(sn));  // its own index, read if settle drops it
+            settle(sn);
         };
         seeds.clear();
         seed_order(ia);
@@ -842,9 +857,9 @@ class FrameAssembler {
         for (int m : seeds) open(m);
         int n_joined = 0;
         while (a.n_visible < P.n_multi) {
+            if (st_head.empty()) break;
             uint64_t best = ~uint64_t(0);
             for (uint64_t h : st_head) best = h < best ? h : best;
-            if (best == ~uint64_t(0)) break;
             const size_t s = size_t(uint32_t(best));
             const int li = adj_link[size_t(st_cur[s])];
             ++st_cur[s];

@@ -283,8 +283,8 @@ struct LsapWorkspace {
     // (which finds the exact optimum up to rounding) returns this unique optimum too.
     // What is left is solved exactly on its own and must have a unique optimum
     // (unique_by_duals); then the pairs together are the unique optimum.
-    std::vector<double> fa_, fsub_, rtop_, rsec_, clim_;
-    std::vector<long> rarg_, fcol_, frow_, urow_, ucol_;
+    std::vector<double> fa_, fsub_, rtop_, rsec_, clim_, ctop_, csec_;
+    std::vector<long> rarg_, fcol_, frow_, urow_, ucol_, carg_;
     bool forced_pairs(long nr, long nc, const double* cost, long* out_rows, long* out_cols) {
         const bool by_row = nr <= nc;
         const long R = by_row ? nr : nc, C = by_row ? nc : nr;
@@ -327,23 +327,46 @@ struct LsapWorkspace {
         return true;
     }
 
+    // The unique optimum of an R x C remainder (2 <= R <= 3, R <= C, few
+    // assignments) by enumeration into best_sel: true when the best sum beats every
+    // other by more than `margin`.  bf_count: the assignments enumerated (0: too many
+    // to try).
+    long bf_count = 0;
+    bool remainder_brute(long R, long C, const double* cost, double margin) {
+        bf_count = 0;
+        if (R < 2 || R > 3 || C < R) return false;
+        const long count = R == 2 ? C * (C - 1) : C * (C - 1) * (C - 2);
+        if (count > 132) return false;
+        bf_count = count;
+        bf_R = R; bf_C = C; bf_cost = cost; bf_si = C; bf_sj = 1;
+        have_best = false;
+        second_sum = -std::numeric_limits<double>::infinity();
+        bf_loops();
+        return best_sum - second_sum > margin;
+    }
+
     // forced_pairs after the row statistics (rtop_, rsec_, rarg_ of the R x C view `a`,
     // R <= C, and the smallest and largest entries): fills fcol_/frow_
     bool forced_core(long R, long C, const double* a, double gmin, double gmax) {
         const double INF = std::numeric_limits<double>::infinity();
         double *rtop = rtop_.data(), *rsec = rsec_.data();
         long *rarg = rarg_.data(), *fcol = fcol_.data(), *frow = frow_.data();
-        // a[k][j] <= row k's second largest unless j is row k's arg-max: the two
-        // largest second-largests bound column j outside row i when only row i peaks there
-        double s1 = -INF, s2 = -INF;
-        long s1_row = -1;
-        for (long j = 0; j < C; ++j) frow[j] = 0;
-        for (long i = 0; i < R; ++i) {
-            ++frow[rarg[i]];  // rows peaking in each column (frow reused as a count)
-            if (rsec[i] > s1) { s2 = s1; s1 = rsec[i]; s1_row = i; }
-            else if (rsec[i] > s2) s2 = rsec[i];
+        // each column's largest entry, its first row and the second largest (equal to
+        // the largest on a tie): the largest entry of column j outside row i in one
+        // look-up, instead of a scan down the column per row (branch-free, row by row)
+        grow(ctop_, C); grow(csec_, C); grow(carg_, C);
+        double *ctop = ctop_.data(), *csec = csec_.data();
+        long* carg = carg_.data();
+        for (long j = 0; j < C; ++j) { ctop[j] = -INF; csec[j] = -INF; carg[j] = 0; }
+        for (long k = 0; k < R; ++k) {
+            const double* ak = a + k * C;
+            for (long j = 0; j < C; ++j) {
+                const double x = ak[j], t = ctop[j];
+                carg[j] = x > t ? k : carg[j];
+                csec[j] = std::max(csec[j], std::min(t, x));
+                ctop[j] = std::max(t, x);
+            }
         }
-        for (long i = 0; i < R; ++i) fcol[i] = frow[rarg[i]] == 1 ? 1 : 0;  // sole peak?
         for (long j = 0; j < C; ++j) frow[j] = -1;
         // per column: +inf while free, -inf once fixed; min(entry, clim) reads fixed
         // columns as -inf without a branch (whether a column is fixed is a coin flip)
@@ -356,14 +379,12 @@ struct LsapWorkspace {
         for (long i = 0; i < R; ++i) {  // pass 1
             const long j = rarg[i];
             const double gap = rtop[i] - rsec[i] + gmin;  // a[i][j] - a[i][l] + a[k][l], at least
-            if (!(gap - gmin > margin)) { fcol[i] = -1; continue; }
-            const bool sole = fcol[i] == 1;
             fcol[i] = -1;
-            bool ok = sole && gap - (s1_row == i ? s2 : s1) > margin;
-            if (!ok) {  // a[k][j] below gap for all k != i, exactly
-                ok = true;
-                for (long k = 0; k < R && ok; ++k) ok = k == i || gap - a[k * C + j] > margin;
-            }
+            if (!(gap - gmin > margin)) continue;
+            // a[k][j] below gap for all k != i, exactly: gap - x falls as x grows, so
+            // checking the column's largest entry outside row i decides for all k
+            const double other = carg[j] == i ? csec[j] : ctop[j];
+            const bool ok = gap - other > margin;
             if (ok) {
                 if (frow[j] >= 0) return false;  // cannot happen: (b) is antisymmetric
                 fcol[i] = j; frow[j] = i; clim[j] = -INF; ++n_fixed;
@@ -406,8 +427,17 @@ struct LsapWorkspace {
             for (long p = 0; p < nu; ++p)
                 for (long q = 0; q < nv; ++q) fsub_[size_t(p * nv + q)] = a[urow_[size_t(p)] * C + ucol_[size_t(q)]];
             grow(sr_, nu); grow(sc_, nu);
-            if (solve(nu, nv, fsub_.data(), true, sr_.data(), sc_.data()) != 0) return false;
-            if (!unique_by_duals(nu, nv, margin)) return false;
+            if (remainder_brute(nu, nv, fsub_.data(), margin)) {
+                // a few rows left (rows without a partner, false positives): their
+                // unique optimum by enumeration, which also certifies the optima that
+                // the dual check below cannot (degenerate duals), sparing those edges
+                // a second, full solve
+                for (long p = 0; p < nu; ++p) sc_[size_t(p)] = best_sel[p];
+            } else {
+                if (nu <= 3 && bf_count > 1) return false;  // enumerated: not unique
+                if (solve(nu, nv, fsub_.data(), true, sr_.data(), sc_.data()) != 0) return false;
+                if (!unique_by_duals(nu, nv, margin)) return false;
+            }
             for (long p = 0; p < nu; ++p) {
                 const long i = urow_[size_t(p)], j = ucol_[size_t(sc_[size_t(p)])];
                 fcol[i] = j; frow[j] = i;

@@ -103,6 +103,42 @@ def test_forced_pairs_with_a_tied_remainder_falls_back():
     assert _check(a[:, :5], try_dominant=True) == FORCED
 
 
+@st.composite
+def _few_unmatched_rows(draw):
+    """Planted pairs plus two or three rows without a partner, whose low entries
+    (copied from each other to force ties and degenerate duals) form the remainder
+    that forced pairs leave for enumeration."""
+    nr = draw(st.integers(3, 12))
+    nc = draw(st.integers(nr, 12))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    a = _assembler_like(rng, nr, nc, nr - draw(st.integers(2, 3)))
+    for _ in range(draw(st.integers(0, 6))):
+        i, k = rng.integers(0, nr, 2)
+        j, l = rng.integers(0, nc, 2)
+        a[i, j] = a[k, l]
+    return a if draw(st.booleans()) else np.ascontiguousarray(a.T)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cost=_few_unmatched_rows())
+def test_forced_pairs_with_an_enumerated_remainder_match_scipy(cost):
+    _check(cost, try_dominant=True)
+
+
+def test_enumerated_remainder_spares_the_full_solver():
+    # two or three rows without a partner: their remainder is settled by enumeration
+    # (unique optimum) or, when tied, by the full solver; both agree with SciPy
+    rng = np.random.default_rng(23)
+    paths = np.asarray([_check(_assembler_like(rng, 10, 10, 10 - int(rng.integers(2, 4)))) for _ in range(300)])
+    assert (paths == FORCED).mean() > 0.9
+    # the remainder of rows 3 and 4 ties (0.2 + 0.2 either way), however it is solved
+    a = np.full((5, 5), 0.1)
+    a[0, 0] = a[1, 1] = a[2, 2] = 0.9
+    a[3, 3] = a[4, 4] = a[3, 4] = a[4, 3] = 0.2
+    a[3, 0] = 0.25
+    assert _check(a) == FULL
+
+
 def test_transposed_and_tiny_shapes():
     rng = np.random.default_rng(3)
     for nr, nc in [(1, 1), (1, 5), (5, 1), (2, 2), (9, 4), (4, 9), (12, 12), (12, 3)]:
