@@ -8,6 +8,8 @@ with ``save_as_df``), then, with ``auto_track=True``, the tracklet pickle and th
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import time
 import warnings
@@ -16,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mapose.inference.pipeline import DynamicCropper, StageTimes, run_video, run_video_dynamic
+from mapose.inference.runners import planned_workers
 
 __all__ = ["analyze_videos"]
 
@@ -52,7 +55,7 @@ def _read_pose_cfg(pm) -> dict:
     try:
         return dict(yaml_load(path, what="pose_cfg.yaml") or {})
     except (OSError, ValueError) as exc:
-        warnings.warn(f"could not read {path} ({exc}); using defaults.", UserWarning, stacklevel=3)
+        warnings.warn(f"could not read {path} ({exc}); using defaults.", UserWarning, stacklevel=4)
         return {}
 
 
@@ -258,8 +261,42 @@ def analyze_videos(
             engine=engine, half=half, progress=progress,
         )
 
+    with _old_objects_frozen():
+        return _analyze(config, videos, video_extensions, shuffle, trainingsetindex, save_as_csv,
+                        in_random_order, snapshot_index, device, destfolder, batch_size,
+                        dynamic_crop, modelprefix, use_shelve, auto_track, n_tracks, animal_names,
+                        calibrate, identity_only, overwrite, cropping, save_as_df, engine, half,
+                        progress)
+
+
+@contextlib.contextmanager
+def _old_objects_frozen():
+    """Keep the cyclic garbage collector off the objects that existed before the call.
+
+    With torch, OpenCV and ONNX Runtime imported, one full collection walks the whole
+    heap -- 0.2 s on this project's 2-core test VM, holding the GIL -- and one is usually
+    due right after those imports, i.e. early in the first call.  ``gc.freeze()`` moves
+    the existing objects out of the collector's reach for the call (young objects are
+    collected as usual, so memory stays flat), ``gc.unfreeze()`` puts them back after it.
+    A caller that froze objects itself, or disabled the collector, is left alone.
+    """
+    if gc.get_freeze_count() or not gc.isenabled():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _analyze(config, videos, video_extensions, shuffle, trainingsetindex, save_as_csv,
+             in_random_order, snapshot_index, device, destfolder, batch_size, dynamic_crop,
+             modelprefix, use_shelve, auto_track, n_tracks, animal_names, calibrate,
+             identity_only, overwrite, cropping, save_as_df, engine, half, progress) -> str:
+    from mapose.inference.pipeline import reader_batch_size
     from mapose.inference.project_model import _plain, find_project_model
-    from mapose.inference.video import probe_video
+    from mapose.inference.video import BatchReader, probe_video
     from mapose.io.config import config_get
     from mapose.io.full_pickle import FullPickleWriter, full_pickle_exists
     from mapose.io.project import list_videos, output_stem
@@ -271,7 +308,7 @@ def analyze_videos(
         batch_size = int(config_get(cfg, "batch_size", 1) or 1)
         if dynamic_crop is not None and batch_size != 1:
             warnings.warn(f"dynamic cropping runs one frame at a time; ignoring the config's "
-                          f"batch_size={batch_size}.", UserWarning, stacklevel=2)
+                          f"batch_size={batch_size}.", UserWarning, stacklevel=3)
             batch_size = 1
     if cropping is None and cfg.get("cropping", False):
         cropping = [cfg.get("x1"), cfg.get("x2"), cfg.get("y1"), cfg.get("y2")]
@@ -281,7 +318,7 @@ def analyze_videos(
     video_list = list_videos(videos, video_extensions, shuffle=in_random_order)
     if not video_list:
         warnings.warn(f"No videos found in {videos!r} (video_extensions={video_extensions!r}).",
-                      UserWarning, stacklevel=2)
+                      UserWarning, stacklevel=3)
         return scorer
     pose_cfg = _read_pose_cfg(pm)
     runner = predictor = None
@@ -292,35 +329,51 @@ def analyze_videos(
         if full_pickle_exists(full_path) and not overwrite:
             print(f"Video {video} already analyzed at {full_path}; skipping (overwrite=True re-runs it).")
             continue
-        info = probe_video(video, cropping)
-        if runner is None:
-            runner = _make_runner(pm, engine, device, half)
-            from mapose.inference.predictor import BottomUpPredictor
-
-            predictor = BottomUpPredictor(runner_head_specs(runner, pm))
-            # HRNet's auto_padding: pad before the network, map predictions back after
-            runner, predictor = inference_transform.wrap(runner, predictor)
-        if progress:
-            print(f"Analyzing {video}: {info.n_frames} frames, {info.fps} fps, "
-                  f"{info.width}x{info.height} px (engine={engine}, batch_size={batch_size})")
+        t_setup = time.perf_counter()
         start = time.time()
-        identity = predictor.identity is not None
-        # containers without a frame count (0) get DLC's unknown-length key width
-        n_expected = info.n_frames or None
-        with FullPickleWriter(full_path, _full_metadata(pm, pose_cfg, n_expected),
-                              n_frames=n_expected, use_shelve=use_shelve) as writer:
-            sink = _VideoSink(writer, n_unique, identity, keep_df=save_as_df)
-            if dynamic_crop is None:
-                times = run_video(runner, predictor, info, batch_size, sink, progress=progress)
-            else:
-                cropper = DynamicCropper(dynamic_crop[0], dynamic_crop[1], info.width, info.height)
-                times = run_video_dynamic(runner, predictor, info, cropper, sink,
-                                          progress=progress)
-            if times.n_frames == 0:
-                raise ValueError(f"video '{video}' produced no frames.")
-            if times.n_frames != info.n_frames:
-                warnings.warn(f"{video}: {times.n_frames} frames were analysed but the container "
-                              f"reports {info.n_frames}.", UserWarning, stacklevel=2)
+        info = probe_video(video, cropping)
+        reader = None
+        if dynamic_crop is None:
+            # decoding starts now and runs while the model loads (OpenCV releases the GIL;
+            # the model load and ONNX Runtime's session start hold it, so a thread for
+            # them would gain nothing); run_video replaces the reader if the runner turns
+            # out to want another batch size
+            workers = runner.workers if runner is not None else planned_workers(engine, device)
+            reader = BatchReader(info, reader_batch_size(batch_size, workers))
+        try:
+            if runner is None:
+                runner = _make_runner(pm, engine, device, half)
+                from mapose.inference.predictor import BottomUpPredictor
+
+                predictor = BottomUpPredictor(runner_head_specs(runner, pm))
+                # HRNet's auto_padding: pad before the network, map predictions back after
+                runner, predictor = inference_transform.wrap(runner, predictor)
+            if progress:
+                print(f"Analyzing {video}: {info.n_frames} frames, {info.fps} fps, "
+                      f"{info.width}x{info.height} px (engine={engine}, batch_size={batch_size})")
+            identity = predictor.identity is not None
+            # containers without a frame count (0) get DLC's unknown-length key width
+            n_expected = info.n_frames or None
+            with FullPickleWriter(full_path, _full_metadata(pm, pose_cfg, n_expected),
+                                  n_frames=n_expected, use_shelve=use_shelve) as writer:
+                sink = _VideoSink(writer, n_unique, identity, keep_df=save_as_df)
+                times = StageTimes(setup=time.perf_counter() - t_setup)
+                times.total = times.setup
+                if dynamic_crop is None:
+                    times = run_video(runner, predictor, info, batch_size, sink, progress=progress,
+                                      reader=reader, times=times)
+                else:
+                    cropper = DynamicCropper(dynamic_crop[0], dynamic_crop[1], info.width, info.height)
+                    times = run_video_dynamic(runner, predictor, info, cropper, sink,
+                                              progress=progress, times=times)
+                if times.n_frames == 0:
+                    raise ValueError(f"video '{video}' produced no frames.")
+                if times.n_frames != info.n_frames:
+                    warnings.warn(f"{video}: {times.n_frames} frames were analysed but the "
+                                  f"container reports {info.n_frames}.", UserWarning, stacklevel=3)
+        finally:
+            if reader is not None:
+                reader.close()  # a failed model load must not leave the decoder running
         stop = time.time()
         t0 = time.perf_counter()
         crop = info.crop or (0, info.width, 0, info.height)
@@ -342,6 +395,7 @@ def analyze_videos(
         write_assemblies_pickle(str(stem) + "_assemblies.pickle", sink.assemblies,
                                 single=sink.single if n_unique else None)
         times.write += time.perf_counter() - t0
+        times.total += time.perf_counter() - t0
         if auto_track:
             t0 = time.perf_counter()
             _track(config, video, shuffle, trainingsetindex, destfolder, modelprefix, overwrite,

@@ -28,8 +28,15 @@ __all__ = ["StageTimes", "run_video", "DynamicCropper", "run_video_dynamic"]
 
 @dataclass
 class StageTimes:
-    """Seconds spent per stage (decode and post-processing overlap the network)."""
+    """Seconds spent per stage (decode and post-processing overlap the network).
 
+    ``setup`` is the time from opening the video until its frames go to the network
+    (model load or ONNX Runtime session start for the first video, writer set-up);
+    decoding already runs meanwhile.  ``total`` = setup + the pipeline's wall time +
+    writing the small files after it + tracking.
+    """
+
+    setup: float = 0.0
     decode: float = 0.0
     network: float = 0.0
     postprocess: float = 0.0
@@ -44,7 +51,7 @@ class StageTimes:
 
     def summary(self) -> str:
         return (f"{self.n_frames} frames in {self.total:.2f} s ({self.fps:.1f} frames/s); "
-                f"decode {self.decode:.2f} s, network {self.network:.2f} s, "
+                f"setup {self.setup:.2f} s, decode {self.decode:.2f} s, network {self.network:.2f} s, "
                 f"post-processing {self.postprocess:.2f} s, writing {self.write:.2f} s, "
                 f"tracking {self.tracking:.2f} s")
 
@@ -60,9 +67,18 @@ def _progress_bar(info, start_frame: int):
                 desc=info.path.name, leave=True)
 
 
+def reader_batch_size(batch_size: int, workers: int) -> int:
+    """Frames per decoded batch for a runner with ``workers`` frame-parallel workers.
+
+    A batch of 1 (DLC's default) would leave all but one worker idle, so a runner is
+    handed at least one frame per worker.
+    """
+    return max(int(batch_size), int(workers or 1))
+
+
 def run_video(runner, predictor, info, batch_size: int, on_frame, progress: bool = True,
               queue_size: int = 4, times: StageTimes | None = None,
-              start_frame: int = 0) -> StageTimes:
+              start_frame: int = 0, reader=None) -> StageTimes:
     """Run inference over every frame of a video.
 
     Parameters
@@ -84,6 +100,11 @@ def run_video(runner, predictor, info, batch_size: int, on_frame, progress: bool
     start_frame : int
         First frame to analyse (a resumed run); frame indices passed to ``on_frame`` stay
         absolute.
+    reader : BatchReader, optional
+        A reader of ``info`` started earlier (decoding while the runner was being set up,
+        see :func:`mapose.inference.analyze.analyze_videos`); used when its batch size is
+        :func:`reader_batch_size` of this runner and it starts at ``start_frame``, else
+        replaced by a new one.  Closed on return either way.
 
     Returns
     -------
@@ -119,11 +140,19 @@ def run_video(runner, predictor, info, batch_size: int, on_frame, progress: bool
             except BaseException as exc:
                 errors.append(exc)
 
+    size = reader_batch_size(batch_size, getattr(runner, "workers", 1))
+    if reader is not None and (reader.batch_size != size or reader.start_frame != start_frame
+                               or reader.n_taken):
+        reader.close()  # planned for another runner: nothing was taken from it yet
+        reader = None
+    if reader is None:
+        reader = BatchReader(info, size, queue_size=queue_size, start_frame=start_frame)
     worker = threading.Thread(target=post_worker, name="mapose-postprocess", daemon=True)
-    worker.start()
-    # a batch of 1 (DLC's default) would leave all but one frame-parallel worker idle
-    reader = BatchReader(info, max(int(batch_size), int(getattr(runner, "workers", 1) or 1)),
-                         queue_size=queue_size, start_frame=start_frame)
+    try:
+        worker.start()
+    except BaseException:
+        reader.close()
+        raise
     # only a runner class's own submit: a wrapper that forwards unknown attributes to the
     # runner it wraps (input transforms) must not be bypassed
     submit = runner.submit if getattr(type(runner), "submit", None) is not None else None

@@ -28,7 +28,7 @@ import numpy as np
 
 from mapose._optional import require
 
-__all__ = ["TorchRunner", "OnnxRunner", "resolve_device", "split_workers"]
+__all__ = ["TorchRunner", "OnnxRunner", "resolve_device", "split_workers", "planned_workers"]
 
 
 def _available_cpus() -> int:
@@ -59,6 +59,47 @@ def split_workers(workers, threads: int) -> tuple[int, int]:
         raise ValueError(f"workers must be a positive int or None (one per CPU thread); got {workers!r}.")
     workers = int(workers)
     return workers, max(1, threads // workers)
+
+
+def _onnx_providers(ort, device) -> list[str]:
+    """Execution providers for ``device``: CUDA first when asked for (or automatic) and present."""
+    available = ort.get_available_providers()
+    want_cuda = device is None or str(device).lower() == "auto" or str(device).startswith("cuda")
+    if device is not None and str(device).startswith("cuda") and "CUDAExecutionProvider" not in available:
+        raise ValueError(f"device={device!r} needs onnxruntime-gpu (CUDAExecutionProvider); "
+                         f"available providers: {available}. Install 'mapose[gpu]' or use device='cpu'.")
+    providers = (["CUDAExecutionProvider"] if want_cuda and "CUDAExecutionProvider" in available else [])
+    return providers + ["CPUExecutionProvider"]
+
+
+def planned_workers(engine: str, device=None) -> int:
+    """The ``workers`` a runner of ``engine`` made with default settings will have.
+
+    Known before the runner exists (building it takes a model load and, for ONNX Runtime,
+    a session start), so video decoding can start with the right batch size meanwhile.
+
+    Parameters
+    ----------
+    engine : {"torch", "onnx"}
+    device : str, optional
+        As given to the runner.
+
+    Returns
+    -------
+    int
+        Frame-parallel workers on CPU (one per intra-op thread), 1 on a GPU.
+    """
+    if engine == "onnx":
+        ort = require("onnxruntime", "ONNX inference")
+        if _onnx_providers(ort, device)[0] != "CPUExecutionProvider":
+            return 1
+        return split_workers(None, _available_cpus())[0]
+    if engine == "torch":
+        torch = require("torch", "running pose networks")
+        if resolve_device(device).split(":")[0] != "cpu":
+            return 1
+        return split_workers(None, torch.get_num_threads())[0]
+    raise ValueError(f"engine must be 'torch' or 'onnx'; got {engine!r}.")
 
 
 def _chunks(n: int, parts: int) -> list[slice]:
@@ -325,13 +366,7 @@ class OnnxRunner:
     def __init__(self, path, device=None, intra_op_num_threads: int | None = None,
                  workers: int | None = None, cache_optimized: bool = True):
         ort = require("onnxruntime", "ONNX inference")
-        available = ort.get_available_providers()
-        want_cuda = device is None or str(device).lower() == "auto" or str(device).startswith("cuda")
-        if device is not None and str(device).startswith("cuda") and "CUDAExecutionProvider" not in available:
-            raise ValueError(f"device={device!r} needs onnxruntime-gpu (CUDAExecutionProvider); "
-                             f"available providers: {available}. Install 'mapose[gpu]' or use device='cpu'.")
-        providers = (["CUDAExecutionProvider"] if want_cuda and "CUDAExecutionProvider" in available else [])
-        providers.append("CPUExecutionProvider")
+        providers = _onnx_providers(ort, device)
         self.device = "cuda" if providers[0] == "CUDAExecutionProvider" else "cpu"
         if intra_op_num_threads is not None and (isinstance(intra_op_num_threads, bool)
                                                  or int(intra_op_num_threads) < 1):

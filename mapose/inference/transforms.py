@@ -264,12 +264,43 @@ class PaddingRunner:
     def __getattr__(self, name):  # engine, device, output_names, net, ...
         return getattr(self.runner, name)
 
-    def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+    def _pad(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pads = self.padding.pads(int(frames.shape[1]), int(frames.shape[2]))
         if any(pads):
             frames = self.padding.apply(frames, pads, bgr=self.bgr)
+        return frames, np.array([pads[2], pads[0]], np.float64)
+
+    def __call__(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        frames, offset = self._pad(frames)
         outputs = dict(self.runner(frames))
-        outputs[OFFSET_KEY] = np.array([pads[2], pads[0]], np.float64)
+        outputs[OFFSET_KEY] = offset
+        return outputs
+
+    def submit(self, frames: np.ndarray) -> "_PaddedBatch":
+        """Pad ``frames`` and start them on the wrapped runner; ``result()`` is ``self(frames)``.
+
+        Same semantics as :meth:`mapose.inference.runners.TorchRunner.submit`, so a padded
+        model also gets a batch queued behind the running one.  The padding runs here, on
+        the caller's thread (it is cheap next to the network); a wrapped runner without
+        ``submit`` runs the batch here too, synchronously.
+        """
+        frames, offset = self._pad(frames)
+        if getattr(type(self.runner), "submit", None) is not None:
+            return _PaddedBatch(self.runner.submit(frames), offset)
+        return _PaddedBatch(None, offset, self.runner(frames))
+
+
+class _PaddedBatch:
+    """A padded batch in flight: the wrapped runner's pending result plus the offset."""
+
+    __slots__ = ("_pending", "_offset", "_outputs")
+
+    def __init__(self, pending, offset: np.ndarray, outputs=None):
+        self._pending, self._offset, self._outputs = pending, offset, outputs
+
+    def result(self) -> dict[str, np.ndarray]:
+        outputs = dict(self._pending.result() if self._pending is not None else self._outputs)
+        outputs[OFFSET_KEY] = self._offset
         return outputs
 
 

@@ -105,6 +105,7 @@ class BatchReader:
         self.queue: queue.Queue = queue.Queue(maxsize=max(1, int(queue_size)))
         self.decode_time = 0.0
         self.n_read = 0
+        self.n_taken = 0  # batches handed to the consumer
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mapose-video-reader", daemon=True)
         self._thread.start()
@@ -171,6 +172,7 @@ class BatchReader:
                 return
             if isinstance(item, BaseException):
                 raise item
+            self.n_taken += 1
             yield item
 
     def close(self):
