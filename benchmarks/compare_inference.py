@@ -8,6 +8,7 @@ Usage::
     python benchmarks/compare_inference.py [--frames 60] [--dlc-python /work/dlcenv/bin/python]
                                            [--project ../shared/data/dlc-3.0.2-project-a]
                                            [--auto-track] [--repeats 1] [--plain] [--sync]
+                                           [--tree before=/path/to/older/checkout]
 
 A temporary copy of the project (config, model configs, snapshot symlink) gets the
 project's video (``videos/synthA.avi``, all its frames, linked unchanged) or, with
@@ -91,7 +92,8 @@ def call(dest):
     stages = None
     if kind != "dlc":
         st = lib.analyze_videos.last_times
-        stages = {k: getattr(st, k) for k in ("decode", "network", "postprocess", "write", "tracking", "total")}
+        stages = {k: getattr(st, k, 0.0)  # an older checkout (--tree) has no setup stage
+                  for k in ("setup", "decode", "network", "postprocess", "write", "tracking", "total")}
     return {"seconds": t1 - t0, "cpu": c1 - c0, "scorer": scorer, "stages": stages}
 t_imported = time.perf_counter()
 res = call(dest)
@@ -137,8 +139,12 @@ def make_project(src: Path, dst: Path, n_frames: int | None) -> tuple[Path, Path
     return dst / "config.yaml", dst / "videos/clip.avi"
 
 
-def run(python, kind, config, video, dest, auto_track, warm=False):
-    cmd = [python, "-c", RUNNER, kind, str(config), str(video), str(dest), "1" if auto_track else "0", str(REPO),
+def run(python, kind, config, video, dest, auto_track, warm=False, trees=None):
+    """One contender in a fresh process; ``kind`` ``"<engine>@<label>"`` runs the mapose
+    checkout ``trees[label]`` (``--tree``) instead of this one."""
+    kind, _, label = kind.partition("@")
+    repo = (trees or {}).get(label, REPO)
+    cmd = [python, "-c", RUNNER, kind, str(config), str(video), str(dest), "1" if auto_track else "0", str(repo),
            "1" if warm else "0"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT")), None)
@@ -354,6 +360,9 @@ def main(argv=None):
     ap.add_argument("--sync", action="store_true",
                     help="also run mapose without batches in flight (each batch collected before "
                          "the next is submitted: the previous pipeline)")
+    ap.add_argument("--tree", action="append", default=[], metavar="LABEL=DIR",
+                    help="also run mapose torch and ONNX from another checkout in the same run "
+                         "(e.g. a `git worktree` of an older commit, built); repeatable")
     ap.add_argument("--warm", action="store_true",
                     help="also time a second analyze_videos call in the same process")
     ap.add_argument("--check-models", action="store_true",
@@ -371,19 +380,27 @@ def main(argv=None):
     kinds = (["torch", "onnx"] + (["torch-prev", "onnx-prev"] if args.baseline else [])
              + (["torch-plain", "onnx-plain"] if args.plain else [])
              + (["torch-sync", "onnx-sync"] if args.sync else [])
+             + [f"{e}@{t.partition('=')[0]}" for t in args.tree for e in ("torch", "onnx")]
              + ([] if args.skip_dlc else ["dlc"]))
+    trees = {t.partition("=")[0]: Path(t.partition("=")[2]).resolve() for t in args.tree}
+    for label, d in trees.items():
+        if not (d / "mapose" / "__init__.py").is_file():
+            ap.error(f"--tree {label}={d}: not a mapose checkout")
     with tempfile.TemporaryDirectory(prefix="mapose_cmp_") as tmp:
         tmp = Path(tmp)
         config, video = make_project(Path(args.project), tmp / "proj", args.frames)
         results = {k: [] for k in kinds}
         # warm the ONNX export once (cached next to the project, like a user's second run)
         run(sys.executable, "onnx", config, video, tmp / "warm", False)
+        for label in trees:  # the same file name unless the graph version differs
+            run(sys.executable, f"onnx@{label}", config, video, tmp / f"warm-{label}", False, trees=trees)
         if args.plain:
             run(sys.executable, "onnx-plain", config, video, tmp / "warm-plain", False)
         for r in range(args.repeats):
             for k in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:  # rotate who goes first
                 py = args.dlc_python if k == "dlc" else sys.executable
-                results[k].append(run(py, k, config, video, tmp / f"out_{k}_{r}", args.auto_track, args.warm))
+                results[k].append(run(py, k, config, video, tmp / f"out_{k}_{r}", args.auto_track, args.warm,
+                                      trees))
         scorer = results["torch"][0]["scorer"]
         n_frames = _frame_count(video)
         what = (f"a {n_frames}-frame 320x256 clip of project A's video" if args.frames is not None
