@@ -299,6 +299,7 @@ struct Asm {
     std::vector<int> links;
     std::vector<int> joint_order;
     bool alive = true;
+    bool grown = false;  // started from a link and filled (build_assemblies' grow_from)
 };
 
 // Sorts keys (high 32 bits: sort key, low 32 bits: ascending input position) by their
@@ -465,6 +466,7 @@ class FrameAssembler {
         a.links.clear();
         a.joint_order.clear();
         a.alive = true;
+        a.grown = false;
         return int(pool_n++);
     }
 
@@ -1111,6 +1113,7 @@ class FrameAssembler {
         // assembled joint is skipped, and `assembled` only grows.
         auto grow_from = [&](int li) {
             int ia = new_asm();
+            pool[size_t(ia)].grown = true;
             add_link(pool[size_t(ia)], li);
             fill_assembly(ia);
             for (int lk : pool[size_t(ia)].links) lookup_pop_link(lk);
@@ -1214,8 +1217,15 @@ class FrameAssembler {
                 }
             }
         }
+        // An assembly grown above by the merge fill, with no merging since, comes out
+        // of a second fill unchanged: that fill pops the same links again (those of
+        // its members not yet taken by an assembly), and each is rejected again (its
+        // other joint now assembled elsewhere, or its bodypart already visible, and
+        // visibility only grows), while the links it added are popped from the
+        // lookup.  So only the complete components' assemblies (never filled) are.
+        const bool refill_grown = n_extra > 0 || !by_key || P.calib != nullptr;
         for (int ia : out) {
-            if (pool[size_t(ia)].n_visible != P.n_multi) {
+            if (pool[size_t(ia)].n_visible != P.n_multi && (refill_grown || !pool[size_t(ia)].grown)) {
                 fill_assembly(ia);
                 for (int j : pool[size_t(ia)].joint_order)
                     if (pool[size_t(ia)].in_idx[size_t(j)]) assembled[size_t(j)] = 1;

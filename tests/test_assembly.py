@@ -315,6 +315,23 @@ def test_kernel_matches_reference_when_assemblies_are_grown(case):
     same_outputs(K.assemble_frames(frames, params), R.assemble_frames(frames, params))
 
 
+def test_grown_assemblies_left_incomplete_match_the_reference():
+    # Assemblies grown link by link that stay incomplete (missing detections, false
+    # positives of bodyparts they already hold), with room for all of them
+    # (max_n_individuals above their count, so nothing is merged): DLC fills each one a
+    # second time, which cannot change it, and the kernel skips that fill.  Same
+    # outputs as the reference, which runs it; and the situation does arise.
+    n_incomplete = 0
+    for seed in range(8):
+        data = make_full_data(n_frames=6, n_animals=5, n_bodyparts=7, p_detect=0.8, n_false_positives=2.0, seed=seed)
+        p = _params(data, max_n_individuals=9)
+        _, frames = frames_of(data)
+        got = K.assemble_frames(frames, p)
+        same_outputs(got, R.assemble_frames(frames, p))
+        n_incomplete += sum(len(a._visible) < 7 for assemblies, _ in got for a in assemblies or [])
+    assert n_incomplete > 20
+
+
 @pytest.mark.smoke
 def test_threads_identical_to_serial():
     data = make_full_data(n_frames=40, n_animals=6, n_bodyparts=8, n_false_positives=1.0, seed=3)
