@@ -44,7 +44,8 @@ REPO = HERE.parent
 SHUFFLE_DIR = "dlc-models-pytorch/iteration-0/projANov23-trainset95shuffle1"
 
 RUNNER = r"""
-import json, sys, time, warnings, pickle
+import json, sys, time, warnings, pickle, faulthandler
+faulthandler.enable()  # a crash prints every thread's stack (reported by run())
 warnings.simplefilter("ignore")
 kind, config, video, dest, auto_track = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] == "1"
 warm = sys.argv[7] == "1"
@@ -142,15 +143,20 @@ def make_project(src: Path, dst: Path, n_frames: int | None) -> tuple[Path, Path
 def run(python, kind, config, video, dest, auto_track, warm=False, trees=None):
     """One contender in a fresh process; ``kind`` ``"<engine>@<label>"`` runs the mapose
     checkout ``trees[label]`` (``--tree``) instead of this one."""
-    kind, _, label = kind.partition("@")
+    engine, _, label = kind.partition("@")
     repo = (trees or {}).get(label, REPO)
-    cmd = [python, "-c", RUNNER, kind, str(config), str(video), str(dest), "1" if auto_track else "0", str(repo),
+    cmd = [python, "-c", RUNNER, engine, str(config), str(video), str(dest), "1" if auto_track else "0", str(repo),
            "1" if warm else "0"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT")), None)
-    if proc.returncode or line is None:
-        raise RuntimeError(f"{kind} failed (rc {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
-    return json.loads(line[len("RESULT"):])
+    for attempt in range(2):
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT")), None)
+        if not proc.returncode and line is not None:
+            return json.loads(line[len("RESULT"):])
+        msg = f"{kind} failed (rc {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-6000:]}"
+        if attempt:
+            raise RuntimeError(msg)
+        print(msg + "\n(retrying once)", file=sys.stderr, flush=True)
+        shutil.rmtree(dest, ignore_errors=True)
 
 
 def max_diff(a_path, b_path):

@@ -177,3 +177,31 @@ class NetworkONNX:
 
     def time_forward(self, paths, frames, workers, optimize):
         self.runner(self.frames)
+
+
+class RunnerStart:
+    """Fixed cost before the first frame: an ONNX Runtime session from the cached optimised
+    graph (every analyze_videos(engine="onnx") call pays it once)."""
+
+    timeout = 300
+
+    def setup_cache(self):
+        import tempfile
+
+        try:
+            import onnx  # noqa: F401
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise NotImplementedError("onnx / onnxruntime not installed")
+        from mapose.inference.export import export_onnx
+        from mapose.inference.runners import OnnxRunner
+
+        folder = tempfile.mkdtemp(prefix="mapose_asv_start_")
+        path = str(export_onnx(_network(), f"{folder}/net.onnx"))
+        OnnxRunner(path, device="cpu").close()  # writes the optimised-graph cache
+        return path
+
+    def time_onnx_runner_start(self, path):
+        from mapose.inference.runners import OnnxRunner
+
+        OnnxRunner(path, device="cpu").close()
