@@ -549,6 +549,7 @@ class FrameAssembler {
     const std::vector<int>& keep_of(int label) {
         if (!keep_done[size_t(label)]) {
             const std::vector<int>& d = bag[size_t(label)];
+            if (keep_sorted(label, d)) return keep_cache[size_t(label)];
             inds_s.resize(d.size());
             for (size_t q = 0; q < d.size(); ++q) inds_s[q] = int(q);
             py_sort(inds_s, [&](int p, int q) { return jc(d[size_t(p)]) < jc(d[size_t(q)]); }, true);
@@ -560,6 +561,36 @@ class FrameAssembler {
             keep_done[size_t(label)] = 1;
         }
         return keep_cache[size_t(label)];
+    }
+
+    // keep_of without NaN confidences: those >= pcutoff are then a prefix of the sorted
+    // detections, so sorting just them (stable insertion sort, descending) and keeping
+    // the first max_n gives the same list without Python's sort emulation.  False when
+    // a confidence is NaN (py_sort's comparison sequence decides then).
+    std::vector<double> keep_conf;
+    bool keep_sorted(int label, const std::vector<int>& d) {
+        std::vector<int>& keep = keep_cache[size_t(label)];
+        keep.clear();
+        keep_conf.clear();
+        for (size_t q = 0; q < d.size(); ++q) {
+            const double c = jc(d[q]);
+            if (std::isnan(c)) return false;
+            if (!(c >= P.pcutoff)) continue;
+            // shift the lower-confidence entries up (equal ones stay first: stable)
+            size_t p = keep.size();
+            keep.push_back(int(q));
+            keep_conf.push_back(c);
+            while (p > 0 && keep_conf[p - 1] < c) {
+                keep[p] = keep[p - 1];
+                keep_conf[p] = keep_conf[p - 1];
+                --p;
+            }
+            keep[p] = int(q);
+            keep_conf[p] = c;
+        }
+        if (int(keep.size()) > P.max_n) keep.resize(size_t(std::max(P.max_n, 0)));
+        keep_done[size_t(label)] = 1;
+        return true;
     }
 
     // Optimal linking of one edge on `sub` (candidates' affinities, R x C)
@@ -1255,12 +1286,13 @@ class FrameAssembler {
         double x1 = pymax(e1[0], e2[0]), y1 = pymax(e1[1], e2[1]);
         double x2 = pymin(e1[2], e2[2]), y2 = pymin(e1[3], e2[3]);
         if (x2 < x1 || y2 < y1) return 0.0;
+        // joints inside the box, without branches (whether one is inside is a coin
+        // flip); a NaN coordinate fails every comparison, so missing joints count 0
         auto count = [&](const Asm& s) {
             int n = 0;
             for (int r = 0; r < P.n_multi; ++r) {
-                double x = s.data[size_t(r) * 4], y = s.data[size_t(r) * 4 + 1];
-                if (std::isnan(x) || std::isnan(y)) continue;
-                if (x >= x1 && y >= y1 && x <= x2 && y <= y2) ++n;
+                const double x = s.data[size_t(r) * 4], y = s.data[size_t(r) * 4 + 1];
+                n += int(x >= x1) & int(y >= y1) & int(x <= x2) & int(y <= y2);
             }
             return n;
         };
