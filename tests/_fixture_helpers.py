@@ -24,6 +24,18 @@ def write_clip(src, dst, n: int) -> Path:
     return Path(dst)
 
 
+
+def write_ramp_video(path, n: int, h: int = 24, w: int = 32) -> Path:
+    """An ``n``-frame FFV1 clip whose frame ``i`` is uniformly ``10 * i`` (frame order is visible)."""
+    import pytest
+
+    cv2 = pytest.importorskip("cv2")
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 25, (w, h))
+    for i in range(n):
+        out.write(np.full((h, w, 3), 10 * i, np.uint8))
+    out.release()
+    return Path(path)
+
 def fill_rule(index, key, shape):
     """Deterministic weights for parameter ``index`` (``key``) of a seeded snapshot.
 

@@ -13,15 +13,7 @@ import numpy as np
 import pytest
 
 from mapose.inference.transforms import OFFSET_KEY, AutoPadding, PaddingRunner
-
-
-def _write_video(path, n, h=24, w=32):
-    cv2 = pytest.importorskip("cv2")
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 25, (w, h))
-    for i in range(n):
-        out.write(np.full((h, w, 3), 10 * i, np.uint8))
-    out.release()
-    return path
+from _fixture_helpers import write_ramp_video as _write_video
 
 
 class _Pending:

@@ -11,6 +11,7 @@ import threading
 
 import numpy as np
 import pytest
+from _fixture_helpers import write_ramp_video as _write_video
 
 torch = pytest.importorskip("torch")
 
@@ -183,15 +184,6 @@ def test_onnx_optimized_graph_cache(onnx_path, frames, plain_outputs, tmp_path):
     assert fallback.model_path == src
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.onnx", cached.name])
     _assert_onnx_close(fallback(frames), plain_outputs)
-
-
-def _write_video(path, n, h=24, w=32):
-    cv2 = pytest.importorskip("cv2")
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 25, (w, h))
-    for i in range(n):
-        out.write(np.full((h, w, 3), 10 * i, np.uint8))
-    out.release()
-    return path
 
 
 @pytest.mark.parametrize("batch_size, workers, sizes", [

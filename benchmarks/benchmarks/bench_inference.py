@@ -58,6 +58,15 @@ class Predictor:
         self.predictor(self.out)
 
 
+def _require_onnx():
+    """asv skips a benchmark whose setup raises NotImplementedError."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise NotImplementedError("onnx / onnxruntime not installed") from None
+
+
 def _network_cfg():
     graph = [[i, j] for i in range(5) for j in range(i + 1, 5)]
 
@@ -155,11 +164,7 @@ class NetworkONNX:
     def setup_cache(self):
         import tempfile
 
-        try:
-            import onnx  # noqa: F401
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            raise NotImplementedError("onnx / onnxruntime not installed")
+        _require_onnx()
         from mapose.inference.export import export_onnx
 
         folder = tempfile.mkdtemp(prefix="mapose_asv_")
@@ -188,11 +193,7 @@ class RunnerStart:
     def setup_cache(self):
         import tempfile
 
-        try:
-            import onnx  # noqa: F401
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            raise NotImplementedError("onnx / onnxruntime not installed")
+        _require_onnx()
         from mapose.inference.export import export_onnx
         from mapose.inference.runners import OnnxRunner
 
