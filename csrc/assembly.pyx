@@ -341,6 +341,14 @@ cdef extern from *:
             if (PyArray_NDIM(p) != 1 && !(PyArray_NDIM(p) == 2 && PyArray_DIM(p, 1) == 1)) return 0;
             S.rows[size_t(i)] = std::min(n, PyArray_DIM(p, 0));
         }
+        // one resize per frame, then indexed writes: six push_backs per detection were
+        // out-of-line calls with a capacity check each
+        size_t at = B.x.size(), total = at;
+        for (Py_ssize_t i = 0; i < n_labels; ++i) total += size_t(S.rows[size_t(i)]);
+        B.x.resize(total); B.y.resize(total); B.conf.resize(total);
+        B.label.resize(total); B.xdtype.resize(total); B.group.resize(total, -1);
+        double* bx = B.x.data(); double* by = B.y.data(); double* bc = B.conf.data();
+        int* bl = B.label.data(); signed char* bd = B.xdtype.data();
         for (Py_ssize_t i = 0; i < n_labels; ++i) {
             const npy_intp n = S.rows[size_t(i)];
             if (n == 0) continue;
@@ -350,13 +358,12 @@ cdef extern from *:
             const char* cb = PyArray_BYTES(c);
             const char* pb = PyArray_BYTES(p);
             const npy_intp s0 = PyArray_STRIDE(c, 0), s1 = PyArray_STRIDE(c, 1), ps = PyArray_STRIDE(p, 0);
-            for (npy_intp r = 0; r < n; ++r) {
-                B.x.push_back(mp_read(cb + r * s0, code));
-                B.y.push_back(mp_read(cb + r * s0 + s1, code));
-                B.conf.push_back(mp_read(pb + r * ps, pcode));
-                B.label.push_back(int(i));
-                B.xdtype.push_back((signed char)code);
-                B.group.push_back(-1);
+            for (npy_intp r = 0; r < n; ++r, ++at) {
+                bx[at] = mp_read(cb + r * s0, code);
+                by[at] = mp_read(cb + r * s0 + s1, code);
+                bc[at] = mp_read(pb + r * ps, pcode);
+                bl[at] = int(i);
+                bd[at] = (signed char)code;
             }
             counts[i] = int(n);
         }
