@@ -65,7 +65,7 @@ def find_project_model(config, shuffle: int = 1, trainingsetindex: int = 0, snap
         that differ from the model's, an invalid snapshot index.
     """
     from mapose.io.config import read_config
-    from mapose.io.project import (get_model_folder, get_scorer_uid, select_snapshot,
+    from mapose.io.project import (get_model_folder, scorer_name_from, select_snapshot,
                                    training_fraction)
     from mapose.io.pytorch_config import read_pytorch_config
 
@@ -111,12 +111,8 @@ def find_project_model(config, shuffle: int = 1, trainingsetindex: int = 0, snap
             "a new training set and retrain."
         )
     snapshot = select_snapshot(cfg, train_dir, snapshot_index)
-    # mapose.io.project.get_scorer_name's rule for a bottom-up model (no detector), from
-    # the config read above: it would parse pytorch_config.yaml a second time
-    net = "".join(p.capitalize() for p in str(pcfg.get("net_type") or "").split("_"))
-    if not net:
-        raise ValueError(f"{train_dir / 'pytorch_config.yaml'} has no net_type.")
-    scorer = f"DLC_{net}_{cfg['Task']}{cfg['date']}shuffle{int(shuffle)}_{get_scorer_uid(snapshot)}"
+    # the config parsed above, not get_scorer_name, which would read it a second time
+    scorer = scorer_name_from(cfg, shuffle, pcfg, train_dir, snapshot)
     return ProjectModel(cfg=cfg, config_path=config_path, pytorch_cfg=pcfg, model_folder=folder,
                         snapshot=Path(snapshot), scorer=scorer, shuffle=int(shuffle),
                         trainingsetindex=int(trainingsetindex), train_fraction=frac,

@@ -284,22 +284,24 @@ class PaddingRunner:
         the caller's thread (it is cheap next to the network); a wrapped runner without
         ``submit`` runs the batch here too, synchronously.
         """
+        from mapose.inference.runners import _Done
+
         frames, offset = self._pad(frames)
         if getattr(type(self.runner), "submit", None) is not None:
             return _PaddedBatch(self.runner.submit(frames), offset)
-        return _PaddedBatch(None, offset, self.runner(frames))
+        return _PaddedBatch(_Done(self.runner(frames)), offset)
 
 
 class _PaddedBatch:
     """A padded batch in flight: the wrapped runner's pending result plus the offset."""
 
-    __slots__ = ("_pending", "_offset", "_outputs")
+    __slots__ = ("_pending", "_offset")
 
-    def __init__(self, pending, offset: np.ndarray, outputs=None):
-        self._pending, self._offset, self._outputs = pending, offset, outputs
+    def __init__(self, pending, offset: np.ndarray):
+        self._pending, self._offset = pending, offset
 
     def result(self) -> dict[str, np.ndarray]:
-        outputs = dict(self._pending.result() if self._pending is not None else self._outputs)
+        outputs = dict(self._pending.result())
         outputs[OFFSET_KEY] = self._offset
         return outputs
 

@@ -219,10 +219,18 @@ def get_scorer_name(cfg, shuffle: int = 1, trainingsetindex: int = 0, snapshot_i
 
     train_dir = get_model_folder(cfg, shuffle, trainingsetindex, modelprefix) / "train"
     model_cfg = read_pytorch_config(train_dir / "pytorch_config.yaml")
+    snapshot = select_snapshot(cfg, train_dir, snapshot_index)
+    return scorer_name_from(cfg, shuffle, model_cfg, train_dir, snapshot, detector_snapshot_index)
+
+
+def scorer_name_from(cfg, shuffle: int, model_cfg: dict, train_dir, snapshot,
+                     detector_snapshot_index=None) -> str:
+    """:func:`get_scorer_name` from an already parsed ``pytorch_config.yaml`` (``model_cfg``)
+    of the model folder's ``train_dir`` and its selected ``snapshot``."""
+    train_dir = Path(train_dir)
     net_type = str(model_cfg.get("net_type") or "")
     if not net_type:
         raise ValueError(f"{train_dir / 'pytorch_config.yaml'} has no net_type.")
-    snapshot = select_snapshot(cfg, train_dir, snapshot_index)
     detector = None
     if str(model_cfg.get("method", "bu")).lower() == "td":
         try:
