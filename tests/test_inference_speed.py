@@ -321,23 +321,29 @@ def test_inference_rewrites_equal_plain_model(model, frames, plain_outputs):
 
     from mapose.models.heads import DLCRNetHead
     from mapose.models.pose_model import FramesModel, InferenceOptions, _OneDNNConv2d, optimize_for_inference
-    from mapose.models.winograd import WinogradConv2d
+    from mapose.models.winograd import WinogradConv2d, WinogradConvTranspose2d
 
     before = {k: v.clone() for k, v in model.state_dict().items()}
     cases = [
         # project A: layer3 blocks 1-5 (256 ch) and layer4 blocks 0-2 (512 ch, two dilated)
-        (InferenceOptions(), 8, True),
-        (InferenceOptions(winograd=False), 0, True),
-        (InferenceOptions(fuse_heads=False, onednn=False), 8, False),
-        # + layer1/2 and the head's stage convs (153 -> 25 channels)
-        (InferenceOptions(winograd_min_channels=64, winograd_min_out_channels=1), 14 + 15, True),
-        # the ONNX export's choice: + layer2 blocks 1-3; the narrow stage convs stay direct
-        (InferenceOptions(winograd_min_channels=128), 8 + 3, True),
+        (InferenceOptions(), 8, 0, True),
+        (InferenceOptions(winograd=False), 0, 0, True),
+        (InferenceOptions(fuse_heads=False, onednn=False), 8, 0, False),
+        # + layer1/2 and the head's stage convs (153 -> 25 channels); the fused stage convs
+        # only (the separate ones are unused)
+        (InferenceOptions(winograd_min_channels=64, winograd_min_out_channels=1), 14 + 5, 0, True),
+        # the ONNX export's choice: + layer2 blocks 1-3; the narrow stage convs stay direct;
+        # the fused 2048 -> 163 upsampling in F(2, 2) form (the narrow final deconvs stay)
+        (InferenceOptions(winograd_min_channels=128, winograd_transposed=True), 8 + 3, 1, True),
+        # unfused: convt4 (2048 -> 128) qualifies, convt1-3 (5, 10, 20 outputs) do not
+        (InferenceOptions(fuse_heads=False, winograd_transposed=True), 8, 1, False),
+        (InferenceOptions(winograd=False, winograd_transposed=True), 0, 1, True),  # independent switches
     ]
-    for opts, n_winograd, fused in cases:
+    for opts, n_winograd, n_transposed, fused in cases:
         fast = optimize_for_inference(model, opts)
         kinds = Counter(type(m) for m in fast.modules())
         assert kinds[WinogradConv2d] == n_winograd, opts
+        assert kinds[WinogradConvTranspose2d] == n_transposed, opts
         assert (kinds[_OneDNNConv2d] > 0) == opts.onednn
         head = fast.heads["bodypart"]
         assert isinstance(head, DLCRNetHead) and (head.convt_fused is not None) == fused
@@ -380,10 +386,10 @@ def test_onnx_export_plain_and_optimized(model, onnx_path, frames, plain_outputs
         ops[name] = [node.op_type for node in onnx.load(str(path)).graph.node]
         runner = OnnxRunner(path, device="cpu", workers=1, cache_optimized=False)
         _assert_onnx_close(runner(frames), plain_outputs)
-    # fused head: one transposed conv for convt1..4; 11 Winograd convs (layer2 blocks 1-3,
-    # layer3 blocks 1-5, layer4) as 16 MatMuls each
-    assert ops["plain"].count("ConvTranspose") == 7 and ops["fast"].count("ConvTranspose") == 4
-    assert ops["plain"].count("MatMul") == 0 and ops["fast"].count("MatMul") == 16 * 11
+    # fused head: one transposed conv for convt1..4, in F(2, 2) form as 16 MatMuls; 11
+    # Winograd convs (layer2 blocks 1-3, layer3 blocks 1-5, layer4) as 16 MatMuls each
+    assert ops["plain"].count("ConvTranspose") == 7 and ops["fast"].count("ConvTranspose") == 3
+    assert ops["plain"].count("MatMul") == 0 and ops["fast"].count("MatMul") == 16 * 12
     assert ops["plain"].count("Conv") - ops["fast"].count("Conv") == 11 + 5  # Winograd + fused stage convs
     with pytest.raises(TypeError, match="optimize must be"):
         export_onnx(model, tmp_path / "x.onnx", optimize=None)

@@ -1,4 +1,5 @@
-"""Winograd F(2x2, 3x3) convolution and the inference rewrites of a PoseModel.
+"""Winograd F(2x2, 3x3) convolution, the Winograd F(2, 2) form of size-doubling transposed
+convolutions, and the inference rewrites of a PoseModel.
 
 References: torch's direct convolution in float64 (an independent algorithm), a direct
 NumPy convolution for small cases, and the unmodified model for the rewrites.
@@ -12,7 +13,14 @@ torch = pytest.importorskip("torch")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from mapose.models.winograd import WinogradConv2d, winograd_eligible, winograd_weight  # noqa: E402
+from mapose.models.winograd import (  # noqa: E402
+    WinogradConv2d,
+    WinogradConvTranspose2d,
+    winograd_eligible,
+    winograd_transposed_eligible,
+    winograd_transposed_weights,
+    winograd_weight,
+)
 
 pytestmark = pytest.mark.torch
 F = torch.nn.functional
@@ -143,3 +151,119 @@ def test_onnx_export_keeps_dynamic_sizes(tmp_path):
         (got,) = sess.run(None, {"x": x.numpy()})
         want = _reference(conv, x).numpy()
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * max(1.0, np.abs(want).max()))
+
+
+def _convt(c, k, bias, seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.ConvTranspose2d(c, k, 3, stride=2, padding=1, output_padding=1, bias=bias).eval()
+
+
+def _numpy_conv_transpose(x, w):
+    """Textbook scatter form: input pixel (i, j) adds w[:, :, a, b] at output (2i - 1 + a,
+    2j - 1 + b); the output keeps rows/columns 0 .. 2H-1 (padding 1, output_padding 1).
+    x (N, C, H, W), w (C, K, 3, 3)."""
+    n, c, h, wd = x.shape
+    full = np.zeros((n, w.shape[1], 2 * h + 2, 2 * wd + 2))  # offset by 1 row/column
+    for a in range(3):
+        for b in range(3):
+            full[:, :, a:a + 2 * h:2, b:b + 2 * wd:2] += np.einsum("nchw,ck->nkhw", x, w[:, :, a, b])
+    return full[:, :, 1:2 * h + 1, 1:2 * wd + 1]
+
+
+@pytest.mark.smoke
+def test_transposed_matches_numpy_scatter():
+    conv = _convt(3, 4, bias=False, seed=3)
+    x = torch.randn(2, 3, 5, 8)
+    want = _numpy_conv_transpose(x.double().numpy(), conv.weight.double().detach().numpy())
+    with torch.inference_mode():
+        got = WinogradConvTranspose2d(conv)(x)
+    assert got.shape == (2, 4, 10, 16) and got.dtype == torch.float32
+    np.testing.assert_allclose(got.double().numpy(), want, rtol=0, atol=1e-5)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 3), c=st.integers(1, 9), k=st.integers(1, 9), h=st.integers(1, 11),
+       w=st.integers(1, 11), bias=st.booleans(), channels_last=st.booleans(), seed=st.integers(0, 2**16))
+def test_transposed_equals_direct(n, c, k, h, w, bias, channels_last, seed):
+    conv = _convt(c, k, bias, seed)
+    x = torch.randn(n, c, h, w, generator=torch.Generator().manual_seed(seed))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        want = F.conv_transpose2d(x.double(), conv.weight.double(),
+                                  None if conv.bias is None else conv.bias.double(),
+                                  stride=2, padding=1, output_padding=1)
+    with torch.inference_mode():
+        got = WinogradConvTranspose2d(conv)(x)
+    assert got.shape == want.shape == (n, k, 2 * h, 2 * w) and got.dtype == torch.float32
+    assert float((got.double() - want).abs().max()) <= 1e-5 * max(1.0, float(want.abs().max()))
+
+
+def test_transposed_wide_layer_float32_error():
+    # DLCRNet's fused upsampling (2048 -> 163 channels at 16 x 20): float32 error of the
+    # F(2, 2) form stays at the level of float32 ConvTranspose2d's own
+    conv = _convt(2048, 163, bias=True)
+    x = torch.relu(torch.randn(1, 2048, 16, 20))
+    with torch.no_grad():
+        want = F.conv_transpose2d(x.double(), conv.weight.double(), conv.bias.double(),
+                                  stride=2, padding=1, output_padding=1)
+    with torch.inference_mode():
+        direct = conv(x).double()
+        wino = WinogradConvTranspose2d(conv)(x).double()
+    scale = float(want.abs().max())
+    err_direct = float((direct - want).abs().max()) / scale
+    err_wino = float((wino - want).abs().max()) / scale
+    assert err_wino < 2e-6 and err_wino < 10 * err_direct
+
+
+@pytest.mark.smoke
+def test_transposed_weights_are_tap_sums():
+    w = torch.randn(2, 3, 3, 3, dtype=torch.float64)
+    u = winograd_transposed_weights(w)
+    # slices x0, x1, x0 - x1, x2 - x1 use taps {1}, {1} and {0, 2}, {2}, {0}
+    taps = ([(1,)], [(1,), (0, 2)], [(2,)], [(0,)])
+    assert [tuple(t.shape) for t in u] == [(2, len(r) * len(c) * 3) for r in taps for c in taps]
+    for i, rows in enumerate(taps):
+        for j, cols in enumerate(taps):
+            want = [sum(w[:, :, a, b] for a in rt for b in ct) for rt in rows for ct in cols]
+            np.testing.assert_allclose(u[4 * i + j].numpy(), torch.cat(want, dim=1).numpy(), rtol=1e-15)
+
+
+@pytest.mark.smoke
+def test_transposed_eligibility_and_errors():
+    nn = torch.nn
+    assert winograd_transposed_eligible(nn.ConvTranspose2d(4, 4, 3, stride=2, padding=1, output_padding=1))
+    for conv in (nn.ConvTranspose2d(4, 4, 3, stride=2),  # DLC's HeatmapHead deconvs: 2H + 1
+                 nn.ConvTranspose2d(4, 4, 3, stride=1, padding=1),
+                 nn.ConvTranspose2d(4, 4, 2, stride=2),
+                 nn.ConvTranspose2d(4, 4, 3, stride=2, padding=1, output_padding=1, groups=2),
+                 nn.ConvTranspose2d(4, 4, 3, stride=2, padding=2, output_padding=1, dilation=2),
+                 nn.Conv2d(4, 4, 3, padding=1)):
+        assert not winograd_transposed_eligible(conv)
+        with pytest.raises(ValueError, match="keep it as nn.ConvTranspose2d"):
+            WinogradConvTranspose2d(conv)
+
+
+def test_transposed_onnx_export_keeps_dynamic_sizes(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    import warnings
+
+    conv = _convt(6, 5, bias=True)
+    wc = WinogradConvTranspose2d(conv).eval()
+    path = tmp_path / "t.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wc, (torch.zeros(1, 6, 4, 4),), str(path), input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h2", 3: "w2"}},
+                          opset_version=17, dynamo=False)
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert "ConvTranspose" not in ops and "MatMul" in ops
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for shape in ((1, 6, 4, 4), (2, 6, 5, 7), (1, 6, 1, 1)):
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            want = conv(x).numpy()
+        (got,) = sess.run(None, {"x": x.numpy()})
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)

@@ -18,9 +18,10 @@ __all__ = ["export_model", "export_onnx", "onnx_path_for"]
 _OPSET = 17
 # Bumped whenever the exported graph changes in a way worth re-exporting for (g2: Winograd
 # and fused head layers, ~15 % faster on CPU; g4: Winograd transforms on NHWC slices, 16
-# prepacked MatMuls, also for the 128-channel layers).  It is part of the file name, so
+# prepacked MatMuls, also for the 128-channel layers; g5: the head's size-doubling
+# transposed convolution as Winograd F(2, 2) MatMuls, network ~2.6 % faster).  It is part of the file name, so
 # analyze_videos(engine="onnx") re-exports once instead of reusing an older, slower graph.
-_ONNX_GRAPH_VERSION = 4
+_ONNX_GRAPH_VERSION = 5
 # The exported Winograd form runs in ONNX Runtime with cheaper transforms than torch's
 # eager one, so there it already wins from 128 input channels (ResNet-50 layer2: 1.35x per
 # layer, 1 thread; 64 channels: 0.95x), where torch's does not (InferenceOptions' 256).
@@ -65,9 +66,9 @@ def export_onnx(model, path, opset: int = _OPSET, bgr: bool = True, optimize=Tru
     optimize : bool or InferenceOptions, default True
         Export the inference rewrites of
         :func:`~mapose.models.pose_model.optimize_for_inference` (fused head layers,
-        Winograd 3x3 convolutions as MatMul and element-wise ops: faster in ONNX Runtime
-        on CPU); True uses them with Winograd from 128 input channels (torch's default
-        is 256), an :class:`~mapose.models.pose_model.InferenceOptions` exactly as given;
+        Winograd 3x3 convolutions and size-doubling transposed convolutions as MatMul and
+        element-wise ops: faster in ONNX Runtime on CPU); True uses them with Winograd
+        from 128 input channels (torch's default is 256), an :class:`~mapose.models.pose_model.InferenceOptions` exactly as given;
         False exports the plain layers (the model as trained, one op per layer).
         ``model`` itself is not modified.
     """
@@ -77,7 +78,8 @@ def export_onnx(model, path, opset: int = _OPSET, bgr: bool = True, optimize=Tru
     from mapose.models.pose_model import FramesModel, InferenceOptions, optimized_if_asked
 
     if optimize is True:
-        optimize = InferenceOptions(winograd_min_channels=_ONNX_WINOGRAD_MIN_CHANNELS)
+        optimize = InferenceOptions(winograd_min_channels=_ONNX_WINOGRAD_MIN_CHANNELS,
+                                    winograd_transposed=True)
     model = optimized_if_asked(model, optimize, "cpu")
     net = FramesModel(model, bgr=bgr).eval().cpu()
     dummy = torch.zeros((1, 64, 64, 3), dtype=torch.uint8)

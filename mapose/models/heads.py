@@ -151,6 +151,13 @@ class DLCRNetHead(nn.Module):
         self.convt_fused = fused.requires_grad_(ref.requires_grad)
         return self
 
+    @property
+    def superseded(self) -> tuple[str, ...]:
+        """Names of the children :meth:`fuse` made unused (kept for the state dict)."""
+        if self.convt_fused is None:
+            return ()
+        return ("convt1", "convt2", "convt3", "convt4", "hm_ref_layers", "paf_ref_layers")
+
     def forward(self, x):
         if self.convt_fused is not None:
             y = self.convt_fused(x)
