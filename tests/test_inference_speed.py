@@ -162,7 +162,15 @@ def test_onnx_optimized_graph_cache(onnx_path, frames, plain_outputs, tmp_path):
     cached = first.model_path
     assert cached != src and cached.parent == tmp_path and cached.is_file()
     assert cached.name.startswith("m.optimized-ort") and cached.suffix == ".onnx"
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.onnx", cached.name])  # no temp left
+
+    def weights():
+        return sorted(p.name for p in tmp_path.glob(cached.name + ".*.data"))
+
+    # the graph, and its weights in one file beside it (mapped, not parsed); no temp left
+    (data,) = weights()
+    assert (tmp_path / data).stat().st_size > 0.9 * src.stat().st_size
+    assert cached.stat().st_size < 0.1 * src.stat().st_size
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.onnx", cached.name, data])
     stamp = cached.stat().st_mtime_ns
     second = OnnxRunner(src, device="cpu")
     assert second.model_path == cached and cached.stat().st_mtime_ns == stamp  # reused
@@ -172,13 +180,26 @@ def test_onnx_optimized_graph_cache(onnx_path, frames, plain_outputs, tmp_path):
             np.testing.assert_allclose(got[k], want[k], rtol=0, atol=1e-6 * max(float(np.abs(want[k]).max()), 1.0))
     _assert_onnx_close(second(frames), plain_outputs)
 
-    # a re-exported model (newer file) invalidates the cache
+    # a re-exported model (newer file) invalidates the cache; the old weights file goes
+    # (the open sessions keep their mapping)
     os.utime(src, ns=(stamp + 10**9, stamp + 10**9))
     third = OnnxRunner(src, device="cpu")
     assert third.model_path == cached and cached.stat().st_mtime_ns > stamp
+    (data3,) = weights()
+    assert data3 != data
+    _assert_onnx_close(second(frames), plain_outputs)
+
+    # weights lost: the runner optimises in memory and drops the broken cache, the next
+    # start rebuilds it
+    (tmp_path / data3).unlink()
+    damaged = OnnxRunner(src, device="cpu")
+    assert damaged.model_path == src and not cached.exists()
+    _assert_onnx_close(damaged(frames), plain_outputs)
+    assert OnnxRunner(src, device="cpu").model_path == cached and len(weights()) == 1
 
     # the cache cannot be written: optimise in memory, no error, nothing left behind
-    cached.unlink()
+    for p in tmp_path.glob(cached.name + "*"):
+        p.unlink()
     cached.mkdir()
     fallback = OnnxRunner(src, device="cpu")
     assert fallback.model_path == src
