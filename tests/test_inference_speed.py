@@ -350,12 +350,13 @@ def test_inference_rewrites_equal_plain_model(model, frames, plain_outputs):
         (InferenceOptions(), 8, 0, True),
         (InferenceOptions(winograd=False), 0, 0, True),
         (InferenceOptions(fuse_heads=False, onednn=False), 8, 0, False),
-        # + layer1/2 and the head's stage convs (153 -> 25 channels); the fused stage convs
-        # only (the separate ones are unused)
-        (InferenceOptions(winograd_min_channels=64, winograd_min_out_channels=1), 14 + 5, 0, True),
-        # the ONNX export's choice: + layer2 blocks 1-3; the narrow stage convs stay direct;
-        # the fused 2048 -> 163 upsampling in F(2, 2) form (the narrow final deconvs stay)
-        (InferenceOptions(winograd_min_channels=128, winograd_transposed=True), 8 + 3, 1, True),
+        # + layer1/2 and the fused head's feature part of all stage convs (128 -> 5 x 25
+        # channels); the stages' own 25 -> 25 convs are below 64 input channels, the
+        # separate (unused) stage convs are left alone
+        (InferenceOptions(winograd_min_channels=64, winograd_min_out_channels=1), 14 + 1, 0, True),
+        # the ONNX export's choice: + layer2 blocks 1-3 and the stages' feature part; the
+        # fused 2048 -> 163 upsampling in F(2, 2) form (the narrow final deconvs stay)
+        (InferenceOptions(winograd_min_channels=128, winograd_transposed=True), 8 + 3 + 1, 1, True),
         # unfused: convt4 (2048 -> 128) qualifies, convt1-3 (5, 10, 20 outputs) do not
         (InferenceOptions(fuse_heads=False, winograd_transposed=True), 8, 1, False),
         (InferenceOptions(winograd=False, winograd_transposed=True), 0, 1, True),  # independent switches
@@ -407,11 +408,13 @@ def test_onnx_export_plain_and_optimized(model, onnx_path, frames, plain_outputs
         ops[name] = [node.op_type for node in onnx.load(str(path)).graph.node]
         runner = OnnxRunner(path, device="cpu", workers=1, cache_optimized=False)
         _assert_onnx_close(runner(frames), plain_outputs)
-    # fused head: one transposed conv for convt1..4, in F(2, 2) form as 16 MatMuls; 11
-    # Winograd convs (layer2 blocks 1-3, layer3 blocks 1-5, layer4) as 16 MatMuls each
+    # fused head: one transposed conv for convt1..4, in F(2, 2) form as 16 MatMuls; 12
+    # Winograd convs (layer2 blocks 1-3, layer3 blocks 1-5, layer4, the stages' feature
+    # part) as 16 MatMuls each
     assert ops["plain"].count("ConvTranspose") == 7 and ops["fast"].count("ConvTranspose") == 3
-    assert ops["plain"].count("MatMul") == 0 and ops["fast"].count("MatMul") == 16 * 12
-    assert ops["plain"].count("Conv") - ops["fast"].count("Conv") == 11 + 5  # Winograd + fused stage convs
+    assert ops["plain"].count("MatMul") == 0 and ops["fast"].count("MatMul") == 16 * 13
+    # Winograd; the 2 x 5 stage convs became 5 narrow ones plus the Winograd feature part
+    assert ops["plain"].count("Conv") - ops["fast"].count("Conv") == 11 + 5
     with pytest.raises(TypeError, match="optimize must be"):
         export_onnx(model, tmp_path / "x.onnx", optimize=None)
     assert not (tmp_path / "x.onnx").exists()

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from mapose.models import build_pose_model, register_backbone  # noqa: E402
 from mapose.models.backbones import TimmResNet  # noqa: E402
-from mapose.models.heads import DeconvModule, HeatmapHead  # noqa: E402
+from mapose.models.heads import DeconvModule, DLCRNetHead, HeatmapHead  # noqa: E402
 from mapose.models.pose_model import FramesModel, PoseModel, normalize_frames  # noqa: E402
 
 MODEL_DIR = "dlc-models-pytorch/iteration-0/projANov23-trainset95shuffle1/train"
@@ -191,3 +191,31 @@ def test_head_specs_from_config_match_built_model(backbone, C, two):
         built = build_pose_model(cfg).head_specs
     assert head_specs_from_config(cfg) == built
     assert head_specs_from_config(model_cfg({"type": "Plugin"}, 8)) is None
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize("stages", [0, 1, 3, 5])
+def test_dlcrnet_head_fuse_equals_separate_layers(stages):
+    """fuse(): one transposed conv for convt1..4 and the stages' feature part as one conv
+    give the separate layers' outputs (float64, so only the summation order differs)."""
+    torch.manual_seed(stages)
+    head = DLCRNetHead(_deconv(16, 3), _deconv(16, 6), _deconv(16, 4), num_stages=stages,
+                       features_dim=8).double().eval()
+    for m in head.modules():  # default init leaves the stage convs' outputs tiny
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            torch.nn.init.normal_(m.weight, std=0.3)
+            torch.nn.init.normal_(m.bias, std=0.3)
+    x = torch.randn(2, 16, 5, 7, dtype=torch.float64)
+    with torch.no_grad():
+        want = head(x)
+        keys = set(head.state_dict())
+        fused = copy.deepcopy(head).fuse()
+        got = fused(x)
+    assert fused.superseded and not head.superseded
+    new_keys = set(fused.state_dict()) - keys
+    assert keys < set(fused.state_dict()) and all(k.split(".")[0] in ("convt_fused", "stage_feat", "stage_hp")
+                                                 for k in new_keys)
+    assert (fused.stage_feat is None) == (stages == 0)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-12, atol=1e-12 * float(w.abs().max()))

@@ -19,7 +19,8 @@ _OPSET = 17
 # Bumped whenever the exported graph changes in a way worth re-exporting for (g2: Winograd
 # and fused head layers, ~15 % faster on CPU; g4: Winograd transforms on NHWC slices, 16
 # prepacked MatMuls, also for the 128-channel layers; g5: the head's size-doubling
-# transposed convolution as Winograd F(2, 2) MatMuls, network ~2.6 % faster).  It is part of the file name, so
+# transposed convolution as Winograd F(2, 2) MatMuls, and the feature part of all DLCRNet
+# stages as one Winograd convolution; network 4-5 % faster).  It is part of the file name, so
 # analyze_videos(engine="onnx") re-exports once instead of reusing an older, slower graph.
 _ONNX_GRAPH_VERSION = 5
 # The exported Winograd form runs in ONNX Runtime with cheaper transforms than torch's

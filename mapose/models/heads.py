@@ -118,29 +118,44 @@ class DLCRNetHead(nn.Module):
         self.locref_head = _deconv({**locref_config, "channels": [two_k] + list(locref_config["channels"][1:])})
         self.stride = float(self.heatmap_head.stride * (2 if self.num_stages > 0 else 1))
         self.convt_fused = None
-        self.ref_fused = None
+        self.stage_feat = None
+        self.stage_hp = None
 
     def fuse(self) -> "DLCRNetHead":
-        """Merge the layers that read the same input into one (for inference).
+        """Merge layers for inference (same outputs up to float rounding).
 
-        ``convt1..4`` all read the same (wide) feature map; one ConvTranspose2d with their
-        out-channels concatenated reads it once, and the order ``convt1, convt3, convt4,
-        convt2`` makes the first stage input ``cat(heatmap, paf, features)`` a slice of its
-        output instead of a copy.  Likewise each stage's heatmap and PAF convs become one
-        conv with K + P outputs (narrow convs use the vector units poorly).  Every output
-        channel is the same sum as before (float rounding aside).  The separate modules
-        stay, so the state dict only gains ``convt_fused.*`` / ``ref_fused.*``; the merged
-        layers are copies, so fuse after loading weights.  Returns ``self``.
+        * ``convt1..4`` all read the same (wide) feature map: one ConvTranspose2d with their
+          out-channels concatenated reads it once; the order ``convt1, convt3, convt4,
+          convt2`` puts the first stage's heatmap and PAF side by side.
+        * Stage i computes ``conv_i(cat(hm, paf, feat))``.  ``feat`` is the same for every
+          stage, so its part of all stages' convolutions is one convolution
+          (``stage_feat``: features_dim -> stages x (K + P) channels, with the biases),
+          computed once; each stage then convolves only its K + P heatmap and PAF channels
+          (``stage_hp``) and adds its slice.  Same multiplications, but one wide convolution
+          (Winograd-eligible in the ONNX export) instead of five 153 -> 25 ones that use the
+          vector units poorly, and no per-stage concatenation.
+
+        The separate modules stay, so the state dict only gains ``convt_fused.*`` /
+        ``stage_feat.*`` / ``stage_hp.*``; the merged layers are copies, so fuse after
+        loading weights.  Returns ``self``.
         """
-        self.ref_fused = nn.ModuleList()
-        for hm_conv, paf_conv in zip(self.hm_ref_layers, self.paf_ref_layers):
-            w = hm_conv.weight
-            conv = nn.Conv2d(w.shape[1], hm_conv.out_channels + paf_conv.out_channels, 3,
-                             padding=1).to(device=w.device, dtype=w.dtype)
+        k, p = self.convt1.out_channels, self.convt3.out_channels
+        hp = k + p
+        if self.num_stages:
+            w0 = self.hm_ref_layers[0].weight
+            dev = dict(device=w0.device, dtype=w0.dtype)
+            self.stage_feat = nn.Conv2d(w0.shape[1] - hp, self.num_stages * hp, 3, padding=1).to(**dev)
+            self.stage_hp = nn.ModuleList(
+                [nn.Conv2d(hp, hp, 3, padding=1, bias=False).to(**dev) for _ in range(self.num_stages)])
+            pairs = list(zip(self.hm_ref_layers, self.paf_ref_layers))
             with torch.no_grad():
-                conv.weight.copy_(torch.cat((hm_conv.weight, paf_conv.weight)))
-                conv.bias.copy_(torch.cat((hm_conv.bias, paf_conv.bias)))
-            self.ref_fused.append(conv.requires_grad_(w.requires_grad))
+                w = torch.cat([torch.cat((h.weight, q.weight)) for h, q in pairs])
+                self.stage_feat.weight.copy_(w[:, hp:])  # stage input is cat(hm, paf, feat)
+                self.stage_feat.bias.copy_(torch.cat([torch.cat((h.bias, q.bias)) for h, q in pairs]))
+                for i, conv in enumerate(self.stage_hp):
+                    conv.weight.copy_(w[i * hp:(i + 1) * hp, :hp])
+            for m in (self.stage_feat, *self.stage_hp):
+                m.requires_grad_(w0.requires_grad)
         parts = (self.convt1, self.convt3, self.convt4, self.convt2)
         ref = self.convt1.weight
         fused = nn.ConvTranspose2d(ref.shape[0], sum(m.out_channels for m in parts), 3, stride=2,
@@ -160,30 +175,41 @@ class DLCRNetHead(nn.Module):
 
     def forward(self, x):
         if self.convt_fused is not None:
-            y = self.convt_fused(x)
-            r = self.convt1.out_channels + self.convt3.out_channels + self.convt4.out_channels
-            feat = y[:, r - self.convt4.out_channels:r]
-            z = y[:, :r]
-            loc = y[:, r:]
-        else:
-            hm = self.convt1(x)
-            paf = self.convt3(x)
-            feat = self.convt4(x)
-            z = torch.cat((hm, paf, feat), dim=1)
-            loc = self.convt2(x)
+            return self._forward_fused(x)
+        hm = self.convt1(x)
+        paf = self.convt3(x)
+        feat = self.convt4(x)
+        z = torch.cat((hm, paf, feat), dim=1)
+        loc = self.convt2(x)
         prev = None
-        k = self.convt1.out_channels
         for i in range(self.num_stages):
-            if self.ref_fused is not None:
-                out = self.ref_fused[i](z)
-                hm, paf = out[:, :k], out[:, k:]
-            else:
-                hm = self.hm_ref_layers[i](z)
-                paf = self.paf_ref_layers[i](z)
+            hm = self.hm_ref_layers[i](z)
+            paf = self.paf_ref_layers[i](z)
             if prev is not None:
                 hm = hm + prev
             prev = hm
             z = torch.cat((hm, paf, feat), dim=1)
+        return self.heatmap_head(z), self.locref_head(loc), self.paf_head(z)
+
+    def _forward_fused(self, x):
+        k = self.convt1.out_channels
+        hp = k + self.convt3.out_channels
+        r = hp + self.convt4.out_channels
+        y = self.convt_fused(x)  # (hm, paf, feat, locref)
+        feat, loc = y[:, hp:r], y[:, r:]
+        z = y[:, :hp]
+        if self.stage_feat is not None:
+            from_feat = self.stage_feat(feat)
+            prev = None
+            for i, conv in enumerate(self.stage_hp):
+                out = conv(z) + from_feat[:, i * hp:(i + 1) * hp]
+                if prev is None:
+                    z = out
+                else:
+                    hm = out[:, :k] + prev
+                    z = torch.cat((hm, out[:, k:]), dim=1)
+                prev = z[:, :k]
+        z = torch.cat((z, feat), dim=1)
         return self.heatmap_head(z), self.locref_head(loc), self.paf_head(z)
 
 

@@ -132,8 +132,8 @@ class InferenceOptions:
         :func:`mapose.inference.export.export_onnx`).
     winograd_min_out_channels : int, default 64
         Convolutions with fewer output channels stay direct: the products are too narrow
-        to pay for the transforms (DLCRNet's stage convs, 153 -> 25 channels: 0.97x in
-        ONNX Runtime).
+        to pay for the transforms (DLCRNet's unfused stage convs, 153 -> 25 channels:
+        0.97x in ONNX Runtime).
     onednn : bool, default True
         Every remaining convolution goes to oneDNN.  torch sends 1x1 convolutions of
         batches below 16 in single-threaded forwards (the frame-parallel workers) to its
