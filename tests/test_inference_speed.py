@@ -341,7 +341,13 @@ def test_inference_rewrites_equal_plain_model(model, frames, plain_outputs):
     from collections import Counter
 
     from mapose.models.heads import DLCRNetHead
-    from mapose.models.pose_model import FramesModel, InferenceOptions, _OneDNNConv2d, optimize_for_inference
+    from mapose.models.pose_model import (
+        FramesModel,
+        GroupNormDepthwiseAffine,
+        InferenceOptions,
+        _OneDNNConv2d,
+        optimize_for_inference,
+    )
     from mapose.models.winograd import WinogradConv2d, WinogradConvTranspose2d
 
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -360,12 +366,16 @@ def test_inference_rewrites_equal_plain_model(model, frames, plain_outputs):
         # unfused: convt4 (2048 -> 128) qualifies, convt1-3 (5, 10, 20 outputs) do not
         (InferenceOptions(fuse_heads=False, winograd_transposed=True), 8, 1, False),
         (InferenceOptions(winograd=False, winograd_transposed=True), 0, 1, True),  # independent switches
+        (InferenceOptions(groupnorm_affine_conv=True), 8, 0, True),
     ]
     for opts, n_winograd, n_transposed, fused in cases:
         fast = optimize_for_inference(model, opts)
         kinds = Counter(type(m) for m in fast.modules())
         assert kinds[WinogradConv2d] == n_winograd, opts
         assert kinds[WinogradConvTranspose2d] == n_transposed, opts
+        # ResNet-50-GN: the stem, 3 per bottleneck (16) and 4 downsample norms
+        assert kinds[GroupNormDepthwiseAffine] == (53 if opts.groupnorm_affine_conv else 0), opts
+        assert kinds[torch.nn.GroupNorm] == (0 if opts.groupnorm_affine_conv else 53), opts
         assert (kinds[_OneDNNConv2d] > 0) == opts.onednn
         head = fast.heads["bodypart"]
         assert isinstance(head, DLCRNetHead) and (head.convt_fused is not None) == fused
@@ -403,9 +413,12 @@ def test_onnx_export_plain_and_optimized(model, onnx_path, frames, plain_outputs
     from mapose.inference.runners import OnnxRunner
 
     plain_path = export_onnx(model, tmp_path / "plain.onnx", optimize=False)
-    ops = {}
+    ops, depthwise = {}, {}
     for name, path in (("plain", plain_path), ("fast", onnx_path)):
-        ops[name] = [node.op_type for node in onnx.load(str(path)).graph.node]
+        nodes = onnx.load(str(path)).graph.node
+        ops[name] = [node.op_type for node in nodes]
+        depthwise[name] = sum(node.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in node.attribute)
+                              for node in nodes)
         runner = OnnxRunner(path, device="cpu", workers=1, cache_optimized=False)
         _assert_onnx_close(runner(frames), plain_outputs)
     # fused head: one transposed conv for convt1..4, in F(2, 2) form as 16 MatMuls; 12
@@ -413,8 +426,12 @@ def test_onnx_export_plain_and_optimized(model, onnx_path, frames, plain_outputs
     # part) as 16 MatMuls each
     assert ops["plain"].count("ConvTranspose") == 7 and ops["fast"].count("ConvTranspose") == 3
     assert ops["plain"].count("MatMul") == 0 and ops["fast"].count("MatMul") == 16 * 13
-    # Winograd; the 2 x 5 stage convs became 5 narrow ones plus the Winograd feature part
-    assert ops["plain"].count("Conv") - ops["fast"].count("Conv") == 11 + 5
+    # Winograd; the 2 x 5 stage convs became 5 narrow ones plus the Winograd feature part;
+    # each of the 53 GroupNorms' affine (one Mul and Add each in the plain graph) is a
+    # depthwise Conv
+    assert ops["plain"].count("Conv") - ops["fast"].count("Conv") == 11 + 5 - 53
+    assert ops["plain"].count("InstanceNormalization") == ops["fast"].count("InstanceNormalization") == 53
+    assert depthwise == {"plain": 0, "fast": 53}
     with pytest.raises(TypeError, match="optimize must be"):
         export_onnx(model, tmp_path / "x.onnx", optimize=None)
     assert not (tmp_path / "x.onnx").exists()

@@ -267,3 +267,28 @@ def test_transposed_onnx_export_keeps_dynamic_sizes(tmp_path):
         (got,) = sess.run(None, {"x": x.numpy()})
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 3), groups=st.sampled_from([1, 2, 4]), per_group=st.integers(1, 4),
+       h=st.integers(2, 9), w=st.integers(1, 9), seed=st.integers(0, 2**16))  # >1 value per group
+def test_groupnorm_depthwise_affine_equals_groupnorm(n, groups, per_group, h, w, seed):
+    from mapose.models.pose_model import GroupNormDepthwiseAffine
+
+    gen = torch.Generator().manual_seed(seed)
+    norm = torch.nn.GroupNorm(groups, groups * per_group).double()
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(groups * per_group, generator=gen, dtype=torch.float64))
+        norm.bias.copy_(torch.randn(groups * per_group, generator=gen, dtype=torch.float64))
+    x = torch.randn(n, groups * per_group, h, w, generator=gen, dtype=torch.float64) * 3 + 1
+    with torch.no_grad():
+        want, got = norm(x), GroupNormDepthwiseAffine(norm)(x)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.smoke
+def test_groupnorm_depthwise_affine_needs_affine():
+    from mapose.models.pose_model import GroupNormDepthwiseAffine
+
+    with pytest.raises(ValueError, match="no affine parameters"):
+        GroupNormDepthwiseAffine(torch.nn.GroupNorm(2, 4, affine=False))

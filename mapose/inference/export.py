@@ -19,8 +19,9 @@ _OPSET = 17
 # Bumped whenever the exported graph changes in a way worth re-exporting for (g2: Winograd
 # and fused head layers, ~15 % faster on CPU; g4: Winograd transforms on NHWC slices, 16
 # prepacked MatMuls, also for the 128-channel layers; g5: the head's size-doubling
-# transposed convolution as Winograd F(2, 2) MatMuls, and the feature part of all DLCRNet
-# stages as one Winograd convolution; network 4-5 % faster).  It is part of the file name, so
+# transposed convolution as Winograd F(2, 2) MatMuls, the feature part of all DLCRNet
+# stages as one Winograd convolution, GroupNorm's affine as a depthwise convolution;
+# network 5-6 % faster).  It is part of the file name, so
 # analyze_videos(engine="onnx") re-exports once instead of reusing an older, slower graph.
 _ONNX_GRAPH_VERSION = 5
 # The exported Winograd form runs in ONNX Runtime with cheaper transforms than torch's
@@ -68,9 +69,11 @@ def export_onnx(model, path, opset: int = _OPSET, bgr: bool = True, optimize=Tru
         Export the inference rewrites of
         :func:`~mapose.models.pose_model.optimize_for_inference` (fused head layers,
         Winograd 3x3 convolutions and size-doubling transposed convolutions as MatMul and
-        element-wise ops: faster in ONNX Runtime on CPU); True uses them with Winograd
-        from 128 input channels (torch's default is 256), an :class:`~mapose.models.pose_model.InferenceOptions` exactly as given;
-        False exports the plain layers (the model as trained, one op per layer).
+        element-wise ops, GroupNorm's affine as a depthwise convolution: faster in ONNX
+        Runtime on CPU); True uses them all, with Winograd from 128 input channels
+        (torch's default is 256); an :class:`~mapose.models.pose_model.InferenceOptions`
+        exactly as given; False exports the plain layers (the model as trained, one op
+        per layer).
         ``model`` itself is not modified.
     """
     torch = require("torch", "ONNX export")
@@ -80,7 +83,7 @@ def export_onnx(model, path, opset: int = _OPSET, bgr: bool = True, optimize=Tru
 
     if optimize is True:
         optimize = InferenceOptions(winograd_min_channels=_ONNX_WINOGRAD_MIN_CHANNELS,
-                                    winograd_transposed=True)
+                                    winograd_transposed=True, groupnorm_affine_conv=True)
     model = optimized_if_asked(model, optimize, "cpu")
     net = FramesModel(model, bgr=bgr).eval().cpu()
     dummy = torch.zeros((1, 64, 64, 3), dtype=torch.uint8)
