@@ -206,3 +206,46 @@ class RunnerStart:
         from mapose.inference.runners import OnnxRunner
 
         OnnxRunner(path, device="cpu").close()
+
+
+class HeadUpsamplingONNX:
+    """DLCRNet's fused size-doubling transposed convolution (2048 -> 163 channels, 16x20 ->
+    32x40, 2 frames) in ONNX Runtime, 1 thread: ConvTranspose vs the Winograd F(2, 2)
+    MatMul form the export uses (graph v5)."""
+
+    params = [["convtranspose", "winograd"]]
+    param_names = ["impl"]
+    timeout = 300
+
+    def setup_cache(self):
+        import tempfile
+        import warnings
+
+        _require_onnx()
+        import torch
+
+        from mapose.models.winograd import WinogradConvTranspose2d
+
+        folder = tempfile.mkdtemp(prefix="mapose_asv_convt_")
+        torch.manual_seed(0)
+        conv = torch.nn.ConvTranspose2d(2048, 163, 3, stride=2, padding=1, output_padding=1).eval()
+        paths = {}
+        for impl, module in (("convtranspose", conv), ("winograd", WinogradConvTranspose2d(conv).eval())):
+            paths[impl] = f"{folder}/{impl}.onnx"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(module, (torch.zeros(1, 2048, 16, 20),), paths[impl], input_names=["x"],
+                                  output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
+                                  opset_version=17, dynamo=False)
+        return paths
+
+    def setup(self, paths, impl):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(paths[impl], opts, providers=["CPUExecutionProvider"])
+        self.x = np.maximum(np.random.default_rng(0).normal(size=(2, 2048, 16, 20)), 0).astype(np.float32)
+
+    def time_upsample(self, paths, impl):
+        self.session.run(None, {"x": self.x})
