@@ -181,17 +181,29 @@ def test_onnx_optimized_graph_cache(onnx_path, frames, plain_outputs, tmp_path):
     _assert_onnx_close(second(frames), plain_outputs)
 
     # a re-exported model (newer file) invalidates the cache; the old weights file goes
-    # (the open sessions keep their mapping)
+    # once it is over a minute old (younger ones may be a concurrent writer's); the open
+    # sessions keep their mapping
     os.utime(src, ns=(stamp + 10**9, stamp + 10**9))
     third = OnnxRunner(src, device="cpu")
     assert third.model_path == cached and cached.stat().st_mtime_ns > stamp
-    (data3,) = weights()
-    assert data3 != data
+    (data3,) = [d for d in weights() if d != data]
+    assert data in weights()
+    old = (tmp_path / data3).stat().st_mtime - 120
+    os.utime(tmp_path / data3, (old, old))
+    os.utime(src, ns=(stamp + 2 * 10**9, stamp + 2 * 10**9))
+    fourth = OnnxRunner(src, device="cpu")
+    assert fourth.model_path == cached
+    (data4,) = [d for d in weights() if d not in (data, data3)]  # data3 removed, data still young
+    assert data3 not in weights()
+    for p in (data, data4):
+        old = (tmp_path / p).stat().st_mtime - 120
+        os.utime(tmp_path / p, (old, old))
     _assert_onnx_close(second(frames), plain_outputs)
+    _assert_onnx_close(third(frames), plain_outputs)
 
     # weights lost: the runner optimises in memory and drops the broken cache, the next
-    # start rebuilds it
-    (tmp_path / data3).unlink()
+    # start rebuilds it (and removes the old weight files)
+    (tmp_path / data4).unlink()
     damaged = OnnxRunner(src, device="cpu")
     assert damaged.model_path == src and not cached.exists()
     _assert_onnx_close(damaged(frames), plain_outputs)

@@ -165,8 +165,9 @@ def _optimized_model(ort, path: Path, providers) -> Path:
     the graph): ONNX Runtime maps that file instead of parsing 140 MB of protobuf, which
     halves session start (ResNet-50 + DLCRNet: 0.38 -> 0.18 s).  ``token`` is unique per
     write, so a writer never touches the weights a concurrent reader maps; the graph file
-    is renamed into place last (readers see a complete cache or none), then older weight
-    files of the same cache are removed.
+    is renamed into place last (readers see a complete cache or none), then weight files
+    of older caches are removed (a cache whose weights went missing anyway is dropped and
+    rebuilt by :class:`OnnxRunner`).
 
     Returns ``path`` itself when the cache cannot be written (read-only folder, full disk):
     the session then optimises in memory as usual.
@@ -187,9 +188,12 @@ def _optimized_model(ort, path: Path, providers) -> Path:
         opts.log_severity_level = 3  # the "hardware specific" notice is why the name has a key
         ort.InferenceSession(str(path), sess_options=opts, providers=providers)
         os.replace(tmp, cached)  # atomic: a reader never sees half a model
+        # older caches' weights; a file younger than a minute may be a concurrent writer's
+        # whose graph is about to replace ours
+        now = time.time()
         for old in cached.parent.glob(f"{glob.escape(cached.name)}.*.data"):
-            if old != data:
-                with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):
+                if old != data and now - old.stat().st_mtime > 60:
                     old.unlink()
         return cached
     except Exception:  # noqa: BLE001 - unwritable folder (ORT raises its own types);
