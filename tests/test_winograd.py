@@ -89,13 +89,16 @@ def test_wide_layers_float32_error():
     conv = _conv(512, 512, 2, bias=False)
     x = torch.relu(torch.randn(1, 512, 20, 16)).contiguous(memory_format=torch.channels_last)
     want = _reference(conv, x)
+    _assert_float32_error_like_direct(conv, WinogradConv2d(conv), x, want)
+
+
+def _assert_float32_error_like_direct(direct, fast, x, want):
+    """The float32 error of ``fast`` against the float64 ``want`` stays at the level of
+    the float32 direct layer's own."""
     with torch.inference_mode():
-        direct = conv(x).double()
-        wino = WinogradConv2d(conv)(x).double()
-    scale = float(want.abs().max())
-    err_direct = float((direct - want).abs().max()) / scale
-    err_wino = float((wino - want).abs().max()) / scale
-    assert err_wino < 2e-6 and err_wino < 10 * err_direct
+        err_direct, err_fast = (float((m(x).double() - want).abs().max()) / float(want.abs().max())
+                                for m in (direct, fast))
+    assert err_fast < 2e-6 and err_fast < 10 * err_direct
 
 
 @pytest.mark.smoke
@@ -124,21 +127,23 @@ def test_eligibility_and_errors():
             WinogradConv2d(conv)
 
 
-def test_onnx_export_keeps_dynamic_sizes(tmp_path):
+def _export_dynamic(module, example_shape, path):
+    """Export ``module`` with dynamic batch and image sizes; (ONNX Runtime session, nodes)."""
     ort = pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
+    onnx = pytest.importorskip("onnx")
     import warnings
 
-    conv = _conv(6, 5, 2, bias=True)
-    wc = WinogradConv2d(conv).eval()
-    path = tmp_path / "w.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(wc, (torch.zeros(1, 6, 8, 8),), str(path), input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}},
-                          opset_version=17, dynamo=False)
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    nodes = __import__("onnx").load(str(path)).graph.node
+        torch.onnx.export(module.eval(), (torch.zeros(*example_shape),), str(path), input_names=["x"],
+                          output_names=["y"], opset_version=17, dynamo=False,
+                          dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h2", 3: "w2"}})
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]), onnx.load(str(path)).graph.node
+
+
+def test_onnx_export_keeps_dynamic_sizes(tmp_path):
+    conv = _conv(6, 5, 2, bias=True)
+    sess, nodes = _export_dynamic(WinogradConv2d(conv), (1, 6, 8, 8), tmp_path / "w.onnx")
     ops = {node.op_type for node in nodes}
     assert "Conv" not in ops and "MatMul" in ops
     # graph v3: the transforms slice NHWC tensors; the only layout changes are the two
@@ -207,13 +212,7 @@ def test_transposed_wide_layer_float32_error():
     with torch.no_grad():
         want = F.conv_transpose2d(x.double(), conv.weight.double(), conv.bias.double(),
                                   stride=2, padding=1, output_padding=1)
-    with torch.inference_mode():
-        direct = conv(x).double()
-        wino = WinogradConvTranspose2d(conv)(x).double()
-    scale = float(want.abs().max())
-    err_direct = float((direct - want).abs().max()) / scale
-    err_wino = float((wino - want).abs().max()) / scale
-    assert err_wino < 2e-6 and err_wino < 10 * err_direct
+    _assert_float32_error_like_direct(conv, WinogradConvTranspose2d(conv), x, want)
 
 
 @pytest.mark.smoke
@@ -245,21 +244,10 @@ def test_transposed_eligibility_and_errors():
 
 
 def test_transposed_onnx_export_keeps_dynamic_sizes(tmp_path):
-    ort = pytest.importorskip("onnxruntime")
-    onnx = pytest.importorskip("onnx")
-    import warnings
-
     conv = _convt(6, 5, bias=True)
-    wc = WinogradConvTranspose2d(conv).eval()
-    path = tmp_path / "t.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(wc, (torch.zeros(1, 6, 4, 4),), str(path), input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h2", 3: "w2"}},
-                          opset_version=17, dynamo=False)
-    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    sess, nodes = _export_dynamic(WinogradConvTranspose2d(conv), (1, 6, 4, 4), tmp_path / "t.onnx")
+    ops = {node.op_type for node in nodes}
     assert "ConvTranspose" not in ops and "MatMul" in ops
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for shape in ((1, 6, 4, 4), (2, 6, 5, 7), (1, 6, 1, 1)):
         x = torch.randn(*shape)
         with torch.no_grad():
