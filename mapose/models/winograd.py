@@ -239,7 +239,7 @@ class WinogradConvTranspose2d(nn.Module):
     The products are 16 MatMuls ``(tiles, C) @ (C, f * K)`` with constant weights on NHWC
     slices, like :meth:`WinogradConv2d._forward_graph`, so the module traces into standard
     ONNX ops that ONNX Runtime runs faster than its ConvTranspose (DLCRNet's 2048 -> 163
-    channel upsampling: ~1.5x).  Input (N, C, H, W), output (N, K, 2H, 2W).  Float32
+    channel upsampling: 1.2-1.4x).  Input (N, C, H, W), output (N, K, 2H, 2W).  Float32
     error ~1e-6 relative (the transforms only add and subtract).
     """
 
