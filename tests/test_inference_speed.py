@@ -190,7 +190,8 @@ def test_onnx_optimized_graph_cache(onnx_path, frames, plain_outputs, tmp_path):
     assert data in weights()
     old = (tmp_path / data3).stat().st_mtime - 120
     os.utime(tmp_path / data3, (old, old))
-    os.utime(src, ns=(stamp + 2 * 10**9, stamp + 2 * 10**9))
+    newer = cached.stat().st_mtime_ns + 10**9  # than the cache third wrote
+    os.utime(src, ns=(newer, newer))
     fourth = OnnxRunner(src, device="cpu")
     assert fourth.model_path == cached
     (data4,) = [d for d in weights() if d not in (data, data3)]  # data3 removed, data still young
