@@ -183,7 +183,11 @@ def test_onnx_optimized_graph_cache(onnx_path, frames, plain_outputs, tmp_path):
     # a re-exported model (newer file) invalidates the cache; the old weights file goes
     # once it is over a minute old (younger ones may be a concurrent writer's); the open
     # sessions keep their mapping
-    os.utime(src, ns=(stamp + 10**9, stamp + 10**9))
+    def reexported():  # the cache dated before the model (no dates in the future)
+        before = src.stat().st_mtime_ns - 10**9
+        os.utime(cached, ns=(before, before))
+
+    reexported()
     os.utime(tmp_path / data)  # young, however long the steps above took
     third = OnnxRunner(src, device="cpu")
     assert third.model_path == cached and cached.stat().st_mtime_ns > stamp
@@ -191,8 +195,7 @@ def test_onnx_optimized_graph_cache(onnx_path, frames, plain_outputs, tmp_path):
     assert data in weights()
     old = (tmp_path / data3).stat().st_mtime - 120
     os.utime(tmp_path / data3, (old, old))
-    newer = cached.stat().st_mtime_ns + 10**9  # than the cache third wrote
-    os.utime(src, ns=(newer, newer))
+    reexported()
     os.utime(tmp_path / data)
     fourth = OnnxRunner(src, device="cpu")
     assert fourth.model_path == cached
