@@ -172,6 +172,7 @@ def _optimized_model(ort, path: Path, providers) -> Path:
     Returns ``path`` itself when the cache cannot be written (read-only folder, full disk):
     the session then optimises in memory as usual.
     """
+    # "-x": weights in an external file; a cache of the older inline form is not reused
     key = f"ort{ort.__version__}-{_cpu_signature()}-x"
     cached = path.with_name(f"{path.stem}.optimized-{key}.onnx")
     token = f"{os.getpid()}-{threading.get_ident()}-{time.time_ns()}"

@@ -284,11 +284,8 @@ class WinogradConvTranspose2d(nn.Module):
                     row.append([[parts[a * fj + b] for b in range(fj)] for a in range(fi)])
             products.append(row)
 
-        def total(terms):
-            out = terms[0]
-            for t in terms[1:]:
-                out = out + t
-            return out
+        def total(terms):  # builtin sum would start from 0 and trace an extra Add
+            return sum(terms[1:], terms[0])
 
         # columns first: cols[(i, a)][c] over the 4 output columns of a tile
         cols = {(i, a): [total([products[i][j][a][b] for j, b in _T_OUT[col]]) for col in range(4)]
